@@ -1,0 +1,187 @@
+//! Blocking file I/O for the filesystem backend, run off the async threads.
+//!
+//! Writes are a two-stage pipeline: the async task pulls chunks from the input stream (which is
+//! where callers hash, see [`crate::digest::VerifyingStream`]) and hands them over a small bounded
+//! channel to a blocking thread that writes them. Hashing and writing thus overlap on two cores,
+//! and memory is bounded by the channel, not by the object size.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use tokio::sync::mpsc;
+
+use crate::error::{Error, Result};
+use crate::stream::ByteStream;
+
+/// Chunks in flight between the async task and a blocking writer or reader thread.
+const CHANNEL_DEPTH: usize = 4;
+/// Size of the chunks a reader thread produces.
+const READ_CHUNK: usize = 1024 * 1024;
+
+/// Runs blocking work on tokio's blocking pool.
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::io("join blocking task", "-", std::io::Error::other(e)))?
+}
+
+/// Writes the whole of `data` to `file` at its current position and fsyncs it. Returns the file
+/// and the number of bytes written. A stream error is returned as is, after the writer stopped.
+pub(crate) async fn write_stream(file: File, path: PathBuf, mut data: ByteStream) -> Result<(File, u64)> {
+    let (tx, mut rx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
+    let writer_path = path.clone();
+    let writer = tokio::task::spawn_blocking(move || -> Result<(File, u64)> {
+        let mut file = file;
+        let mut written = 0u64;
+        while let Some(chunk) = rx.blocking_recv() {
+            file.write_all(&chunk)
+                .map_err(|e| Error::io("write", writer_path.display(), e))?;
+            written += chunk.len() as u64;
+        }
+        file.sync_all()
+            .map_err(|e| Error::io("fsync", writer_path.display(), e))?;
+        Ok((file, written))
+    });
+
+    let mut input_error = None;
+    while let Some(item) = data.next().await {
+        match item {
+            Ok(chunk) if chunk.is_empty() => {}
+            Ok(chunk) => {
+                if tx.send(chunk).await.is_err() {
+                    break; // the writer failed; its error is reported below
+                }
+            }
+            Err(e) => {
+                input_error = Some(e);
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let written = writer
+        .await
+        .map_err(|e| Error::io("join writer", path.display(), std::io::Error::other(e)))?;
+    match input_error {
+        Some(e) => Err(e),
+        None => written,
+    }
+}
+
+/// Streams `len` bytes of `file` starting at `start`, read by a blocking thread.
+pub(crate) fn read_stream(mut file: File, path: PathBuf, start: u64, len: u64) -> ByteStream {
+    let (tx, rx) = mpsc::channel::<Result<Bytes>>(CHANNEL_DEPTH);
+    tokio::task::spawn_blocking(move || {
+        let read = |file: &mut File, want: usize| -> std::io::Result<Bytes> {
+            let mut buf = BytesMut::zeroed(want);
+            let mut filled = 0;
+            while filled < want {
+                match file.read(&mut buf[filled..])? {
+                    0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                    n => filled += n,
+                }
+            }
+            Ok(buf.freeze())
+        };
+        if let Err(e) = file.seek(SeekFrom::Start(start)) {
+            let _ = tx.blocking_send(Err(Error::io("seek", path.display(), e)));
+            return;
+        }
+        let mut remaining = len;
+        while remaining > 0 {
+            let want = remaining.min(READ_CHUNK as u64) as usize;
+            let item = read(&mut file, want).map_err(|e| Error::io("read", path.display(), e));
+            let failed = item.is_err();
+            if tx.blocking_send(item).is_err() || failed {
+                return; // the reader went away, or we reported the error
+            }
+            remaining -= want as u64;
+        }
+    });
+    Box::pin(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
+}
+
+/// Fsyncs a directory, making renames and creations inside it durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io("fsync directory", dir.display(), e))
+}
+
+/// Renames `from` to `to` (replacing it), creating `to`'s parent directories, and fsyncs the
+/// parent. A concurrent delete may remove an empty parent between creating and renaming, so the
+/// rename is retried a few times.
+pub(crate) fn publish(from: &Path, to: &Path) -> Result<()> {
+    let parent = to.parent().expect("object paths have a parent");
+    let mut attempt = 0;
+    loop {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent.display(), e))?;
+        match std::fs::rename(from, to) {
+            Ok(()) => return sync_dir(parent),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempt < 3 && from.exists() => attempt += 1,
+            Err(e) => return Err(Error::io("rename into place", to.display(), e)),
+        }
+    }
+}
+
+/// A temp file that is removed when dropped unless it was published. This is what makes a
+/// cancelled or failed write leave no debris.
+#[derive(Debug)]
+pub(crate) struct TempFile {
+    path: PathBuf,
+    armed: bool,
+}
+
+impl TempFile {
+    /// Creates a new, empty, uniquely named file in `dir`.
+    pub(crate) fn create(dir: &Path) -> Result<(Self, File)> {
+        let path = dir.join(format!("{}.tmp", uuid::Uuid::new_v4().simple()));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| Error::io("create temp file", path.display(), e))?;
+        Ok((TempFile { path, armed: true }, file))
+    }
+
+    /// The temp file's path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Moves the file to `to` (see [`publish`]); it is no longer removed on drop.
+    pub(crate) fn publish(mut self, to: &Path) -> Result<()> {
+        publish(&self.path, to)?;
+        self.armed = false;
+        Ok(())
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Maps "no such file" to [`Error::NotFound`] for `key`, anything else to [`Error::Io`].
+pub(crate) fn not_found_or(op: &'static str, path: &Path, key: &str) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.display().to_string();
+    let key = key.to_owned();
+    move |e| {
+        if matches!(
+            e.kind(),
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+        ) {
+            Error::NotFound { key }
+        } else {
+            Error::io(op, path, e)
+        }
+    }
+}

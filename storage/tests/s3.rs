@@ -1,0 +1,83 @@
+//! The conformance suite against the S3 backend, over HTTP to an S3 server (s3s + s3s-fs) running
+//! in the test process, plus S3-specific checks.
+
+use bytes::Bytes;
+use strata_storage::testing::conformance::{generated, pattern};
+use strata_storage::testing::{Fixture, S3Fixture, S3TestServer};
+use strata_storage::{Backend, BackendExt, Key, S3Backend, stream};
+
+strata_storage::conformance_tests!(S3Fixture::new().await);
+
+fn key(s: &str) -> Key {
+    Key::parse(s).unwrap()
+}
+
+async fn etag(backend: &S3Backend, bucket: &str, s3_key: &str) -> String {
+    let out = backend
+        .client()
+        .head_object()
+        .bucket(bucket)
+        .key(s3_key)
+        .send()
+        .await
+        .unwrap();
+    out.e_tag.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_puts_are_multipart_uploads_and_small_ones_are_not() {
+    let fixture = S3Fixture::new().await;
+    let backend = S3Backend::new(fixture.config()).await.unwrap();
+    backend
+        .put(&key("mp/big"), generated(12 * 1024 * 1024, 1 << 20, 1))
+        .await
+        .unwrap();
+    backend.put_bytes(&key("mp/small"), pattern(1000, 2)).await.unwrap();
+    // S3 marks multipart objects' ETags with "-<parts>": 12 MiB in 5 MiB parts is 3 parts.
+    assert!(
+        etag(&backend, "strata-test", "mp/big")
+            .await
+            .trim_matches('"')
+            .ends_with("-3")
+    );
+    assert!(!etag(&backend, "strata-test", "mp/small").await.contains('-'));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_prefix_keeps_stores_in_one_bucket_apart() {
+    let server = S3TestServer::start().await;
+    let mut one = server.bucket("shared").await;
+    let mut two = one.clone();
+    one.prefix = Some("one".into());
+    two.prefix = Some("two/nested".into());
+    let (one, two) = (S3Backend::new(&one).await.unwrap(), S3Backend::new(&two).await.unwrap());
+    one.put_bytes(&key("k/x"), Bytes::from_static(b"1")).await.unwrap();
+    two.put_bytes(&key("k/x"), Bytes::from_static(b"2")).await.unwrap();
+    assert_eq!(one.get_bytes(&key("k/x")).await.unwrap(), Bytes::from_static(b"1"));
+    assert_eq!(two.list_all(&key("k")).await.unwrap().len(), 1);
+    assert!(server.data_dir().join("shared/two/nested/k/x").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_state_lives_in_the_bucket() {
+    let fixture = S3Fixture::new().await;
+    let backend = fixture.backend().await;
+    let home = key("_uploads/u1/data");
+    backend.upload_create(&home).await.unwrap();
+    backend
+        .upload_append(&home, 0, stream::once(pattern(1000, 3)), Box::new(|| b"cp".to_vec()))
+        .await
+        .unwrap();
+    let objects: Vec<String> = backend
+        .list_all(&key("_uploads/u1"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.key.to_string())
+        .collect();
+    assert_eq!(objects, vec!["_uploads/u1/data/state", "_uploads/u1/data/tail-1000"]);
+    // A brand-new client (another replica, nothing shared in memory) sees the same state.
+    let other = S3Backend::new(fixture.config()).await.unwrap();
+    let status = other.upload_status(&home).await.unwrap();
+    assert_eq!((status.length, &status.checkpoint[..]), (1000, &b"cp"[..]));
+}
