@@ -34,15 +34,23 @@ pub(crate) async fn write_stream(file: File, path: PathBuf, mut data: ByteStream
     let (tx, mut rx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
     let writer_path = path.clone();
     let writer = tokio::task::spawn_blocking(move || -> Result<(File, u64)> {
+        let io_err = |op| {
+            let path = writer_path.display().to_string();
+            move |e| Error::io(op, path, e)
+        };
         let mut file = file;
+        let flusher = Flusher::start(&file).map_err(io_err("clone file handle"))?;
         let mut written = 0u64;
         while let Some(chunk) = rx.blocking_recv() {
-            file.write_all(&chunk)
-                .map_err(|e| Error::io("write", writer_path.display(), e))?;
+            file.write_all(&chunk).map_err(io_err("write"))?;
+            let before = written;
             written += chunk.len() as u64;
+            if before / FLUSH_WINDOW != written / FLUSH_WINDOW {
+                flusher.kick();
+            }
         }
-        file.sync_all()
-            .map_err(|e| Error::io("fsync", writer_path.display(), e))?;
+        flusher.finish().map_err(io_err("fsync"))?;
+        file.sync_all().map_err(io_err("fsync"))?;
         Ok((file, written))
     });
 
@@ -68,6 +76,47 @@ pub(crate) async fn write_stream(file: File, path: PathBuf, mut data: ByteStream
     match input_error {
         Some(e) => Err(e),
         None => written,
+    }
+}
+
+/// Bytes written between two background flushes.
+const FLUSH_WINDOW: u64 = 32 * 1024 * 1024;
+
+/// Flushes a file being written in the background, so that the disk works while the data is
+/// still arriving and being hashed, and the final fsync has little left to do. Without it a
+/// large write lands in the page cache at memory speed and only then goes to disk, one phase
+/// after the other.
+struct Flusher {
+    kick: Option<std::sync::mpsc::SyncSender<()>>,
+    thread: std::thread::JoinHandle<std::io::Result<()>>,
+}
+
+impl Flusher {
+    fn start(file: &File) -> std::io::Result<Self> {
+        let file = file.try_clone()?;
+        let (kick, rx) = std::sync::mpsc::sync_channel::<()>(1);
+        let thread = std::thread::Builder::new().name("strata-flush".into()).spawn(move || {
+            while rx.recv().is_ok() {
+                file.sync_data()?;
+            }
+            Ok(())
+        })?;
+        Ok(Flusher {
+            kick: Some(kick),
+            thread,
+        })
+    }
+
+    /// Asks for a flush; kicks that arrive while one is pending coalesce.
+    fn kick(&self) {
+        let _ = self.kick.as_ref().expect("not finished").try_send(());
+    }
+
+    fn finish(mut self) -> std::io::Result<()> {
+        self.kick = None;
+        self.thread
+            .join()
+            .map_err(|_| std::io::Error::other("flusher thread panicked"))?
     }
 }
 
