@@ -34,6 +34,8 @@ pub struct BlobWriter {
     task: Option<JoinHandle<Result<UploadStatus>>>,
     aborted: Arc<AtomicBool>,
     written: u64,
+    /// Set once commit or abort has cleaned up; otherwise dropping the writer aborts the session.
+    done: bool,
 }
 
 impl BlobWriter {
@@ -65,6 +67,7 @@ impl BlobWriter {
             task: Some(task),
             aborted,
             written: 0,
+            done: false,
         })
     }
 
@@ -114,6 +117,7 @@ impl BlobWriter {
         if result.is_err() {
             let _ = self.store.upload_abort(&self.id).await;
         }
+        self.done = true;
         result
     }
 
@@ -121,19 +125,24 @@ impl BlobWriter {
     pub async fn abort(mut self) -> Result<()> {
         self.aborted.store(true, Ordering::SeqCst);
         let _ = self.finish_task().await;
+        self.done = true;
         self.store.upload_abort(&self.id).await
     }
 }
 
 impl Drop for BlobWriter {
     fn drop(&mut self) {
-        let Some(task) = self.task.take() else { return };
+        if self.done {
+            return;
+        }
         self.aborted.store(true, Ordering::SeqCst);
         self.tx = None;
-        let (store, id) = (self.store.clone(), self.id.clone());
+        let (task, store, id) = (self.task.take(), self.store.clone(), self.id.clone());
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
-                let _ = task.await;
+                if let Some(task) = task {
+                    let _ = task.await;
+                }
                 let _ = store.upload_abort(&id).await;
             });
         }

@@ -110,6 +110,25 @@ impl Inner {
         Ok(())
     }
 
+    /// Reads a whole small object (upload state, tails) into memory, with its time.
+    async fn get_small(&self, s3_key: &str) -> Result<(Bytes, SystemTime)> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(s3_key)
+            .send()
+            .await
+            .map_err(|e| map_err("GetObject", s3_key, e))?;
+        let modified = client::time(out.last_modified.as_ref());
+        let body = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| backend_err("GetObject body", s3_key, e))?;
+        Ok((body.into_bytes(), modified))
+    }
+
     async fn head(&self, key: &Key) -> Result<ObjectMeta> {
         let s3_key = self.s3_key(key);
         let out = self

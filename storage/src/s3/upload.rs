@@ -23,7 +23,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use super::client::{backend_err, map_err};
+use super::client::backend_err;
 use super::parts::{self, MIN_PART, Part, PartBuffer, PartUploader};
 use super::{Inner, MAX_PARTS, S3Backend};
 use crate::backend::{BackendExt, Checkpoint, ObjectMeta, UploadStatus};
@@ -52,21 +52,10 @@ fn child(home: &Key, name: &str) -> Key {
 
 async fn read_state(inner: &Inner, home: &Key) -> Result<(State, SystemTime)> {
     let s3_key = inner.s3_key(&child(home, "state"));
-    let out = inner
-        .client
-        .get_object()
-        .bucket(&inner.bucket)
-        .key(&s3_key)
-        .send()
-        .await
-        .map_err(|e| map_err("GetObject", home.as_str(), e))?;
-    let modified = super::client::time(out.last_modified.as_ref());
-    let raw = out
-        .body
-        .collect()
-        .await
-        .map_err(|e| backend_err("GetObject body", &s3_key, e))?
-        .into_bytes();
+    let (raw, modified) = inner.get_small(&s3_key).await.map_err(|e| match e {
+        Error::NotFound { .. } => Error::NotFound { key: home.to_string() },
+        other => other,
+    })?;
     let state = serde_json::from_slice(&raw).map_err(|e| backend_err("parse upload state", &s3_key, e))?;
     Ok((state, modified))
 }
@@ -91,20 +80,7 @@ fn status_of(state: &State, updated: SystemTime) -> Result<UploadStatus> {
 
 async fn read_tail(inner: &Inner, home: &Key, tail: &Tail) -> Result<Bytes> {
     let s3_key = inner.s3_key(&child(home, &tail.name));
-    let out = inner
-        .client
-        .get_object()
-        .bucket(&inner.bucket)
-        .key(&s3_key)
-        .send()
-        .await
-        .map_err(|e| map_err("GetObject", &s3_key, e))?;
-    let bytes = out
-        .body
-        .collect()
-        .await
-        .map_err(|e| backend_err("GetObject body", &s3_key, e))?
-        .into_bytes();
+    let (bytes, _) = inner.get_small(&s3_key).await?;
     if bytes.len() as u64 != tail.size {
         return Err(backend_err(
             "read upload tail",
