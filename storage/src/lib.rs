@@ -12,7 +12,7 @@
 //! - [`StorageConfig`] selects and configures a backend from TOML and `STRATA_STORAGE_*`
 //!   environment variables.
 //!
-//! With the `testing` feature, [`testing`] offers the backend conformance suite and an in-process
+//! With the `testing` feature, the `testing` module offers the backend conformance suite and an in-process
 //! S3 server, so every crate can test against real S3 semantics.
 
 mod backend;
