@@ -81,3 +81,34 @@ async fn upload_state_lives_in_the_bucket() {
     let status = other.upload_status(&home).await.unwrap();
     assert_eq!((status.length, &status.checkpoint[..]), (1000, &b"cp"[..]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_server_errors_are_retried_a_bounded_number_of_times() {
+    // Every second request fails with a 500 before the server looks at it.
+    let server = S3TestServer::start_with_faults(2).await;
+    let mut cfg = server.bucket("flaky").await;
+    cfg.max_attempts = 3;
+    let backend = S3Backend::new(&cfg).await.unwrap();
+    let size = 12 * 1024 * 1024;
+    backend.put(&key("f/big"), generated(size, 1 << 20, 5)).await.unwrap();
+    backend.copy(&key("f/big"), &key("f/copy")).await.unwrap();
+    let got = strata_storage::stream::collect(backend.get(&key("f/copy"), None).await.unwrap().body)
+        .await
+        .unwrap();
+    let expected = strata_storage::stream::collect(generated(size, 1 << 20, 5))
+        .await
+        .unwrap();
+    assert!(got == expected);
+    assert_eq!(backend.list_all(&key("f")).await.unwrap().len(), 2);
+
+    // Without retries the same server's failures reach the caller.
+    cfg.max_attempts = 1;
+    let fragile = S3Backend::new(&cfg).await.unwrap();
+    let mut failures = 0;
+    for _ in 0..4 {
+        if fragile.head(&key("f/big")).await.is_err() {
+            failures += 1;
+        }
+    }
+    assert_eq!(failures, 2, "every second request fails, and nothing retried it");
+}

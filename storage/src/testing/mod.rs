@@ -9,6 +9,7 @@ pub mod conformance;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -74,11 +75,28 @@ pub struct S3TestServer {
 impl S3TestServer {
     /// Starts a server with an empty data directory.
     pub async fn start() -> Self {
+        Self::start_with_faults(0).await
+    }
+
+    /// Starts a server that answers every `fail_every`-th request (the first included) with a
+    /// transient `500 InternalError` before looking at it, as an overloaded S3 service does;
+    /// `0` never fails. For testing retries.
+    pub async fn start_with_faults(fail_every: usize) -> Self {
         let dir = tempfile::tempdir().expect("create temp dir");
         let fs = s3s_fs::FileSystem::new(dir.path()).expect("s3s-fs root");
         let mut builder = s3s::service::S3ServiceBuilder::new(fs);
         builder.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
         let service = builder.build();
+        let requests = Arc::new(AtomicUsize::new(0));
+        let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+            let (service, n) = (service.clone(), requests.fetch_add(1, Ordering::SeqCst));
+            async move {
+                if fail_every > 0 && n.is_multiple_of(fail_every) {
+                    return Ok(injected_failure());
+                }
+                hyper::service::Service::call(&service, req).await
+            }
+        });
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let task = tokio::spawn(async move {
@@ -127,6 +145,16 @@ impl S3TestServer {
             .expect("create bucket");
         cfg
     }
+}
+
+fn injected_failure() -> hyper::Response<s3s::Body> {
+    let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>InternalError</Code>\
+                <Message>failure injected by the test server</Message></Error>";
+    hyper::Response::builder()
+        .status(500)
+        .header("content-type", "application/xml")
+        .body(s3s::Body::from(body.to_owned()))
+        .expect("static response")
 }
 
 impl Drop for S3TestServer {
