@@ -112,3 +112,69 @@ async fn transient_server_errors_are_retried_a_bounded_number_of_times() {
     }
     assert_eq!(failures, 2, "every second request fails, and nothing retried it");
 }
+
+/// Runs `credentials_chain_child` in a new process of this test binary with `env` set, since the
+/// AWS credential chain reads the process environment.
+fn run_chain_child(endpoint: &str, access: &str, secret: &str) -> std::process::Output {
+    std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "credentials_chain_child", "--ignored", "--nocapture"])
+        .env("STRATA_CHILD_S3_ENDPOINT", endpoint)
+        .env("AWS_ACCESS_KEY_ID", access)
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_keys_in_the_config_credentials_come_from_the_aws_chain() {
+    let server = S3TestServer::start().await;
+    server.bucket("chain").await;
+    let (access, secret) = server.credentials();
+    let endpoint = server.endpoint();
+    let (good, bad) = tokio::task::spawn_blocking(move || {
+        (
+            run_chain_child(&endpoint, access, secret),
+            run_chain_child(&endpoint, access, "wrong-secret"),
+        )
+    })
+    .await
+    .unwrap();
+    let output = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    assert!(
+        good.status.success(),
+        "the environment's credentials were not used:\n{}",
+        output(&good)
+    );
+    assert!(output(&good).contains("1 passed"), "{}", output(&good));
+    assert!(
+        !bad.status.success(),
+        "wrong credentials from the environment were accepted:\n{}",
+        output(&bad)
+    );
+}
+
+#[tokio::test]
+#[ignore = "a child process of without_keys_in_the_config_credentials_come_from_the_aws_chain"]
+async fn credentials_chain_child() {
+    let mut cfg = strata_storage::S3Config::new("chain");
+    cfg.endpoint = Some(std::env::var("STRATA_CHILD_S3_ENDPOINT").expect("run by the parent test"));
+    cfg.path_style = true;
+    cfg.max_attempts = 1;
+    let backend = S3Backend::new(&cfg).await.unwrap();
+    backend
+        .put_bytes(&key("c/x"), Bytes::from_static(b"from the chain"))
+        .await
+        .unwrap();
+    assert_eq!(
+        backend.get_bytes(&key("c/x")).await.unwrap(),
+        Bytes::from_static(b"from the chain")
+    );
+}

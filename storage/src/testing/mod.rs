@@ -113,6 +113,11 @@ impl S3TestServer {
         S3TestServer { addr, dir, task }
     }
 
+    /// The access key id and secret the server accepts.
+    pub fn credentials(&self) -> (&'static str, &'static str) {
+        (ACCESS_KEY, SECRET_KEY)
+    }
+
     /// `http://127.0.0.1:<port>`.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
