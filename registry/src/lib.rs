@@ -1,4 +1,26 @@
-//! `strata-registry`: an OCI Distribution v1.1 registry over [`strata_storage`].
+//! `strata-registry`: an OCI Distribution Spec v1.1 registry (plus the Docker Registry V2
+//! behaviour clients rely on) over [`strata_storage`].
 //!
-//! Not built yet: this crate is a shell until the registry issue lands. The storage layout it will
-//! use is already drawn in [`strata_storage::layout`].
+//! - [`config`]: what an operator can set (file, `STRATA_*` environment, flags).
+//! - [`app`]: shared state, the router, the request log, and [`app::run`], which serves a bound
+//!   listener until a shutdown future resolves (tests bind port 0 and run it in process).
+//! - [`route`]: `/v2/<rest>` parsed from the right into an endpoint, with every name, tag, digest
+//!   and upload id validated before storage sees it.
+//! - `handlers`: one module per group of endpoints; [`meta`]: repository metadata (links,
+//!   revisions, tags, referrers, catalog, upload records); [`manifest`]: reading manifests.
+//! - [`error`]: the OCI error body and status codes; [`metrics`]: Prometheus metrics.
+//!
+//! All state lives in storage, so replicas over one S3 bucket (or one directory) are
+//! interchangeable, and an upload can continue on any of them.
+
+pub mod app;
+pub mod config;
+pub mod error;
+mod handlers;
+pub mod manifest;
+pub mod meta;
+pub mod metrics;
+pub mod route;
+
+pub use app::{AppState, SharedState, app, run};
+pub use config::{Config, LogFormat, Overrides};

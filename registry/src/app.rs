@@ -1,0 +1,212 @@
+//! The registry as a service: shared state, the router, the request log, and
+//! [`run`]`(listener, state, shutdown)` so tests bind port 0 and serve in process.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use http::{HeaderValue, StatusCode, header};
+use regex::Regex;
+use strata_storage::{Backend, BackendExt, BlobStore, Key};
+use tokio::net::TcpListener;
+
+use crate::config::{Config, ForeignLayers};
+use crate::error::InternalCause;
+use crate::handlers;
+use crate::meta::Metadata;
+use crate::metrics::Metrics;
+
+/// Everything a request handler needs. Built once per process; replicas share only storage.
+#[derive(Debug)]
+pub struct AppState {
+    /// The configuration the registry runs with.
+    pub config: Config,
+    /// Blob content.
+    pub blobs: BlobStore,
+    /// Repository metadata.
+    pub meta: Metadata,
+    /// Compiled foreign-layer URL policy.
+    pub foreign: ForeignPolicy,
+    /// Request and upload metrics.
+    pub metrics: Metrics,
+}
+
+/// Shared state handle.
+pub type SharedState = Arc<AppState>;
+
+/// Compiled `[foreign_layers]` patterns.
+#[derive(Debug)]
+pub struct ForeignPolicy {
+    allow: Vec<Regex>,
+    deny: Vec<Regex>,
+}
+
+impl ForeignPolicy {
+    /// Compiles the patterns; an invalid one is a configuration error naming it.
+    pub fn new(config: &ForeignLayers) -> Result<Self, String> {
+        let compile = |patterns: &[String]| {
+            patterns
+                .iter()
+                .map(|p| Regex::new(p).map_err(|e| format!("foreign_layers pattern {p:?}: {e}")))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        Ok(ForeignPolicy {
+            allow: compile(&config.allow)?,
+            deny: compile(&config.deny)?,
+        })
+    }
+
+    /// Whether a layer with these URLs may be referenced without its blob.
+    pub fn allows(&self, urls: &[String]) -> bool {
+        !urls.is_empty()
+            && urls
+                .iter()
+                .all(|u| self.allow.iter().any(|r| r.is_match(u)) && !self.deny.iter().any(|r| r.is_match(u)))
+    }
+}
+
+impl AppState {
+    /// State over an already opened backend.
+    pub fn new(config: Config, backend: Arc<dyn Backend>) -> Result<SharedState, String> {
+        let foreign = ForeignPolicy::new(&config.foreign_layers)?;
+        Ok(Arc::new(AppState {
+            blobs: BlobStore::new(backend.clone()),
+            meta: Metadata::new(backend),
+            foreign,
+            metrics: Metrics::default(),
+            config,
+        }))
+    }
+
+    /// Opens the configured storage and builds the state.
+    pub async fn open(config: Config) -> anyhow::Result<SharedState> {
+        let backend = config.storage.open().await?;
+        AppState::new(config, backend).map_err(anyhow::Error::msg)
+    }
+}
+
+/// What a handler tells the request log about the request (through response extensions).
+#[derive(Debug, Clone)]
+pub struct RequestInfo {
+    /// Endpoint kind (`blob`, `manifest`, ...).
+    pub kind: &'static str,
+    /// Repository, when the endpoint has one.
+    pub repository: Option<String>,
+    /// Request body bytes consumed, when the handler counted them.
+    pub bytes_in: Option<u64>,
+}
+
+/// The router: `/v2/...`, `/healthz`, `/metrics`, behind the request log.
+pub fn app(state: SharedState) -> Router {
+    Router::new()
+        .route("/v2", any(handlers::dispatch_root))
+        .route("/v2/", any(handlers::dispatch_root))
+        .route("/v2/{*rest}", any(handlers::dispatch))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then finishes in-flight requests. Also runs the upload
+/// purge in the background.
+pub async fn run(
+    listener: TcpListener,
+    state: SharedState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let purge = tokio::spawn(purge_uploads(state.clone()));
+    let result = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await;
+    purge.abort();
+    result
+}
+
+/// Removes abandoned upload sessions every `upload_purge_interval_secs`.
+async fn purge_uploads(state: SharedState) {
+    let interval = Duration::from_secs(state.config.upload_purge_interval_secs.max(1));
+    let age = Duration::from_secs(state.config.upload_purge_age_secs);
+    loop {
+        let cutoff = SystemTime::now() - age;
+        match state.blobs.purge_uploads(cutoff).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(purged = n, "purged abandoned upload sessions"),
+            Err(e) => tracing::warn!(error = %e, "upload purge failed"),
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// The request log and metrics: one line per request, the internal cause of a 5xx logged once,
+/// and `Docker-Distribution-API-Version` on every `/v2/` response.
+async fn observe(State(state): State<SharedState>, request: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = request.method().clone();
+    let is_v2 = request.uri().path().starts_with("/v2");
+    let request_length = content_length(request.headers());
+    let mut response = next.run(request).await;
+    if is_v2 {
+        response.headers_mut().insert(
+            "docker-distribution-api-version",
+            HeaderValue::from_static("registry/2.0"),
+        );
+    }
+    let elapsed = start.elapsed();
+    let info = response.extensions().get::<RequestInfo>().cloned();
+    let kind = info.as_ref().map_or(if is_v2 { "unknown" } else { "ops" }, |i| i.kind);
+    let repository = info.as_ref().and_then(|i| i.repository.clone()).unwrap_or_default();
+    let bytes_in = info.as_ref().and_then(|i| i.bytes_in).or(request_length).unwrap_or(0);
+    let bytes_out = if method == http::Method::HEAD {
+        0
+    } else {
+        content_length(response.headers()).unwrap_or(0)
+    };
+    let status = response.status().as_u16();
+    state
+        .metrics
+        .observe(kind, method.as_str(), status, elapsed, bytes_in, bytes_out);
+    if let Some(InternalCause(cause)) = response.extensions().get::<InternalCause>() {
+        tracing::error!(%method, endpoint = kind, %repository, status, cause = %cause, "request failed");
+    }
+    tracing::info!(
+        %method,
+        endpoint = kind,
+        %repository,
+        status,
+        bytes_in,
+        bytes_out,
+        duration_ms = elapsed.as_secs_f64() * 1000.0,
+        "request"
+    );
+    response
+}
+
+fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
+/// 200 when storage answers, 503 when it does not.
+async fn healthz(State(state): State<SharedState>) -> Response {
+    let probe = Key::parse("_health").expect("valid key");
+    match state.blobs.backend().exists(&probe).await {
+        Ok(_) => (StatusCode::OK, "ok\n").into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "health check: storage unreachable");
+            (StatusCode::SERVICE_UNAVAILABLE, "storage unreachable\n").into_response()
+        }
+    }
+}
+
+async fn metrics(State(state): State<SharedState>) -> Response {
+    let mut response = Body::from(state.metrics.render()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    response
+}

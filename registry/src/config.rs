@@ -1,0 +1,312 @@
+//! Registry configuration: plain data with defaults that need no file, loaded from TOML, then
+//! `STRATA_*` environment variables, then command-line flags (each overriding the one before).
+//! `deploy/registry.example.toml` documents every key.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use serde::Deserialize;
+use strata_storage::{FsConfig, StorageConfig};
+
+/// Everything the registry can be told.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on. Default `127.0.0.1:5000`.
+    pub listen: SocketAddr,
+    /// Log line format.
+    pub log_format: LogFormat,
+    /// Whether manifests, tags and blobs may be deleted through the API. Default on.
+    pub delete_enabled: bool,
+    /// Upload sessions untouched for this many seconds are purged. Default 7 days.
+    pub upload_purge_age_secs: u64,
+    /// How often the purge runs, in seconds. Default 1 hour.
+    pub upload_purge_interval_secs: u64,
+    /// Where blobs and metadata live.
+    pub storage: StorageConfig,
+    /// Which foreign-layer URLs a manifest may reference without the blob being pushed.
+    pub foreign_layers: ForeignLayers,
+    /// Request limits.
+    pub limits: Limits,
+}
+
+/// Text (human) or JSON (one object per line) logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// URL patterns (regular expressions) for the `urls` of foreign / non-distributable layers.
+/// A layer whose every URL matches some `allow` and no `deny` pattern need not exist in the
+/// registry. Default: allow `https://` URLs (what Windows base images use).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ForeignLayers {
+    /// Patterns a URL must match one of.
+    pub allow: Vec<String>,
+    /// Patterns a URL must match none of.
+    pub deny: Vec<String>,
+}
+
+/// Size limits on requests.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest manifest accepted, in bytes (larger: 413). Default 4 MiB.
+    pub max_manifest_bytes: u64,
+    /// Largest blob accepted, in bytes; 0 means no limit. Default 0.
+    pub max_blob_bytes: u64,
+    /// Largest `n` accepted by `/v2/_catalog` (larger: 400). Default 1000.
+    pub catalog_max_entries: u64,
+    /// Largest page of tags returned at once (larger `n` is clamped). Default 1000.
+    pub tags_max_entries: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 5000)),
+            log_format: LogFormat::Text,
+            delete_enabled: true,
+            upload_purge_age_secs: 7 * 24 * 3600,
+            upload_purge_interval_secs: 3600,
+            storage: StorageConfig::default(),
+            foreign_layers: ForeignLayers::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Default for ForeignLayers {
+    fn default() -> Self {
+        ForeignLayers {
+            allow: vec!["^https://".into()],
+            deny: Vec::new(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_manifest_bytes: 4 * 1024 * 1024,
+            max_blob_bytes: 0,
+            catalog_max_entries: 1000,
+            tags_max_entries: 1000,
+        }
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file is not valid configuration.
+    #[error("parse {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// An environment variable has an unusable value.
+    #[error("{0}")]
+    Env(String),
+    /// The storage section is unusable.
+    #[error(transparent)]
+    Storage(#[from] strata_storage::Error),
+}
+
+/// Command-line overrides (the binary fills these from its flags).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--listen`.
+    pub listen: Option<SocketAddr>,
+    /// `--root`: filesystem storage in this directory.
+    pub root: Option<PathBuf>,
+}
+
+impl Config {
+    /// Parses a TOML document.
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Loads the file (if any), applies `STRATA_*` variables found through `env`, then `flags`.
+    pub fn load(
+        path: Option<&std::path::Path>,
+        env: impl Fn(&str) -> Option<String>,
+        flags: &Overrides,
+    ) -> Result<Self, ConfigError> {
+        let mut config = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                Config::from_toml(&text).map_err(|message| ConfigError::Parse {
+                    path: path.to_owned(),
+                    message,
+                })?
+            }
+            None => Config::default(),
+        };
+        config.apply_env(&env)?;
+        config.storage = config.storage.apply_env(&env)?;
+        if let Some(listen) = flags.listen {
+            config.listen = listen;
+        }
+        if let Some(root) = &flags.root {
+            config.storage = StorageConfig::Fs(FsConfig { root: root.clone() });
+        }
+        Ok(config)
+    }
+
+    fn apply_env(&mut self, env: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn set<T: FromStr>(
+            env: &impl Fn(&str) -> Option<String>,
+            name: &str,
+            field: &mut T,
+        ) -> Result<(), ConfigError> {
+            if let Some(value) = env(name) {
+                *field = value
+                    .parse()
+                    .map_err(|_| ConfigError::Env(format!("{name}={value:?} is not a valid value")))?;
+            }
+            Ok(())
+        }
+        set(env, "STRATA_LISTEN", &mut self.listen)?;
+        set(env, "STRATA_DELETE_ENABLED", &mut self.delete_enabled)?;
+        set(env, "STRATA_UPLOAD_PURGE_AGE_SECS", &mut self.upload_purge_age_secs)?;
+        set(
+            env,
+            "STRATA_UPLOAD_PURGE_INTERVAL_SECS",
+            &mut self.upload_purge_interval_secs,
+        )?;
+        set(
+            env,
+            "STRATA_LIMITS_MAX_MANIFEST_BYTES",
+            &mut self.limits.max_manifest_bytes,
+        )?;
+        set(env, "STRATA_LIMITS_MAX_BLOB_BYTES", &mut self.limits.max_blob_bytes)?;
+        set(
+            env,
+            "STRATA_LIMITS_CATALOG_MAX_ENTRIES",
+            &mut self.limits.catalog_max_entries,
+        )?;
+        set(env, "STRATA_LIMITS_TAGS_MAX_ENTRIES", &mut self.limits.tags_max_entries)?;
+        if let Some(format) = env("STRATA_LOG_FORMAT") {
+            self.log_format = match format.as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                other => {
+                    return Err(ConfigError::Env(format!(
+                        "STRATA_LOG_FORMAT must be text or json, not {other:?}"
+                    )));
+                }
+            };
+        }
+        let list = |v: String| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        };
+        if let Some(allow) = env("STRATA_FOREIGN_LAYERS_ALLOW") {
+            self.foreign_layers.allow = list(allow);
+        }
+        if let Some(deny) = env("STRATA_FOREIGN_LAYERS_DENY") {
+            self.foreign_layers.deny = list(deny);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    #[test]
+    fn no_configuration_means_loopback_5000_and_strata_data() {
+        let config = Config::load(None, |_| None, &Overrides::default()).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:5000");
+        assert_eq!(
+            config.storage,
+            StorageConfig::Fs(FsConfig {
+                root: "./strata-data".into()
+            })
+        );
+        assert!(config.delete_enabled);
+        assert_eq!(config.upload_purge_age_secs, 604_800);
+        assert_eq!(config.limits.max_manifest_bytes, 4 << 20);
+    }
+
+    #[test]
+    fn the_example_file_parses_to_the_defaults() {
+        let text = include_str!("../../deploy/registry.example.toml");
+        assert_eq!(Config::from_toml(text).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn file_then_environment_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.toml");
+        std::fs::write(
+            &path,
+            "listen = \"0.0.0.0:6000\"\ndelete_enabled = false\n[storage]\ntype = \"fs\"\nroot = \"/a\"\n",
+        )
+        .unwrap();
+        let env: HashMap<&str, &str> = [
+            ("STRATA_LISTEN", "127.0.0.1:7000"),
+            ("STRATA_LOG_FORMAT", "json"),
+            ("STRATA_STORAGE_ROOT", "/b"),
+            (
+                "STRATA_FOREIGN_LAYERS_ALLOW",
+                "^https://mcr\\.microsoft\\.com/, ^https://example\\.com/",
+            ),
+        ]
+        .into();
+        let lookup = |k: &str| env.get(k).map(|v| v.to_string());
+        let config = Config::load(Some(&path), lookup, &Overrides::default()).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:7000");
+        assert_eq!(config.log_format, LogFormat::Json);
+        assert!(!config.delete_enabled);
+        assert_eq!(config.storage, StorageConfig::Fs(FsConfig { root: "/b".into() }));
+        assert_eq!(config.foreign_layers.allow.len(), 2);
+
+        let flags = Overrides {
+            listen: Some("127.0.0.1:8000".parse().unwrap()),
+            root: Some("/c".into()),
+        };
+        let config = Config::load(Some(&path), lookup, &flags).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8000");
+        assert_eq!(config.storage, StorageConfig::Fs(FsConfig { root: "/c".into() }));
+    }
+
+    #[test]
+    fn bad_values_are_named_in_the_error() {
+        let err = Config::load(
+            None,
+            |k| (k == "STRATA_DELETE_ENABLED").then(|| "maybe".into()),
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("STRATA_DELETE_ENABLED"), "{err}");
+        assert!(Config::from_toml("lisen = \"x\"").is_err());
+    }
+}

@@ -1,0 +1,199 @@
+//! `GET`/`HEAD`/`PUT`/`DELETE /v2/<name>/manifests/<reference>`.
+
+use axum::body::Body;
+use axum::response::Response;
+use http::{StatusCode, header};
+use strata_storage::{Algorithm, Digest, RepositoryName, Tag, stream};
+
+use super::read_small_body;
+
+use super::{Ctx, check_delete_enabled, empty};
+use crate::error::{ApiError, ApiResult, Code};
+use crate::manifest::{Descriptor, Manifest};
+use crate::meta::Revision;
+use crate::route::Reference;
+
+fn manifest_unknown(reference: &Reference) -> ApiError {
+    ApiError::new(Code::ManifestUnknown, "manifest unknown to registry")
+        .with_detail(serde_json::json!({ "reference": reference.to_string() }))
+}
+
+/// The digest a reference names in `name`, if any.
+async fn resolve(ctx: &Ctx, name: &RepositoryName, reference: &Reference) -> ApiResult<Option<Digest>> {
+    match reference {
+        Reference::Digest(d) => Ok(Some(d.clone())),
+        Reference::Tag(t) => Ok(ctx.state.meta.tag(name, t).await?),
+    }
+}
+
+/// Whether an `If-None-Match` header names `digest`.
+fn matches_etag(ctx: &Ctx, digest: &Digest) -> bool {
+    let Some(value) = ctx.header(header::IF_NONE_MATCH) else {
+        return false;
+    };
+    let digest = digest.to_string();
+    value
+        .split(',')
+        .map(|v| v.trim().trim_start_matches("W/").trim_matches('"'))
+        .any(|v| v == digest || v == "*")
+}
+
+/// Serves a manifest with its stored media type, digest and length; 304 for a matching
+/// `If-None-Match`.
+pub(crate) async fn get(ctx: Ctx, name: RepositoryName, reference: Reference, head: bool) -> ApiResult<Response> {
+    let state = &ctx.state;
+    let digest = resolve(&ctx, &name, &reference)
+        .await?
+        .ok_or_else(|| manifest_unknown(&reference))?;
+    let revision = state
+        .meta
+        .revision(&name, &digest)
+        .await?
+        .ok_or_else(|| manifest_unknown(&reference))?;
+    let builder = Response::builder()
+        .header("docker-content-digest", digest.to_string())
+        .header(header::ETAG, format!("\"{digest}\""));
+    if matches_etag(&ctx, &digest) {
+        return Ok(builder
+            .status(StatusCode::NOT_MODIFIED)
+            .body(Body::empty())
+            .expect("response"));
+    }
+    let builder = builder
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, &revision.media_type)
+        .header(header::CONTENT_LENGTH, revision.size);
+    if head {
+        return Ok(builder.body(Body::empty()).expect("response"));
+    }
+    let bytes = state
+        .blobs
+        .read_limited(&digest, revision.size)
+        .await
+        .map_err(|e| match e {
+            strata_storage::Error::NotFound { .. } => manifest_unknown(&reference),
+            other => other.into(),
+        })?;
+    Ok(builder.body(Body::from(bytes)).expect("response"))
+}
+
+/// Stores a manifest byte for byte after checking that everything it references is here.
+pub(crate) async fn put(ctx: Ctx, name: RepositoryName, reference: Reference) -> ApiResult<Response> {
+    let state = ctx.state.clone();
+    let content_type = ctx
+        .header(header::CONTENT_TYPE)
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_owned());
+    let extra_tags = ctx.query_all("tag").map(Tag::parse).collect::<Result<Vec<_>, _>>()?;
+    let bytes = read_small_body(&ctx, state.config.limits.max_manifest_bytes).await?;
+    let manifest = Manifest::parse(&bytes, content_type.as_deref())?;
+    let digest = match &reference {
+        Reference::Digest(expected) => {
+            let actual = Algorithm::of(expected)?.digest_of(&bytes);
+            if &actual != expected {
+                return Err(
+                    ApiError::new(Code::DigestInvalid, "manifest digest does not match its content").with_detail(
+                        serde_json::json!({ "expected": expected.to_string(), "actual": actual.to_string() }),
+                    ),
+                );
+            }
+            actual
+        }
+        Reference::Tag(_) => Algorithm::Sha256.digest_of(&bytes),
+    };
+    check_references(&state, &name, &manifest).await?;
+
+    // Content first, then the revision, then what points at it: a tag never names a manifest
+    // that is not completely stored.
+    let size = bytes.len() as u64;
+    state.blobs.put(&digest, Some(size), stream::once(bytes)).await?;
+    let subject = manifest.subject.as_ref().map(|s| s.digest.clone());
+    let revision = Revision {
+        media_type: manifest.media_type.clone(),
+        size,
+        subject: subject.clone(),
+    };
+    state.meta.put_revision(&name, &digest, &revision).await?;
+    if let Some(subject) = &subject {
+        let descriptor = manifest.referrer_descriptor(&digest, size);
+        state.meta.add_referrer(&name, subject, &digest, &descriptor).await?;
+    }
+    if let Reference::Tag(tag) = &reference {
+        state.meta.set_tag(&name, tag, &digest).await?;
+    }
+    for tag in &extra_tags {
+        state.meta.set_tag(&name, tag, &digest).await?;
+    }
+    state.meta.ensure_repository(&name).await?;
+
+    let mut response = empty(StatusCode::CREATED)
+        .header(header::LOCATION, format!("/v2/{name}/manifests/{digest}"))
+        .header("docker-content-digest", digest.to_string());
+    if let Some(subject) = &subject {
+        response = response.header("oci-subject", subject.to_string());
+    }
+    for tag in &extra_tags {
+        response = response.header("oci-tag", tag.as_str());
+    }
+    Ok(response.body(Body::empty()).expect("response"))
+}
+
+/// Every blob and child manifest must be in the repository, except foreign layers whose URLs
+/// the policy allows. The subject need not exist (the spec says so).
+async fn check_references(state: &crate::app::AppState, name: &RepositoryName, manifest: &Manifest) -> ApiResult<()> {
+    let unknown = |d: &Descriptor, why: &str| {
+        ApiError::new(
+            Code::ManifestBlobUnknown,
+            format!("manifest references an unknown {why}"),
+        )
+        .with_detail(serde_json::json!({ "digest": d.digest.to_string() }))
+    };
+    let blob_checks = manifest.config.iter().chain(&manifest.layers).map(|d| async move {
+        if state.meta.blob_linked(name, &d.digest).await? {
+            return Ok(());
+        }
+        if d.is_foreign() && state.foreign.allows(&d.urls) {
+            return Ok(());
+        }
+        let why = if d.is_foreign() {
+            "blob (and its URLs are not allowed by the foreign-layer policy)"
+        } else {
+            "blob"
+        };
+        Err(unknown(d, why))
+    });
+    let manifest_checks = manifest.manifests.iter().map(|d| async move {
+        match state.meta.revision(name, &d.digest).await? {
+            Some(_) => Ok(()),
+            None => Err(unknown(d, "manifest")),
+        }
+    });
+    futures::future::try_join_all(blob_checks).await?;
+    futures::future::try_join_all(manifest_checks).await?;
+    Ok(())
+}
+
+/// Deletes a tag (the manifest stays), or a manifest with every tag pointing at it.
+pub(crate) async fn delete(ctx: Ctx, name: RepositoryName, reference: Reference) -> ApiResult<Response> {
+    check_delete_enabled(&ctx)?;
+    let meta = &ctx.state.meta;
+    match &reference {
+        Reference::Tag(tag) => meta.delete_tag(&name, tag).await.map_err(|e| match e {
+            strata_storage::Error::NotFound { .. } => manifest_unknown(&reference),
+            other => other.into(),
+        })?,
+        Reference::Digest(digest) => {
+            let revision = meta
+                .revision(&name, digest)
+                .await?
+                .ok_or_else(|| manifest_unknown(&reference))?;
+            for tag in meta.tags_pointing_to(&name, digest).await? {
+                meta.delete_tag(&name, &tag).await?;
+            }
+            if let Some(subject) = &revision.subject {
+                meta.remove_referrer(&name, subject, digest).await?;
+            }
+            meta.delete_revision(&name, digest).await?;
+        }
+    }
+    Ok(empty(StatusCode::ACCEPTED).body(Body::empty()).expect("response"))
+}

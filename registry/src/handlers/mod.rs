@@ -1,0 +1,288 @@
+//! Request handling: [`dispatch`] parses `/v2/<rest>` into an [`Endpoint`] and calls the handler
+//! for the endpoint and method; one module per group of endpoints.
+
+mod blobs;
+mod listing;
+mod manifests;
+mod uploads;
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, ready};
+
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures::{Stream, StreamExt, TryStreamExt};
+use http::{HeaderMap, Method, StatusCode, header};
+use strata_storage::{ByteStream, Error as StorageError};
+
+use crate::app::{RequestInfo, SharedState};
+use crate::error::{ApiError, ApiResult};
+use crate::route::Endpoint;
+
+/// One request, taken apart.
+pub(crate) struct Ctx {
+    pub(crate) state: SharedState,
+    pub(crate) method: Method,
+    pub(crate) headers: HeaderMap,
+    query: Vec<(String, String)>,
+    /// Behind a mutex only so `Ctx` is `Sync` (a body is not), which lets handlers hold `&Ctx`
+    /// across awaits.
+    body: std::sync::Mutex<Option<Body>>,
+}
+
+impl Ctx {
+    /// The request body (empty if already taken).
+    pub(crate) fn take_body(&self) -> Body {
+        self.body.lock().expect("body lock").take().unwrap_or_else(Body::empty)
+    }
+
+    /// The first value of query parameter `name`.
+    pub(crate) fn query(&self, name: &str) -> Option<&str> {
+        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of query parameter `name`.
+    pub(crate) fn query_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> {
+        self.query
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A request header as text.
+    pub(crate) fn header(&self, name: header::HeaderName) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// `Content-Length`, if given and valid.
+    pub(crate) fn content_length(&self) -> Option<u64> {
+        self.header(header::CONTENT_LENGTH)?.trim().parse().ok()
+    }
+
+    /// Whether the request carries a body (a non-zero length or chunked encoding).
+    pub(crate) fn has_body(&self) -> bool {
+        match self.content_length() {
+            Some(n) => n > 0,
+            None => self.headers.contains_key(header::TRANSFER_ENCODING),
+        }
+    }
+}
+
+/// `/v2` and `/v2/`: the API version check.
+pub(crate) async fn dispatch_root(State(state): State<SharedState>, request: Request) -> Response {
+    respond(state, Ok(Endpoint::Base), request).await
+}
+
+/// Everything under `/v2/`.
+pub(crate) async fn dispatch(State(state): State<SharedState>, Path(rest): Path<String>, request: Request) -> Response {
+    respond(state, Endpoint::parse(&rest), request).await
+}
+
+async fn respond(state: SharedState, endpoint: ApiResult<Endpoint>, request: Request) -> Response {
+    let endpoint = match endpoint {
+        Ok(endpoint) => endpoint,
+        Err(e) => {
+            return with_info(
+                e.into_response(),
+                RequestInfo {
+                    kind: "invalid",
+                    repository: None,
+                    bytes_in: None,
+                },
+            );
+        }
+    };
+    let info = RequestInfo {
+        kind: endpoint.kind(),
+        repository: endpoint.repository().map(|n| n.to_string()),
+        bytes_in: None,
+    };
+    let (parts, body) = request.into_parts();
+    let query = parts
+        .uri
+        .query()
+        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let ctx = Ctx {
+        state,
+        method: parts.method,
+        headers: parts.headers,
+        query,
+        body: std::sync::Mutex::new(Some(body)),
+    };
+    let response = route(ctx, endpoint).await.unwrap_or_else(IntoResponse::into_response);
+    with_info(response, info)
+}
+
+/// Adds the request log's info unless the handler already did (with a byte count).
+fn with_info(mut response: Response, info: RequestInfo) -> Response {
+    match response.extensions_mut().get_mut::<RequestInfo>() {
+        Some(existing) => {
+            existing.kind = info.kind;
+            existing.repository = info.repository;
+        }
+        None => {
+            response.extensions_mut().insert(info);
+        }
+    }
+    response
+}
+
+async fn route(ctx: Ctx, endpoint: Endpoint) -> ApiResult<Response> {
+    use Endpoint as E;
+    let method = ctx.method.clone();
+    match (endpoint, method) {
+        (E::Base, Method::GET | Method::HEAD) => Ok(json_response(StatusCode::OK, Bytes::from_static(b"{}"))),
+        (E::Catalog, Method::GET) => listing::catalog(ctx).await,
+        (E::Tags(name), Method::GET) => listing::tags(ctx, name).await,
+        (E::Referrers(name, digest), Method::GET) => listing::referrers(ctx, name, digest).await,
+        (E::Manifest(name, reference), Method::GET) => manifests::get(ctx, name, reference, false).await,
+        (E::Manifest(name, reference), Method::HEAD) => manifests::get(ctx, name, reference, true).await,
+        (E::Manifest(name, reference), Method::PUT) => manifests::put(ctx, name, reference).await,
+        (E::Manifest(name, reference), Method::DELETE) => manifests::delete(ctx, name, reference).await,
+        (E::Blob(name, digest), Method::GET) => blobs::get(ctx, name, digest, false).await,
+        (E::Blob(name, digest), Method::HEAD) => blobs::get(ctx, name, digest, true).await,
+        (E::Blob(name, digest), Method::DELETE) => blobs::delete(ctx, name, digest).await,
+        (E::UploadStart(name), Method::POST) => uploads::start(ctx, name).await,
+        (E::Upload(name, id), Method::GET) => uploads::status(ctx, name, id).await,
+        (E::Upload(name, id), Method::PATCH) => uploads::patch(ctx, name, id).await,
+        (E::Upload(name, id), Method::PUT) => uploads::finish(ctx, name, id).await,
+        (E::Upload(name, id), Method::DELETE) => uploads::cancel(ctx, name, id).await,
+        (_, method) => Err(ApiError::unsupported(&format!("{method} on this endpoint"))),
+    }
+}
+
+/// A response with a JSON body.
+pub(crate) fn json_response(status: StatusCode, body: Bytes) -> Response {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CONTENT_LENGTH, body.len())
+        .body(Body::from(body))
+        .expect("valid response")
+}
+
+/// An empty response (`Content-Length: 0`).
+pub(crate) fn empty(status: StatusCode) -> http::response::Builder {
+    Response::builder().status(status).header(header::CONTENT_LENGTH, 0)
+}
+
+/// A request body as a storage stream that counts its bytes into `counter` and fails with
+/// [`StorageError::SizeMismatch`] past `limit` bytes, or short of `exact` bytes.
+pub(crate) fn body_stream(body: Body, counter: Arc<AtomicU64>, limit: Option<u64>, exact: Option<u64>) -> ByteStream {
+    let inner = body.into_data_stream().map_err(StorageError::input);
+    Box::pin(Metered {
+        inner: Box::pin(inner),
+        counter,
+        seen: 0,
+        limit: exact.or(limit),
+        exact,
+        done: false,
+    })
+}
+
+struct Metered {
+    inner: Pin<Box<dyn Stream<Item = Result<Bytes, StorageError>> + Send>>,
+    counter: Arc<AtomicU64>,
+    seen: u64,
+    limit: Option<u64>,
+    exact: Option<u64>,
+    done: bool,
+}
+
+impl Stream for Metered {
+    type Item = Result<Bytes, StorageError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        let item = ready!(self.inner.as_mut().poll_next(cx));
+        let this = &mut *self;
+        match item {
+            Some(Ok(chunk)) => {
+                this.seen += chunk.len() as u64;
+                this.counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                if let Some(limit) = this.limit
+                    && this.seen > limit
+                {
+                    this.done = true;
+                    return Poll::Ready(Some(Err(StorageError::SizeMismatch {
+                        expected: limit,
+                        actual: this.seen,
+                    })));
+                }
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            Some(Err(e)) => {
+                this.done = true;
+                Poll::Ready(Some(Err(e)))
+            }
+            None => {
+                this.done = true;
+                match this.exact {
+                    Some(exact) if exact != this.seen => Poll::Ready(Some(Err(StorageError::SizeMismatch {
+                        expected: exact,
+                        actual: this.seen,
+                    }))),
+                    _ => Poll::Ready(None),
+                }
+            }
+        }
+    }
+}
+
+/// Bytes of an over-long body read (and discarded) before answering 413, so that a client still
+/// sending gets the answer instead of a reset connection. Longer bodies get the reset.
+const DRAIN_LIMIT: u64 = 1024 * 1024;
+
+/// Reads a whole body of at most `max` bytes (a manifest); 413 `SIZE_INVALID` when longer.
+pub(crate) async fn read_small_body(ctx: &Ctx, max: u64) -> ApiResult<Bytes> {
+    let too_large = || {
+        ApiError::new(crate::error::Code::SizeInvalid, format!("body larger than {max} bytes"))
+            .with_status(StatusCode::PAYLOAD_TOO_LARGE)
+    };
+    if ctx.content_length().is_some_and(|n| n > max + DRAIN_LIMIT) {
+        return Err(too_large());
+    }
+    let mut body = ctx.take_body().into_data_stream();
+    let mut buf = bytes::BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(StorageError::input)?;
+        if (buf.len() + chunk.len()) as u64 > max {
+            let mut drained = 0u64;
+            while drained < DRAIN_LIMIT {
+                match body.next().await {
+                    Some(Ok(more)) => drained += more.len() as u64,
+                    _ => break,
+                }
+            }
+            return Err(too_large());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+/// Records the bytes a handler consumed for the request log.
+pub(crate) fn counted(mut response: Response, counter: &AtomicU64) -> Response {
+    response.extensions_mut().insert(RequestInfo {
+        kind: "",
+        repository: None,
+        bytes_in: Some(counter.load(Ordering::Relaxed)),
+    });
+    response
+}
+
+/// Fails with 405 UNSUPPORTED when deletes are disabled.
+pub(crate) fn check_delete_enabled(ctx: &Ctx) -> ApiResult<()> {
+    if ctx.state.config.delete_enabled {
+        Ok(())
+    } else {
+        Err(ApiError::unsupported("deletion (disabled by configuration)"))
+    }
+}

@@ -1,0 +1,263 @@
+//! Blob uploads: `POST /v2/<name>/blobs/uploads/` (session, monolithic `?digest=`, cross-repository
+//! `?mount=&from=`), then `PATCH` (chunked with `Content-Range`, or streamed), `PUT ?digest=`,
+//! `GET` (status) and `DELETE` (cancel) on the session's `Location`.
+//!
+//! Sessions live in storage (bytes, running hash, and a record naming the repository), so any
+//! replica, or this one after a restart, continues a session at the same `Location`.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use axum::body::Body;
+use axum::response::Response;
+use http::{StatusCode, header};
+use strata_storage::{Digest, Error as StorageError, RepositoryName, UploadId, UploadStatus, digest::parse_digest};
+
+use super::{Ctx, body_stream, counted, empty};
+use crate::error::{ApiError, ApiResult, Code, upload_range};
+use crate::metrics::SessionEvent;
+
+fn location(name: &RepositoryName, id: &UploadId) -> String {
+    format!("/v2/{name}/blobs/uploads/{id}")
+}
+
+fn upload_unknown() -> ApiError {
+    ApiError::new(Code::BlobUploadUnknown, "blob upload unknown to registry")
+}
+
+fn or_upload_unknown(e: StorageError) -> ApiError {
+    match e {
+        StorageError::NotFound { .. } => upload_unknown(),
+        other => other.into(),
+    }
+}
+
+/// `202` describing an open session.
+fn session_response(status: StatusCode, name: &RepositoryName, id: &UploadId, length: u64) -> http::response::Builder {
+    empty(status)
+        .header(header::LOCATION, location(name, id))
+        .header(header::RANGE, upload_range(length))
+        .header("docker-upload-uuid", id.as_str())
+}
+
+/// `201` for a blob now in `name`.
+fn blob_created(name: &RepositoryName, digest: &Digest) -> Response {
+    empty(StatusCode::CREATED)
+        .header(header::LOCATION, format!("/v2/{name}/blobs/{digest}"))
+        .header("docker-content-digest", digest.to_string())
+        .body(Body::empty())
+        .expect("response")
+}
+
+/// The blob-size limit left for a session at `offset`, if there is a limit.
+fn remaining_limit(ctx: &Ctx, offset: u64) -> ApiResult<Option<u64>> {
+    let max = ctx.state.config.limits.max_blob_bytes;
+    if max == 0 {
+        return Ok(None);
+    }
+    let too_large = || {
+        ApiError::new(Code::SizeInvalid, format!("blob larger than the limit of {max} bytes"))
+            .with_status(StatusCode::PAYLOAD_TOO_LARGE)
+    };
+    let left = max.checked_sub(offset).ok_or_else(too_large)?;
+    if ctx.content_length().is_some_and(|n| n > left) {
+        return Err(too_large());
+    }
+    Ok(Some(left))
+}
+
+/// Links `digest` into `name` and records the repository.
+async fn link(ctx: &Ctx, name: &RepositoryName, digest: &Digest) -> ApiResult<()> {
+    ctx.state.meta.link_blob(name, digest).await?;
+    ctx.state.meta.ensure_repository(name).await?;
+    Ok(())
+}
+
+/// `POST /v2/<name>/blobs/uploads/`.
+pub(crate) async fn start(ctx: Ctx, name: RepositoryName) -> ApiResult<Response> {
+    if let Some(mount) = ctx.query("mount") {
+        let digest = parse_digest(mount)?;
+        let from = ctx.query("from").map(RepositoryName::parse).transpose()?;
+        if mountable(&ctx, &digest, from.as_ref()).await? {
+            link(&ctx, &name, &digest).await?;
+            return Ok(blob_created(&name, &digest));
+        }
+        // Not mountable: the spec says to answer with a normal upload session.
+    } else if let Some(digest) = ctx.query("digest") {
+        let digest = parse_digest(digest)?;
+        return monolithic(ctx, name, digest).await;
+    }
+    let state = &ctx.state;
+    let id = UploadId::random();
+    state.blobs.upload_start(&id).await?;
+    state.meta.put_upload(&id, &name).await?;
+    state.metrics.session(SessionEvent::Started);
+    let mut response = session_response(StatusCode::ACCEPTED, &name, &id, 0);
+    if let Some(min) = state.blobs.backend().min_append_size() {
+        response = response.header("oci-chunk-min-length", min);
+    }
+    Ok(response.body(Body::empty()).expect("response"))
+}
+
+/// Whether `digest` may be mounted: it is linked in `from`, or with no `from` (automatic content
+/// discovery) it exists in the registry at all. Without authentication every repository is
+/// readable, so this reveals nothing a pull could not.
+async fn mountable(ctx: &Ctx, digest: &Digest, from: Option<&RepositoryName>) -> ApiResult<bool> {
+    let state = &ctx.state;
+    if let Some(from) = from
+        && !state.meta.blob_linked(from, digest).await?
+    {
+        return Ok(false);
+    }
+    Ok(state.blobs.exists(digest).await?)
+}
+
+/// `POST ?digest=` with the whole blob as the body.
+async fn monolithic(ctx: Ctx, name: RepositoryName, digest: Digest) -> ApiResult<Response> {
+    let limit = remaining_limit(&ctx, 0)?;
+    let size = ctx.content_length();
+    let counter = Arc::new(AtomicU64::new(0));
+    let state = ctx.state.clone();
+    let _in_flight = state.metrics.upload_in_flight();
+    let data = body_stream(ctx.take_body(), counter.clone(), limit, None);
+    state.blobs.put(&digest, size, data).await?;
+    state.meta.link_blob(&name, &digest).await?;
+    state.meta.ensure_repository(&name).await?;
+    Ok(counted(blob_created(&name, &digest), &counter))
+}
+
+/// Checks that session `id` exists and belongs to `name`; returns its committed state.
+async fn session(ctx: &Ctx, name: &RepositoryName, id: &UploadId) -> ApiResult<UploadStatus> {
+    let record = ctx.state.meta.upload(id).await?.ok_or_else(upload_unknown)?;
+    if record.repository != name.as_str() {
+        return Err(upload_unknown());
+    }
+    ctx.state.blobs.upload_status(id).await.map_err(or_upload_unknown)
+}
+
+/// `Content-Range: <start>-<end>` (inclusive), as the spec writes it; `bytes ` and `bytes=`
+/// prefixes are tolerated.
+fn parse_content_range(value: &str) -> Option<(u64, u64)> {
+    let v = value.trim();
+    let v = v
+        .strip_prefix("bytes=")
+        .or_else(|| v.strip_prefix("bytes "))
+        .unwrap_or(v);
+    let (a, b) = v.split_once('-')?;
+    let (a, b): (u64, u64) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+    (a <= b).then_some((a, b))
+}
+
+/// Appends the request body to session `id` (committed at `status`), honouring `Content-Range`.
+async fn append_body(
+    ctx: Ctx,
+    name: &RepositoryName,
+    id: &UploadId,
+    status: UploadStatus,
+) -> ApiResult<(UploadStatus, Arc<AtomicU64>)> {
+    let out_of_order = |length: u64| {
+        ApiError::new(Code::BlobUploadInvalid, "chunk does not start where the upload ends")
+            .with_status(StatusCode::RANGE_NOT_SATISFIABLE)
+            .with_header(header::RANGE, upload_range(length))
+            .with_header(header::LOCATION, location(name, id))
+    };
+    let exact = match ctx.header(header::CONTENT_RANGE) {
+        Some(value) => {
+            let (first, last) = parse_content_range(value).ok_or_else(|| out_of_order(status.length))?;
+            if first != status.length {
+                return Err(out_of_order(status.length));
+            }
+            let len = last - first + 1;
+            if ctx.content_length().is_some_and(|n| n != len) {
+                return Err(ApiError::new(
+                    Code::SizeInvalid,
+                    "Content-Length does not match Content-Range",
+                ));
+            }
+            Some(len)
+        }
+        None => ctx.content_length(),
+    };
+    let limit = remaining_limit(&ctx, status.length)?;
+    let counter = Arc::new(AtomicU64::new(0));
+    let state = ctx.state.clone();
+    let _in_flight = state.metrics.upload_in_flight();
+    let data = body_stream(ctx.take_body(), counter.clone(), limit, exact);
+    let status = state
+        .blobs
+        .upload_append(id, status.length, data)
+        .await
+        .map_err(|e| match e {
+            StorageError::UploadOffset { length, .. } => out_of_order(length),
+            other => or_upload_unknown(other),
+        })?;
+    Ok((status, counter))
+}
+
+/// `GET <location>`: where the session stands.
+pub(crate) async fn status(ctx: Ctx, name: RepositoryName, id: UploadId) -> ApiResult<Response> {
+    let status = session(&ctx, &name, &id).await?;
+    Ok(session_response(StatusCode::NO_CONTENT, &name, &id, status.length)
+        .body(Body::empty())
+        .expect("response"))
+}
+
+/// `PATCH <location>`: one chunk (with `Content-Range`) or a stream (without).
+pub(crate) async fn patch(ctx: Ctx, name: RepositoryName, id: UploadId) -> ApiResult<Response> {
+    let status = session(&ctx, &name, &id).await?;
+    let (status, counter) = append_body(ctx, &name, &id, status).await?;
+    let response = session_response(StatusCode::ACCEPTED, &name, &id, status.length).body(Body::empty());
+    Ok(counted(response.expect("response"), &counter))
+}
+
+/// `PUT <location>?digest=`: an optional last chunk, then verify and publish.
+pub(crate) async fn finish(ctx: Ctx, name: RepositoryName, id: UploadId) -> ApiResult<Response> {
+    let digest = ctx
+        .query("digest")
+        .ok_or_else(|| ApiError::new(Code::DigestInvalid, "the digest query parameter is required"))?;
+    let digest = parse_digest(digest)?;
+    let status = session(&ctx, &name, &id).await?;
+    let state = ctx.state.clone();
+    let counter = if ctx.has_body() {
+        append_body(ctx, &name, &id, status).await?.1
+    } else {
+        Arc::default()
+    };
+    state
+        .blobs
+        .upload_commit(&id, &digest, None)
+        .await
+        .map_err(or_upload_unknown)?;
+    state.meta.link_blob(&name, &digest).await?;
+    state.meta.ensure_repository(&name).await?;
+    state.meta.delete_upload(&id).await?;
+    state.metrics.session(SessionEvent::Completed);
+    Ok(counted(blob_created(&name, &digest), &counter))
+}
+
+/// `DELETE <location>`: cancel the session.
+pub(crate) async fn cancel(ctx: Ctx, name: RepositoryName, id: UploadId) -> ApiResult<Response> {
+    session(&ctx, &name, &id).await?;
+    match ctx.state.blobs.upload_abort(&id).await {
+        Ok(()) | Err(StorageError::NotFound { .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
+    ctx.state.meta.delete_upload(&id).await?;
+    ctx.state.metrics.session(SessionEvent::Cancelled);
+    Ok(empty(StatusCode::NO_CONTENT).body(Body::empty()).expect("response"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_content_range;
+
+    #[test]
+    fn content_ranges_parse_in_the_spec_form_and_tolerated_variants() {
+        assert_eq!(parse_content_range("0-99"), Some((0, 99)));
+        assert_eq!(parse_content_range("bytes=5-9"), Some((5, 9)));
+        assert_eq!(parse_content_range("bytes 5-9"), Some((5, 9)));
+        assert_eq!(parse_content_range("9-5"), None);
+        assert_eq!(parse_content_range("x-1"), None);
+        assert_eq!(parse_content_range("5"), None);
+    }
+}

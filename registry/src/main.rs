@@ -1,0 +1,67 @@
+//! `strata-registry`: parse flags, load configuration, set up logging, serve until SIGTERM or
+//! SIGINT.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Parser;
+use strata_registry::{AppState, Config, LogFormat, Overrides};
+
+/// An OCI Distribution registry. With no options it serves 127.0.0.1:5000 with files in
+/// ./strata-data.
+#[derive(Debug, Parser)]
+#[command(name = "strata-registry", version)]
+struct Args {
+    /// Configuration file (TOML); see deploy/registry.example.toml. STRATA_* variables override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on (overrides the file and STRATA_LISTEN).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Store data in this directory (filesystem storage; overrides the file and environment).
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,aws=warn,hyper=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let mut term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("install SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let flags = Overrides {
+        listen: args.listen,
+        root: args.root,
+    };
+    let config = Config::load(args.config.as_deref(), |k| std::env::var(k).ok(), &flags)?;
+    init_logging(config.log_format);
+    let listen = config.listen;
+    let storage = format!("{:?}", config.storage);
+    let state = AppState::open(config).await.context("open storage")?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listen on {listen}"))?;
+    tracing::info!(address = %listener.local_addr()?, storage = %storage, "strata-registry serving");
+    strata_registry::run(listener, state, shutdown_signal()).await?;
+    Ok(())
+}

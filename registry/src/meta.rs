@@ -1,0 +1,244 @@
+//! Repository metadata: blob links, manifest revisions, tags, referrers, the catalog and upload
+//! records. Each is a small object at a key from [`strata_storage::layout`], written whole by one
+//! request and never read-modified-written, so any number of replicas can share the storage.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use strata_storage::{
+    Backend, BackendExt, Digest, Error, Key, RepositoryName, Result, Tag, UploadId, digest::parse_digest, layout,
+};
+
+/// What a repository records about one of its manifests (the bytes live in the blob store).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Revision {
+    /// The manifest's media type, served back as `Content-Type`.
+    pub media_type: String,
+    /// Size of the manifest in bytes.
+    pub size: u64,
+    /// The manifest's `subject`, so deleting it can update the referrers index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Digest>,
+}
+
+/// What a registry records about an upload session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadRecord {
+    /// The repository the session belongs to; the session is unknown to every other one.
+    pub repository: String,
+    /// When the session started (seconds since the epoch).
+    pub started: u64,
+}
+
+/// Metadata access over a backend. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Metadata {
+    backend: Arc<dyn Backend>,
+}
+
+fn absent_is_none<T>(result: Result<T>) -> Result<Option<T>> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn corrupt(key: &Key, what: impl std::fmt::Display) -> Error {
+    Error::Config(format!("corrupt metadata at {key}: {what}"))
+}
+
+impl Metadata {
+    /// Metadata stored in `backend`.
+    pub fn new(backend: Arc<dyn Backend>) -> Self {
+        Metadata { backend }
+    }
+
+    async fn read_json<T: for<'de> Deserialize<'de>>(&self, key: &Key) -> Result<Option<T>> {
+        let Some(raw) = absent_is_none(self.backend.get_bytes(key).await)? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&raw).map(Some).map_err(|e| corrupt(key, e))
+    }
+
+    async fn write_json<T: Serialize>(&self, key: &Key, value: &T) -> Result<()> {
+        let json = serde_json::to_vec(value).expect("metadata serializes");
+        self.backend.put_bytes(key, Bytes::from(json)).await.map(drop)
+    }
+
+    /// Makes `digest` readable as a blob of `name`.
+    pub async fn link_blob(&self, name: &RepositoryName, digest: &Digest) -> Result<()> {
+        self.backend
+            .put_bytes(&layout::layer_link(name, digest)?, Bytes::new())
+            .await
+            .map(drop)
+    }
+
+    /// Whether `digest` is readable as a blob of `name`.
+    pub async fn blob_linked(&self, name: &RepositoryName, digest: &Digest) -> Result<bool> {
+        self.backend.exists(&layout::layer_link(name, digest)?).await
+    }
+
+    /// Removes the blob from `name` ([`Error::NotFound`] if it was not linked).
+    pub async fn unlink_blob(&self, name: &RepositoryName, digest: &Digest) -> Result<()> {
+        self.backend.delete(&layout::layer_link(name, digest)?).await
+    }
+
+    /// Records manifest `digest` in `name`.
+    pub async fn put_revision(&self, name: &RepositoryName, digest: &Digest, revision: &Revision) -> Result<()> {
+        self.write_json(&layout::manifest_revision(name, digest)?, revision)
+            .await
+    }
+
+    /// The record of manifest `digest` in `name`, if it belongs there.
+    pub async fn revision(&self, name: &RepositoryName, digest: &Digest) -> Result<Option<Revision>> {
+        self.read_json(&layout::manifest_revision(name, digest)?).await
+    }
+
+    /// Removes manifest `digest` from `name`.
+    pub async fn delete_revision(&self, name: &RepositoryName, digest: &Digest) -> Result<()> {
+        self.backend.delete(&layout::manifest_revision(name, digest)?).await
+    }
+
+    /// Points `tag` at `digest`.
+    pub async fn set_tag(&self, name: &RepositoryName, tag: &Tag, digest: &Digest) -> Result<()> {
+        self.backend
+            .put_bytes(&layout::tag(name, tag), Bytes::from(digest.to_string()))
+            .await
+            .map(drop)
+    }
+
+    /// The digest `tag` points at, if the tag exists.
+    pub async fn tag(&self, name: &RepositoryName, tag: &Tag) -> Result<Option<Digest>> {
+        let key = layout::tag(name, tag);
+        let Some(raw) = absent_is_none(self.backend.get_bytes(&key).await)? else {
+            return Ok(None);
+        };
+        let text = std::str::from_utf8(&raw).map_err(|e| corrupt(&key, e))?;
+        parse_digest(text.trim()).map(Some).map_err(|e| corrupt(&key, e))
+    }
+
+    /// Removes `tag` ([`Error::NotFound`] if absent).
+    pub async fn delete_tag(&self, name: &RepositoryName, tag: &Tag) -> Result<()> {
+        self.backend.delete(&layout::tag(name, tag)).await
+    }
+
+    /// Up to `n` tags after `last`, in byte order, and whether more follow.
+    pub async fn tags(&self, name: &RepositoryName, last: Option<&Tag>, n: usize) -> Result<(Vec<Tag>, bool)> {
+        let after = last.map(|t| layout::tag(name, t));
+        let mut listing = self.backend.list(&layout::tags(name), after.as_ref());
+        let mut tags = Vec::new();
+        while let Some(meta) = listing.next().await {
+            let Some(tag) = layout::tag_name(&meta?.key) else {
+                continue;
+            };
+            if tags.len() == n {
+                return Ok((tags, true));
+            }
+            tags.push(tag);
+        }
+        Ok((tags, false))
+    }
+
+    /// Every tag of `name` that points at `digest`.
+    pub async fn tags_pointing_to(&self, name: &RepositoryName, digest: &Digest) -> Result<Vec<Tag>> {
+        let mut listing = self.backend.list(&layout::tags(name), None);
+        let mut found = Vec::new();
+        while let Some(meta) = listing.next().await {
+            let Some(tag) = layout::tag_name(&meta?.key) else {
+                continue;
+            };
+            if self.tag(name, &tag).await?.as_ref() == Some(digest) {
+                found.push(tag);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Records `descriptor` (of manifest `referrer`) among the referrers of `subject`.
+    pub async fn add_referrer(
+        &self,
+        name: &RepositoryName,
+        subject: &Digest,
+        referrer: &Digest,
+        descriptor: &serde_json::Value,
+    ) -> Result<()> {
+        self.write_json(&layout::referrer(name, subject, referrer)?, descriptor)
+            .await
+    }
+
+    /// The descriptors of every manifest whose subject is `subject`.
+    pub async fn referrers(&self, name: &RepositoryName, subject: &Digest) -> Result<Vec<serde_json::Value>> {
+        let mut listing = self.backend.list(&layout::referrers(name, subject)?, None);
+        let mut out = Vec::new();
+        while let Some(meta) = listing.next().await {
+            if let Some(descriptor) = self.read_json(&meta?.key).await? {
+                out.push(descriptor);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes `referrer` from the referrers of `subject` (absent is fine).
+    pub async fn remove_referrer(&self, name: &RepositoryName, subject: &Digest, referrer: &Digest) -> Result<()> {
+        absent_is_none(self.backend.delete(&layout::referrer(name, subject, referrer)?).await).map(drop)
+    }
+
+    /// Records that `name` exists (for the catalog); cheap when it already does.
+    pub async fn ensure_repository(&self, name: &RepositoryName) -> Result<()> {
+        let key = layout::catalog_entry(name);
+        if !self.backend.exists(&key).await? {
+            self.backend.put_bytes(&key, Bytes::new()).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether anything was ever pushed to `name`.
+    pub async fn repository_exists(&self, name: &RepositoryName) -> Result<bool> {
+        self.backend.exists(&layout::catalog_entry(name)).await
+    }
+
+    /// Up to `n` repositories after `last`, and whether more follow.
+    pub async fn catalog(&self, last: Option<&RepositoryName>, n: usize) -> Result<(Vec<RepositoryName>, bool)> {
+        let after = last.map(layout::catalog_entry);
+        let mut listing = self.backend.list(&layout::catalog(), after.as_ref());
+        let mut names = Vec::new();
+        while let Some(meta) = listing.next().await {
+            let Some(name) = layout::catalog_name(&meta?.key) else {
+                continue;
+            };
+            if names.len() == n {
+                return Ok((names, true));
+            }
+            names.push(name);
+        }
+        Ok((names, false))
+    }
+
+    /// Records a new upload session for `name`.
+    pub async fn put_upload(&self, id: &UploadId, name: &RepositoryName) -> Result<()> {
+        let started = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let record = UploadRecord {
+            repository: name.to_string(),
+            started,
+        };
+        self.write_json(&layout::upload_info(id), &record).await
+    }
+
+    /// The record of upload session `id`, if it exists.
+    pub async fn upload(&self, id: &UploadId) -> Result<Option<UploadRecord>> {
+        self.read_json(&layout::upload_info(id)).await
+    }
+
+    /// Removes everything stored for upload session `id`.
+    pub async fn delete_upload(&self, id: &UploadId) -> Result<()> {
+        self.backend.delete_prefix(&layout::upload_session(id)).await.map(drop)
+    }
+}
