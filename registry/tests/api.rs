@@ -930,3 +930,35 @@ async fn health_and_metrics(r: &TestRegistry) {
         _ => assert_eq!(min, None),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandoned_uploads_are_purged_in_the_background() {
+    let config = strata_registry::Config {
+        upload_purge_age_secs: 1,
+        upload_purge_interval_secs: 1,
+        ..Default::default()
+    };
+    for fixture in [
+        std::sync::Arc::new(strata_storage::testing::FsFixture::new())
+            as std::sync::Arc<dyn strata_storage::testing::Fixture>,
+        std::sync::Arc::new(strata_storage::testing::S3Fixture::new().await),
+    ] {
+        let r = TestRegistry::start(fixture, config.clone()).await;
+        let location = start_session(&r, "purge").await;
+        patch(&r, &location, None, b"abandoned").await;
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            let response = r.get(&location).await;
+            if response.status() == StatusCode::NOT_FOUND {
+                assert_eq!(error_code(response).await, "BLOB_UPLOAD_UNKNOWN");
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the session was never purged");
+        }
+        let left = strata_storage::BackendExt::list_all(&**r.state.blobs.backend(), &strata_storage::layout::uploads())
+            .await
+            .unwrap();
+        assert!(left.is_empty(), "{left:?}");
+    }
+}

@@ -1,0 +1,266 @@
+//! The registry as real processes: killed with SIGKILL mid-upload and restarted, two replicas on
+//! one storage (filesystem directory or S3 bucket), and a graceful SIGTERM.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::{Method, StatusCode};
+use strata_storage::digest::sha256;
+use strata_storage::testing::S3TestServer;
+
+/// Where a registry process keeps its data.
+#[derive(Clone)]
+enum Storage {
+    Fs(std::path::PathBuf),
+    S3 { endpoint: String, bucket: String },
+}
+
+/// A `strata-registry` child process, killed on drop.
+struct Registry {
+    child: Child,
+    base: String,
+}
+
+impl Registry {
+    async fn spawn(storage: &Storage, port: Option<u16>) -> Registry {
+        let port = port.unwrap_or_else(free_port);
+        let mut command = Command::new(env!("CARGO_BIN_EXE_strata-registry"));
+        command
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null());
+        match storage {
+            Storage::Fs(root) => {
+                command.arg("--root").arg(root);
+            }
+            Storage::S3 { endpoint, bucket } => {
+                command
+                    .env("STRATA_STORAGE_TYPE", "s3")
+                    .env("STRATA_STORAGE_S3_BUCKET", bucket)
+                    .env("STRATA_STORAGE_S3_ENDPOINT", endpoint)
+                    .env("STRATA_STORAGE_S3_PATH_STYLE", "true")
+                    .env("STRATA_STORAGE_S3_ACCESS_KEY_ID", "strata-test-access")
+                    .env("STRATA_STORAGE_S3_SECRET_ACCESS_KEY", "strata-test-secret");
+            }
+        }
+        let child = command.spawn().expect("spawn strata-registry");
+        let registry = Registry {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        for _ in 0..100 {
+            if let Ok(r) = reqwest::get(format!("{}/v2/", registry.base)).await
+                && r.status() == StatusCode::OK
+            {
+                return registry;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("strata-registry did not come up on {port}");
+    }
+
+    fn port(&self) -> u16 {
+        self.base.rsplit(':').next().unwrap().parse().unwrap()
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn kill_hard(&mut self) {
+        self.child.kill().unwrap(); // SIGKILL: no chance to clean up
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn start_upload(client: &reqwest::Client, registry: &Registry, name: &str) -> String {
+    let response = client
+        .post(registry.url(&format!("/v2/{name}/blobs/uploads/")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    response.headers()["location"].to_str().unwrap().to_string()
+}
+
+async fn send_chunk(client: &reqwest::Client, registry: &Registry, location: &str, start: usize, data: &Bytes) {
+    let response = client
+        .request(Method::PATCH, registry.url(location))
+        .header("content-range", format!("{start}-{}", start + data.len() - 1))
+        .body(data.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::ACCEPTED,
+        "{}",
+        response.text().await.unwrap()
+    );
+    assert_eq!(
+        response.headers()["range"],
+        format!("0-{}", start + data.len() - 1).as_str()
+    );
+}
+
+async fn finish(client: &reqwest::Client, registry: &Registry, location: &str, whole: &[u8], name: &str) {
+    let digest = sha256(whole);
+    let response = client
+        .put(registry.url(&format!("{location}?digest={digest}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::CREATED,
+        "{}",
+        response.text().await.unwrap()
+    );
+    let blob = client
+        .get(registry.url(&format!("/v2/{name}/blobs/{digest}")))
+        .send()
+        .await
+        .unwrap();
+    assert!(blob.bytes().await.unwrap() == whole);
+}
+
+fn chunks() -> (Bytes, Bytes, Vec<u8>) {
+    let one = strata_storage::testing::conformance::pattern(6 * 1024 * 1024 + 3, 1);
+    let two = strata_storage::testing::conformance::pattern(1024 * 1024, 2);
+    let whole = [one.clone(), two.clone()].concat();
+    (one, two, whole)
+}
+
+async fn killed_and_restarted_registry_continues_the_upload(storage: Storage) {
+    let client = reqwest::Client::new();
+    let (one, two, whole) = chunks();
+    let mut first = Registry::spawn(&storage, None).await;
+    let location = start_upload(&client, &first, "restart").await;
+    send_chunk(&client, &first, &location, 0, &one).await;
+    first.kill_hard();
+    let port = first.port();
+    drop(first);
+
+    let second = Registry::spawn(&storage, Some(port)).await;
+    let status = client.get(second.url(&location)).send().await.unwrap();
+    assert_eq!(status.status(), StatusCode::NO_CONTENT);
+    assert_eq!(status.headers()["range"], format!("0-{}", one.len() - 1).as_str());
+    send_chunk(&client, &second, &location, one.len(), &two).await;
+    finish(&client, &second, &location, &whole, "restart").await;
+}
+
+async fn a_second_replica_continues_an_upload_the_first_started(storage: Storage) {
+    let client = reqwest::Client::new();
+    let (one, two, whole) = chunks();
+    let (a, b) = (
+        Registry::spawn(&storage, None).await,
+        Registry::spawn(&storage, None).await,
+    );
+    let location = start_upload(&client, &a, "replicas").await;
+    send_chunk(&client, &b, &location, 0, &one).await;
+    send_chunk(&client, &a, &location, one.len(), &two).await;
+    finish(&client, &b, &location, &whole, "replicas").await;
+    let digest = sha256(&whole);
+    let from_a = client
+        .head(a.url(&format!("/v2/replicas/blobs/{digest}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(from_a.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fs_killed_and_restarted_registry_continues_the_upload() {
+    let dir = tempfile::tempdir().unwrap();
+    killed_and_restarted_registry_continues_the_upload(Storage::Fs(dir.path().to_owned())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_killed_and_restarted_registry_continues_the_upload() {
+    let server = S3TestServer::start().await;
+    server.bucket("restart").await;
+    let storage = Storage::S3 {
+        endpoint: server.endpoint(),
+        bucket: "restart".into(),
+    };
+    killed_and_restarted_registry_continues_the_upload(storage).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fs_a_second_replica_continues_an_upload_the_first_started() {
+    let dir = tempfile::tempdir().unwrap();
+    a_second_replica_continues_an_upload_the_first_started(Storage::Fs(dir.path().to_owned())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_a_second_replica_continues_an_upload_the_first_started() {
+    let server = S3TestServer::start().await;
+    server.bucket("replicas").await;
+    let storage = Storage::S3 {
+        endpoint: server.endpoint(),
+        bucket: "replicas".into(),
+    };
+    a_second_replica_continues_an_upload_the_first_started(storage).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_the_request_in_flight_then_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut registry = Registry::spawn(&Storage::Fs(dir.path().to_owned()), None).await;
+    let client = reqwest::Client::new();
+    let location = start_upload(&client, &registry, "term").await;
+    // A slow streamed PATCH is in flight when SIGTERM arrives.
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let body = futures::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(b"first part "))]).chain(
+        futures::stream::once(async move {
+            let _ = rx.await;
+            Ok(Bytes::from_static(b"second part"))
+        }),
+    );
+    use futures::StreamExt;
+    let url = registry.url(&location);
+    let request = tokio::spawn(async move {
+        client
+            .request(Method::PATCH, url)
+            .body(reqwest::Body::wrap_stream(body))
+            .send()
+            .await
+            .unwrap()
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pid = registry.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        registry.child.try_wait().unwrap().is_none(),
+        "exited with a request in flight"
+    );
+    tx.send(()).unwrap();
+    let response = request.await.unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    assert_eq!(response.headers()["range"], "0-21");
+    let status = tokio::task::spawn_blocking(move || {
+        let status = registry.child.wait().unwrap();
+        drop(registry);
+        status
+    })
+    .await
+    .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+}
