@@ -1,2 +1,58 @@
 //! `strata-tests`: end-to-end and interoperability tests across the Strata crates and real
-//! third-party tools. The storage crate's own conformance suite lives in `storage/tests/`.
+//! third-party tools (skopeo). The helpers here build test images and run a registry in process;
+//! the tests live in `tests/`.
+
+pub mod oci;
+
+use std::net::SocketAddr;
+
+use strata_registry::{AppState, Config};
+use tokio::sync::oneshot;
+
+/// A registry with filesystem storage in a temporary directory, serving on a loopback port until
+/// dropped.
+#[derive(Debug)]
+pub struct LocalRegistry {
+    /// `127.0.0.1:<port>`.
+    pub addr: SocketAddr,
+    _dir: tempfile::TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl LocalRegistry {
+    /// Starts a registry with default configuration.
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let storage = strata_storage::StorageConfig::Fs(strata_storage::FsConfig {
+            root: dir.path().to_owned(),
+        });
+        let config = Config {
+            storage,
+            ..Config::default()
+        };
+        let state = AppState::open(config).await.expect("open registry");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let (tx, rx) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            strata_registry::run(listener, state, async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("serve");
+        });
+        LocalRegistry {
+            addr,
+            _dir: dir,
+            shutdown: Some(tx),
+        }
+    }
+}
+
+impl Drop for LocalRegistry {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}

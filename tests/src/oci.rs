@@ -1,0 +1,160 @@
+//! Builds OCI image layouts for tests: real tar layers (gzip), a config with the layers'
+//! diff_ids, a manifest and `index.json`, as `docker save`-free tools (skopeo, umoci) read them.
+
+use std::io::Write;
+use std::path::Path;
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use strata_storage::Digest;
+use strata_storage::digest::sha256;
+
+/// OCI image manifest media type.
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// One entry of a test layer.
+#[derive(Debug, Clone)]
+pub enum Entry {
+    /// A directory.
+    Dir(&'static str),
+    /// A regular file with contents and mode.
+    File(&'static str, Vec<u8>, u32),
+    /// A symbolic link and its target.
+    Symlink(&'static str, &'static str),
+}
+
+/// What was written.
+#[derive(Debug, Clone)]
+pub struct Image {
+    /// Digest of the manifest.
+    pub manifest: Digest,
+    /// Digest of the config.
+    pub config: Digest,
+    /// Digests of the (compressed) layers, base first.
+    pub layers: Vec<Digest>,
+}
+
+fn tar_of(entries: &[Entry]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for entry in entries {
+        let mut header = tar::Header::new_ustar();
+        header.set_mtime(1_700_000_000);
+        header.set_uid(0);
+        header.set_gid(0);
+        match entry {
+            Entry::Dir(path) => {
+                header.set_entry_type(tar::EntryType::Directory);
+                header.set_mode(0o755);
+                header.set_size(0);
+                builder
+                    .append_data(&mut header, path, std::io::empty())
+                    .expect("tar dir");
+            }
+            Entry::File(path, data, mode) => {
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_mode(*mode);
+                header.set_size(data.len() as u64);
+                builder
+                    .append_data(&mut header, path, data.as_slice())
+                    .expect("tar file");
+            }
+            Entry::Symlink(path, target) => {
+                header.set_entry_type(tar::EntryType::Symlink);
+                header.set_mode(0o777);
+                header.set_size(0);
+                builder.append_link(&mut header, path, target).expect("tar symlink");
+            }
+        }
+    }
+    builder.into_inner().expect("finish tar")
+}
+
+fn write_blob(dir: &Path, data: &[u8]) -> Digest {
+    let digest = sha256(data);
+    let path = dir.join("blobs/sha256").join(digest.digest());
+    std::fs::write(path, data).expect("write blob");
+    digest
+}
+
+/// Writes an OCI image layout at `dir` holding one linux/amd64 image tagged `tag`, with one
+/// gzip layer per entry list.
+pub fn write_layout(dir: &Path, tag: &str, layers: &[Vec<Entry>]) -> Image {
+    std::fs::create_dir_all(dir.join("blobs/sha256")).expect("create layout");
+    std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).expect("oci-layout");
+    let mut diff_ids = Vec::new();
+    let mut descriptors = Vec::new();
+    let mut digests = Vec::new();
+    for entries in layers {
+        let tar = tar_of(entries);
+        diff_ids.push(sha256(&tar).to_string());
+        let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+        gz.write_all(&tar).expect("gzip");
+        let gz = gz.finish().expect("gzip");
+        let digest = write_blob(dir, &gz);
+        descriptors.push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+            "digest": digest.to_string(),
+            "size": gz.len(),
+        }));
+        digests.push(digest);
+    }
+    let history: Vec<_> = layers
+        .iter()
+        .map(|_| serde_json::json!({ "created_by": "strata-tests" }))
+        .collect();
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": { "Cmd": ["/bin/sh"], "Env": ["PATH=/bin"] },
+        "rootfs": { "type": "layers", "diff_ids": diff_ids },
+        "history": history,
+    }))
+    .expect("config json");
+    let config_digest = write_blob(dir, &config);
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": config_digest.to_string(),
+            "size": config.len(),
+        },
+        "layers": descriptors,
+    }))
+    .expect("manifest json");
+    let manifest_digest = write_blob(dir, &manifest);
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": OCI_MANIFEST,
+            "digest": manifest_digest.to_string(),
+            "size": manifest.len(),
+            "annotations": { "org.opencontainers.image.ref.name": tag },
+        }],
+    });
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).expect("index")).expect("index.json");
+    Image {
+        manifest: manifest_digest,
+        config: config_digest,
+        layers: digests,
+    }
+}
+
+/// A three-layer busybox image from the host's static busybox (Debian `busybox-static`):
+/// the binary, its applet links, and a file of our own.
+pub fn write_busybox_layout(dir: &Path, tag: &str) -> Image {
+    let busybox = std::fs::read("/bin/busybox").expect("/bin/busybox (install busybox-static)");
+    let layers = vec![
+        vec![Entry::Dir("bin/"), Entry::File("bin/busybox", busybox, 0o755)],
+        vec![
+            Entry::Symlink("bin/sh", "busybox"),
+            Entry::Symlink("bin/ls", "busybox"),
+            Entry::Symlink("bin/echo", "busybox"),
+        ],
+        vec![
+            Entry::Dir("etc/"),
+            Entry::File("etc/motd", b"built by strata-tests\n".to_vec(), 0o644),
+        ],
+    ];
+    write_layout(dir, tag, &layers)
+}
