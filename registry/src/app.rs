@@ -16,11 +16,15 @@ use regex::Regex;
 use strata_storage::{Backend, BackendExt, BlobStore, Key};
 use tokio::net::TcpListener;
 
+use crate::cache::ManifestCache;
 use crate::config::{Config, ForeignLayers};
 use crate::error::InternalCause;
 use crate::handlers;
 use crate::meta::Metadata;
 use crate::metrics::Metrics;
+
+/// Memory for cached manifest bytes.
+const MANIFEST_CACHE_BYTES: usize = 32 * 1024 * 1024;
 
 /// Everything a request handler needs. Built once per process; replicas share only storage.
 #[derive(Debug)]
@@ -35,6 +39,8 @@ pub struct AppState {
     pub foreign: ForeignPolicy,
     /// Request and upload metrics.
     pub metrics: Metrics,
+    /// Recently read or written manifests, by digest.
+    pub manifests: ManifestCache,
 }
 
 /// Shared state handle.
@@ -80,6 +86,7 @@ impl AppState {
             meta: Metadata::new(backend),
             foreign,
             metrics: Metrics::default(),
+            manifests: ManifestCache::new(MANIFEST_CACHE_BYTES),
             config,
         }))
     }

@@ -14,6 +14,7 @@
 //! interchangeable, and an upload can continue on any of them.
 
 pub mod app;
+pub mod cache;
 pub mod config;
 pub mod error;
 mod handlers;

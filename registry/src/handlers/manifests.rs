@@ -66,14 +66,21 @@ pub(crate) async fn get(ctx: Ctx, name: RepositoryName, reference: Reference, he
     if head {
         return Ok(builder.body(Body::empty()).expect("response"));
     }
-    let bytes = state
-        .blobs
-        .read_limited(&digest, revision.size)
-        .await
-        .map_err(|e| match e {
-            strata_storage::Error::NotFound { .. } => manifest_unknown(&reference),
-            other => other.into(),
-        })?;
+    let bytes = match state.manifests.get(&digest) {
+        Some(bytes) => bytes,
+        None => {
+            let bytes = state
+                .blobs
+                .read_limited(&digest, revision.size)
+                .await
+                .map_err(|e| match e {
+                    strata_storage::Error::NotFound { .. } => manifest_unknown(&reference),
+                    other => other.into(),
+                })?;
+            state.manifests.insert(digest.clone(), bytes.clone());
+            bytes
+        }
+    };
     Ok(builder.body(Body::from(bytes)).expect("response"))
 }
 
@@ -105,7 +112,11 @@ pub(crate) async fn put(ctx: Ctx, name: RepositoryName, reference: Reference) ->
     // Content first, then the revision, then what points at it: a tag never names a manifest
     // that is not completely stored.
     let size = bytes.len() as u64;
-    state.blobs.put(&digest, Some(size), stream::once(bytes)).await?;
+    state
+        .blobs
+        .put(&digest, Some(size), stream::once(bytes.clone()))
+        .await?;
+    state.manifests.insert(digest.clone(), bytes);
     let subject = manifest.subject.as_ref().map(|s| s.digest.clone());
     let revision = Revision {
         media_type: manifest.media_type.clone(),

@@ -218,16 +218,34 @@ pub(crate) async fn finish(ctx: Ctx, name: RepositoryName, id: UploadId) -> ApiR
     let digest = parse_digest(digest)?;
     let status = session(&ctx, &name, &id).await?;
     let state = ctx.state.clone();
-    let counter = if ctx.has_body() {
-        append_body(ctx, &name, &id, status).await?.1
+    let whole_blob_in_body = status.length == 0 && ctx.has_body() && ctx.header(header::CONTENT_RANGE).is_none();
+    let counter = if whole_blob_in_body {
+        // POST then PUT with everything (what containerd and `curl -T` do): the digest is known
+        // up front, so the bytes go straight to the blob, verified while they stream, and the
+        // empty session is dropped. On S3 this saves a server-side copy of the whole blob.
+        let limit = remaining_limit(&ctx, 0)?;
+        let counter = Arc::new(AtomicU64::new(0));
+        let _in_flight = state.metrics.upload_in_flight();
+        let data = body_stream(ctx.take_body(), counter.clone(), limit, ctx.content_length());
+        state.blobs.put(&digest, ctx.content_length(), data).await?;
+        match state.blobs.upload_abort(&id).await {
+            Ok(()) | Err(StorageError::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        counter
     } else {
-        Arc::default()
+        let counter = if ctx.has_body() {
+            append_body(ctx, &name, &id, status).await?.1
+        } else {
+            Arc::default()
+        };
+        state
+            .blobs
+            .upload_commit(&id, &digest, None)
+            .await
+            .map_err(or_upload_unknown)?;
+        counter
     };
-    state
-        .blobs
-        .upload_commit(&id, &digest, None)
-        .await
-        .map_err(or_upload_unknown)?;
     state.meta.link_blob(&name, &digest).await?;
     state.meta.ensure_repository(&name).await?;
     state.meta.delete_upload(&id).await?;

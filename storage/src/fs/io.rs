@@ -18,6 +18,8 @@ use crate::stream::ByteStream;
 
 /// Chunks in flight between the async task and a blocking writer or reader thread.
 const CHANNEL_DEPTH: usize = 4;
+/// Writes smaller than this are gathered before they go to the writer thread.
+const WRITE_CHUNK: usize = 256 * 1024;
 /// Size of the chunks a reader thread produces.
 const READ_CHUNK: usize = 1024 * 1024;
 
@@ -55,19 +57,33 @@ pub(crate) async fn write_stream(file: File, path: PathBuf, mut data: ByteStream
     });
 
     let mut input_error = None;
+    // Network bodies arrive in chunks of a few KiB; handing each to the writer thread would cost
+    // a wake-up and a syscall per chunk, so small chunks are gathered into larger writes.
+    let mut pending = BytesMut::new();
     while let Some(item) = data.next().await {
-        match item {
-            Ok(chunk) if chunk.is_empty() => {}
+        let chunk = match item {
+            Ok(chunk) if pending.is_empty() && chunk.len() >= WRITE_CHUNK => chunk,
             Ok(chunk) => {
-                if tx.send(chunk).await.is_err() {
-                    break; // the writer failed; its error is reported below
+                if pending.is_empty() {
+                    pending.reserve(WRITE_CHUNK);
                 }
+                pending.extend_from_slice(&chunk);
+                if pending.len() < WRITE_CHUNK {
+                    continue;
+                }
+                pending.split().freeze()
             }
             Err(e) => {
                 input_error = Some(e);
                 break;
             }
+        };
+        if tx.send(chunk).await.is_err() {
+            break; // the writer failed; its error is reported below
         }
+    }
+    if input_error.is_none() && !pending.is_empty() {
+        let _ = tx.send(pending.freeze()).await;
     }
     drop(tx);
     let written = writer

@@ -14,11 +14,13 @@ mod list;
 mod upload;
 
 use std::fs::File;
+use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 
 use crate::backend::{Backend, Checkpoint, GetResult, ListStream, ObjectMeta, UploadStatus};
 use crate::error::{Error, Result};
@@ -29,6 +31,8 @@ use io::{TempFile, blocking, not_found_or};
 
 /// Name of the directory below the root that holds temp files (keys cannot start with `.`).
 const TMP_DIR: &str = ".tmp";
+/// Reads up to this size are done in one blocking call, without a reader thread.
+const SMALL_READ: u64 = 256 * 1024;
 /// Temp files older than this are debris from a crashed process.
 const STALE_TEMP_AGE: Duration = Duration::from_secs(24 * 3600);
 
@@ -134,18 +138,36 @@ impl Backend for FsBackend {
     }
 
     async fn get(&self, key: &Key, range: Option<ByteRange>) -> Result<GetResult> {
+        enum Opened {
+            Small(Bytes),
+            Large(File),
+        }
         let (key, path) = (key.clone(), self.path(key));
         let opened_path = path.clone();
-        let (file, meta) = blocking(move || {
-            let (file, md) = open_object(&opened_path, &key)?;
-            Ok((file, meta_of(&key, &md)))
+        let (opened, meta, range) = blocking(move || {
+            let (mut file, md) = open_object(&opened_path, &key)?;
+            let meta = meta_of(&key, &md);
+            let range = match range {
+                Some(r) => r.resolve(meta.size)?,
+                None => 0..meta.size,
+            };
+            let len = range.end - range.start;
+            // Metadata and manifests are small: read them in this same trip to the blocking
+            // pool instead of starting a reader thread.
+            if len <= SMALL_READ {
+                let mut buf = vec![0u8; len as usize];
+                file.seek(std::io::SeekFrom::Start(range.start))
+                    .and_then(|_| file.read_exact(&mut buf))
+                    .map_err(|e| Error::io("read", opened_path.display(), e))?;
+                return Ok((Opened::Small(Bytes::from(buf)), meta, range));
+            }
+            Ok((Opened::Large(file), meta, range))
         })
         .await?;
-        let range = match range {
-            Some(r) => r.resolve(meta.size)?,
-            None => 0..meta.size,
+        let body = match opened {
+            Opened::Small(bytes) => crate::stream::once(bytes),
+            Opened::Large(file) => io::read_stream(file, path, range.start, range.end - range.start),
         };
-        let body = io::read_stream(file, path, range.start, range.end - range.start);
         Ok(GetResult { meta, range, body })
     }
 

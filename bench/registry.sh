@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# Registry benchmark: strata-registry beside the reference registry (Debian's docker-registry,
+# CNCF distribution 2.8), both on loopback with filesystem storage in the same directory tree,
+# measured in the same run:
+#   - monolithic push of a 1 GiB blob (POST, then PUT ?digest= with the whole body, via curl)
+#   - GET of that blob (curl to /dev/null)
+#   - manifest GET requests/s (wrk, 32 connections, 2 threads)
+#   - peak RSS (VmHWM) of each registry process after a 1 GiB push and after a 4 GiB push
+#
+# Push and GET are repeated --runs times (default 3) and the median is reported.
+#
+# Usage: bench/registry.sh [--size-mib N] [--dir DIR] [--seconds S] [--runs R]
+#   --dir defaults to target/bench/registry (on disk); pass a tmpfs path (/dev/shm/x) to take the
+#   disk out of the comparison.
+# Needs (installed when missing, as root): curl, wrk, docker-registry.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+size_mib=1024
+dir=target/bench/registry
+seconds=10
+runs=3
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --size-mib) size_mib=$2; shift 2 ;;
+        --dir) dir=$2; shift 2 ;;
+        --seconds) seconds=$2; shift 2 ;;
+        --runs) runs=$2; shift 2 ;;
+        *) echo "usage: $0 [--size-mib N] [--dir DIR] [--seconds S] [--runs R]" >&2; exit 2 ;;
+    esac
+done
+
+need=()
+for tool in curl wrk docker-registry; do command -v "$tool" >/dev/null || need+=("$tool"); done
+if [ "${#need[@]}" -gt 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+fi
+
+cargo build --release -q -p strata-registry
+strata_bin=target/release/strata-registry
+
+rm -rf "$dir" && mkdir -p "$dir"
+dir=$(cd "$dir" && pwd)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$dir"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# start_registry NAME -> sets $pid and $base
+start_registry() {
+    local name=$1 port
+    port=$(free_port)
+    rm -rf "$dir/$name-data"
+    case "$name" in
+        strata)
+            RUST_LOG=warn "$strata_bin" --listen "127.0.0.1:$port" --root "$dir/$name-data" 2>"$dir/$name.log" &
+            ;;
+        distribution)
+            cat > "$dir/distribution.yml" <<YAML
+version: 0.1
+log: { level: error, accesslog: { disabled: true } }
+storage:
+  filesystem: { rootdirectory: $dir/$name-data }
+  delete: { enabled: true }
+  maintenance: { uploadpurging: { enabled: false } }
+http: { addr: 127.0.0.1:$port }
+YAML
+            docker-registry serve "$dir/distribution.yml" >"$dir/$name.log" 2>&1 &
+            ;;
+    esac
+    pid=$!
+    pids+=("$pid")
+    base="http://127.0.0.1:$port"
+    for _ in $(seq 100); do curl -sf -o /dev/null "$base/v2/" && return 0; sleep 0.1; done
+    echo "$name did not start; log:" >&2; cat "$dir/$name.log" >&2; exit 1
+}
+
+peak_rss_mib() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
+
+make_blob() { # make_blob MIB FILE -> prints digest
+    head -c "$(( $1 * 1024 * 1024 ))" /dev/urandom > "$2"
+    echo "sha256:$(openssl dgst -sha256 -r "$2" | cut -d' ' -f1)"
+}
+
+# push BASE FILE DIGEST REPO -> prints seconds
+push() {
+    local base=$1 file=$2 digest=$3 repo=$4 location url
+    location=$(curl -sS -D - -o /dev/null -X POST "$base/v2/$repo/blobs/uploads/" | awk 'tolower($1)=="location:" {print $2}' | tr -d '\r')
+    case "$location" in http*) url=$location ;; *) url=$base$location ;; esac
+    case "$url" in *\?*) url="$url&digest=$digest" ;; *) url="$url?digest=$digest" ;; esac
+    curl -sS -o /dev/null -w '%{http_code} %{time_total}\n' -X PUT -T "$file" -H 'Expect:' \
+        -H 'Content-Type: application/octet-stream' "$url" | {
+        read -r code secs
+        [ "$code" = 201 ] || { echo "push to $base answered $code" >&2; exit 1; }
+        echo "$secs"
+    }
+}
+
+pull() { # pull BASE DIGEST REPO -> prints seconds
+    curl -sS -o /dev/null -w '%{time_total}\n' "$1/v2/$3/blobs/$2"
+}
+
+push_manifest() { # push_manifest BASE REPO
+    local base=$1 repo=$2 cfg layer cfgd layerd manifest
+    cfg='{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'
+    layer="a small layer"
+    cfgd="sha256:$(printf '%s' "$cfg" | openssl dgst -sha256 -r | cut -d' ' -f1)"
+    layerd="sha256:$(printf '%s' "$layer" | openssl dgst -sha256 -r | cut -d' ' -f1)"
+    for pair in "$cfg|$cfgd" "$layer|$layerd"; do
+        local body=${pair%|*} d=${pair##*|} location url
+        location=$(curl -sS -D - -o /dev/null -X POST "$base/v2/$repo/blobs/uploads/" | awk 'tolower($1)=="location:" {print $2}' | tr -d '\r')
+        case "$location" in http*) url=$location ;; *) url=$base$location ;; esac
+        case "$url" in *\?*) url="$url&digest=$d" ;; *) url="$url?digest=$d" ;; esac
+        curl -sSf -o /dev/null -X PUT --data-binary "$body" -H 'Content-Type: application/octet-stream' "$url"
+    done
+    manifest="{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"$cfgd\",\"size\":${#cfg}},\"layers\":[{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar\",\"digest\":\"$layerd\",\"size\":${#layer}}]}"
+    curl -sSf -o /dev/null -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
+        --data-binary "$manifest" "$base/v2/$repo/manifests/latest"
+}
+
+median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+
+manifest_rps() { # manifest_rps BASE REPO -> prints requests/s
+    wrk -t2 -c32 -d"${seconds}s" -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+        "$1/v2/$2/manifests/latest" | awk '/Requests\/sec/ {print $2}'
+}
+
+blob=$dir/blob.bin
+big=$dir/big.bin
+echo "creating a ${size_mib} MiB and a $(( size_mib * 4 )) MiB random blob in $dir ..." >&2
+digest=$(make_blob "$size_mib" "$blob")
+big_digest=$(make_blob "$(( size_mib * 4 ))" "$big")
+
+declare -A push_s pull_s rps rss rss_big
+for name in distribution strata; do
+    start_registry "$name"
+    times=()
+    for run in $(seq "$runs"); do
+        sync
+        times+=("$(push "$base" "$blob" "$digest" "bench$run")")
+    done
+    push_s[$name]=$(printf '%s\n' "${times[@]}" | median)
+    rss[$name]=$(peak_rss_mib "$pid")
+    times=()
+    for run in $(seq "$runs"); do
+        times+=("$(pull "$base" "$digest" "bench$run")")
+    done
+    pull_s[$name]=$(printf '%s\n' "${times[@]}" | median)
+    push_manifest "$base" bench
+    rps[$name]=$(manifest_rps "$base" bench)
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+    start_registry "$name"
+    push "$base" "$big" "$big_digest" bench >/dev/null
+    rss_big[$name]=$(peak_rss_mib "$pid")
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+done
+
+mb() { awk -v b="$(( size_mib * 1024 * 1024 ))" -v s="$1" 'BEGIN {printf "%.0f", b / s / 1e6}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+echo "registry bench: ${size_mib} MiB blob, storage under $dir, loopback, same run, median of $runs"
+printf '  %-34s %14s %14s %8s\n' "" "distribution" "strata" "ratio"
+d_push=$(mb "${push_s[distribution]}"); s_push=$(mb "${push_s[strata]}")
+d_pull=$(mb "${pull_s[distribution]}"); s_pull=$(mb "${pull_s[strata]}")
+printf '  %-34s %11s MB/s %9s MB/s %7sx\n' "push (POST + PUT, curl)" "$d_push" "$s_push" "$(ratio "$s_push" "$d_push")"
+printf '  %-34s %11s MB/s %9s MB/s %7sx\n' "blob GET (curl)" "$d_pull" "$s_pull" "$(ratio "$s_pull" "$d_pull")"
+printf '  %-34s %12s rps %10s rps %7sx\n' "manifest GET (wrk -c32)" "${rps[distribution]}" "${rps[strata]}" "$(ratio "${rps[strata]}" "${rps[distribution]}")"
+printf '  %-34s %10s MiB %10s MiB %7sx\n' "peak RSS after ${size_mib} MiB push" "${rss[distribution]}" "${rss[strata]}" "$(ratio "${rss[strata]}" "${rss[distribution]}")"
+printf '  %-34s %10s MiB %10s MiB %7sx\n' "peak RSS after $(( size_mib * 4 )) MiB push" "${rss_big[distribution]}" "${rss_big[strata]}" "$(ratio "${rss_big[strata]}" "${rss_big[distribution]}")"
