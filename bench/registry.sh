@@ -7,7 +7,7 @@
 #   - manifest GET requests/s (wrk, 32 connections, 2 threads)
 #   - peak RSS (VmHWM) of each registry process after a 1 GiB push and after a 4 GiB push
 #
-# Push and GET are repeated --runs times (default 3) and the median is reported.
+# Push and GET are repeated --runs times (default 5, after one unmeasured warm-up push) and the median is reported.
 #
 # Usage: bench/registry.sh [--size-mib N] [--dir DIR] [--seconds S] [--runs R]
 #   --dir defaults to target/bench/registry (on disk); pass a tmpfs path (/dev/shm/x) to take the
@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 size_mib=1024
 dir=target/bench/registry
 seconds=10
-runs=3
+runs=5
 while [ $# -gt 0 ]; do
     case "$1" in
         --size-mib) size_mib=$2; shift 2 ;;
@@ -135,6 +135,9 @@ big_digest=$(make_blob "$(( size_mib * 4 ))" "$big")
 declare -A push_s pull_s rps rss rss_big
 for name in distribution strata; do
     start_registry "$name"
+    # One unmeasured push first: a VM pays for the first touch of guest memory (page cache,
+    # tmpfs), which would otherwise land on whichever registry happens to go first.
+    push "$base" "$blob" "$digest" warmup >/dev/null
     times=()
     for run in $(seq "$runs"); do
         sync
