@@ -1,3 +1,24 @@
-//! `strata-client`: the library behind the `strata` CLI (login, pull, push, copy, inspect).
+//! `strata-client`: the library behind the `strata` CLI — references, authentication, a registry
+//! client, OCI image layouts, platform selection and the transfer engine that pulls, pushes and
+//! copies images between registries and layouts.
 //!
-//! Not built yet: this crate is a shell until the client issue lands.
+//! - [`reference`]: docker-style image references and normalization.
+//! - [`auth`]: docker `config.json`, credential helpers, Basic and Bearer token flows.
+//! - [`registry`]: [`registry::RegistryClient`], one registry host with retries and auth.
+//! - [`image`]: the manifest, index and descriptor fields the client reads.
+//! - [`layout`]: OCI image layouts (the local store and `oci:DIR` targets).
+//! - [`platform`]: choosing an image from an index, with containerd's Windows rules.
+//! - [`transfer`]: [`transfer::copy`] between [`transfer::Endpoint`]s.
+
+pub mod auth;
+pub mod commands;
+pub mod error;
+pub mod image;
+pub mod layout;
+pub mod platform;
+pub mod reference;
+pub mod registry;
+pub mod transfer;
+
+pub use error::{ClientError, Result};
+pub use reference::Reference;

@@ -61,10 +61,17 @@ pub fn blob(digest: &Digest) -> Result<Key> {
     Ok(key(format!("blobs/{}/{}/{hex}", alg.name(), &hex[..2])))
 }
 
+/// Where the content of `digest` lives in an OCI image layout (`blobs/<alg>/<hex>`, no
+/// sharding), for stores that other OCI tools read.
+pub fn oci_layout_blob(digest: &Digest) -> Result<Key> {
+    Ok(key(format!("blobs/{}", digest_path(digest)?)))
+}
+
 /// The digest whose content lives at `key`, if `key` is a blob key.
 pub fn blob_digest(key: &Key) -> Option<Digest> {
     match key.segments().collect::<Vec<_>>()[..] {
         ["blobs", alg, shard, hex] if hex.starts_with(shard) => digest_from(alg, hex),
+        ["blobs", alg, hex] => digest_from(alg, hex),
         _ => None,
     }
 }
@@ -198,6 +205,9 @@ mod tests {
         let b = blob(&d).unwrap();
         assert!(b.as_str().starts_with("blobs/sha256/2d/2d711642"));
         assert_eq!(blob_digest(&b), Some(d.clone()));
+        let o = oci_layout_blob(&d).unwrap();
+        assert!(o.as_str().starts_with("blobs/sha256/2d711642"));
+        assert_eq!(blob_digest(&o), Some(d.clone()));
         assert_eq!(linked_digest(&layer_link(&name, &d).unwrap()), Some(d.clone()));
         assert_eq!(linked_digest(&manifest_revision(&name, &d).unwrap()), Some(d.clone()));
         assert_eq!(tag_name(&tag(&name, &t)), Some(t));

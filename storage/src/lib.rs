@@ -31,7 +31,7 @@ pub mod stream;
 pub mod testing;
 
 pub use backend::{Backend, BackendExt, Checkpoint, GetResult, ListStream, ObjectMeta, UploadStatus};
-pub use blob::{BlobStore, BlobWriter};
+pub use blob::{BlobLayout, BlobStore, BlobWriter};
 pub use config::{FsConfig, S3Config, Secret, StorageConfig};
 pub use digest::{Algorithm, Digest, Hasher, VerifyingStream};
 pub use error::{BoxError, Error, Result};

@@ -27,16 +27,42 @@ use crate::layout;
 use crate::range::ByteRange;
 use crate::stream::{self, ByteStream};
 
+/// How blob keys are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobLayout {
+    /// `blobs/<alg>/<hh>/<hex>` ([`layout::blob`]): the registry's store.
+    Sharded,
+    /// `blobs/<alg>/<hex>` ([`layout::oci_layout_blob`]): an OCI image layout other tools read.
+    OciImageLayout,
+}
+
 /// Content-addressed blob storage over a backend. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     backend: Arc<dyn Backend>,
+    layout: BlobLayout,
 }
 
 impl BlobStore {
-    /// A blob store over `backend`.
+    /// A blob store over `backend` with the registry's (sharded) key layout.
     pub fn new(backend: Arc<dyn Backend>) -> Self {
-        BlobStore { backend }
+        BlobStore {
+            backend,
+            layout: BlobLayout::Sharded,
+        }
+    }
+
+    /// A blob store whose blobs sit where an OCI image layout puts them.
+    pub fn with_layout(backend: Arc<dyn Backend>, layout: BlobLayout) -> Self {
+        BlobStore { backend, layout }
+    }
+
+    /// The key blob `digest` is stored under.
+    pub fn key(&self, digest: &Digest) -> Result<crate::Key> {
+        match self.layout {
+            BlobLayout::Sharded => layout::blob(digest),
+            BlobLayout::OciImageLayout => layout::oci_layout_blob(digest),
+        }
     }
 
     /// The backend underneath, for the metadata that lives beside the blobs.
@@ -46,29 +72,29 @@ impl BlobStore {
 
     /// Whether the blob exists.
     pub async fn exists(&self, digest: &Digest) -> Result<bool> {
-        self.backend.exists(&layout::blob(digest)?).await
+        self.backend.exists(&self.key(digest)?).await
     }
 
     /// Size and time of the blob; [`crate::Error::NotFound`] if absent.
     pub async fn stat(&self, digest: &Digest) -> Result<ObjectMeta> {
-        self.backend.head(&layout::blob(digest)?).await
+        self.backend.head(&self.key(digest)?).await
     }
 
     /// Streams the blob, or a range of it.
     pub async fn open(&self, digest: &Digest, range: Option<ByteRange>) -> Result<GetResult> {
-        self.backend.get(&layout::blob(digest)?, range).await
+        self.backend.get(&self.key(digest)?, range).await
     }
 
     /// Deletes the blob; [`crate::Error::NotFound`] if absent.
     pub async fn delete(&self, digest: &Digest) -> Result<()> {
-        self.backend.delete(&layout::blob(digest)?).await
+        self.backend.delete(&self.key(digest)?).await
     }
 
     /// Stores `data` as blob `digest`, verifying digest (and `size`, when given) while it streams.
     /// On a mismatch nothing is published and the error says what was wrong. Storing a blob that
     /// exists rewrites it with identical bytes, which is harmless and refreshes its time.
     pub async fn put(&self, digest: &Digest, size: Option<u64>, data: ByteStream) -> Result<ObjectMeta> {
-        let key = layout::blob(digest)?;
+        let key = self.key(digest)?;
         let verified = VerifyingStream::new(data, digest.clone(), size)?;
         self.backend.put(&key, Box::pin(verified)).await
     }
@@ -76,7 +102,7 @@ impl BlobStore {
     /// Stores small in-memory content (a manifest, a config) and returns its SHA-256 digest.
     pub async fn put_bytes(&self, data: Bytes) -> Result<Digest> {
         let digest = Algorithm::Sha256.digest_of(&data);
-        self.backend.put(&layout::blob(&digest)?, stream::once(data)).await?;
+        self.backend.put(&self.key(&digest)?, stream::once(data)).await?;
         Ok(digest)
     }
 

@@ -97,7 +97,7 @@ impl BlobStore {
     /// session either way.
     pub async fn upload_commit(&self, id: &UploadId, digest: &Digest, size: Option<u64>) -> Result<ObjectMeta> {
         let home = layout::upload_data(id);
-        let target = layout::blob(digest)?;
+        let target = self.key(digest)?;
         let status = self.backend.upload_status(&home).await?;
         if let Some(expected) = size
             && expected != status.length
@@ -138,7 +138,7 @@ impl BlobStore {
                 actual,
             });
         }
-        let target = layout::blob(digest)?;
+        let target = self.key(digest)?;
         self.backend.copy(staged, &target).await?;
         let meta = self.backend.head(&target).await?;
         debug_assert_eq!(meta.size, size);

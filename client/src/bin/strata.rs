@@ -1,0 +1,366 @@
+//! `strata`: parse the command line, call the library, print results. Data goes to stdout,
+//! messages to stderr. Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 auth, 5 integrity.
+
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde_json::{Value, json};
+use strata_client::auth::{Credentials, DockerConfig};
+use strata_client::commands::{Context, Target, default_home};
+use strata_client::platform::PlatformSpec;
+use strata_client::registry::ClientOptions;
+use strata_client::transfer::{Options, Report, Selection};
+use strata_client::{ClientError, Reference};
+
+/// Pull, push, copy, inspect, list and delete images on any OCI registry.
+#[derive(Debug, Parser)]
+#[command(name = "strata", version)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args)]
+struct Global {
+    /// Local store and state directory (default $STRATA_HOME or ~/.local/share/strata).
+    #[arg(long, global = true, value_name = "DIR")]
+    home: Option<PathBuf>,
+    /// Output format for data on stdout.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    format: Format,
+    /// Print only essential output.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    /// Say what happens to each blob, and log requests.
+    #[arg(short, long, global = true)]
+    verbose: bool,
+    /// Blobs transferred at once.
+    #[arg(long, global = true, default_value_t = 4)]
+    jobs: usize,
+    /// Use plain HTTP for every registry (loopback registries always get it).
+    #[arg(long, global = true)]
+    plain_http: bool,
+    /// Accept invalid TLS certificates.
+    #[arg(long, global = true)]
+    insecure: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args, Clone)]
+struct PlatformArgs {
+    /// Platform to select from an index (repeatable): os/arch[/variant][:os.version] or
+    /// os(os.version)/arch. Default: this host's.
+    #[arg(long = "platform", value_name = "PLATFORM")]
+    platforms: Vec<String>,
+    /// Transfer every platform of an index.
+    #[arg(long, conflicts_with = "platforms")]
+    all_platforms: bool,
+    /// Windows host build to select images for (e.g. 10.0.20348.2113).
+    #[arg(long, value_name = "VERSION")]
+    os_version: Option<String>,
+    /// Push foreign (non-distributable) layers too.
+    #[arg(long)]
+    include_foreign: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Store credentials for a registry in docker's config.json.
+    Login {
+        /// Registry host[:port].
+        registry: String,
+        /// User name.
+        #[arg(short, long)]
+        username: Option<String>,
+        /// Read the password from stdin.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Forget the credentials of a registry.
+    Logout {
+        /// Registry host[:port].
+        registry: String,
+    },
+    /// Pull an image into the local store.
+    Pull {
+        /// Image reference.
+        image: String,
+        #[command(flatten)]
+        platform: PlatformArgs,
+    },
+    /// Push an image from the local store (to DEST if given).
+    Push {
+        /// Image in the local store.
+        image: String,
+        /// Where to push it (default: IMAGE).
+        dest: Option<String>,
+        #[command(flatten)]
+        platform: PlatformArgs,
+    },
+    /// Copy an image: registry reference, oci:DIR[:NAME] or docker-archive:FILE[:REF].
+    Copy {
+        /// Source.
+        src: String,
+        /// Destination.
+        dst: String,
+        #[command(flatten)]
+        platform: PlatformArgs,
+    },
+    /// Show an image's manifest summary, raw manifest or config.
+    Inspect {
+        /// Image (registry reference or oci:DIR[:NAME]).
+        image: String,
+        /// Print the manifest exactly as stored.
+        #[arg(long, conflicts_with = "config")]
+        raw: bool,
+        /// Print the image config.
+        #[arg(long)]
+        config: bool,
+    },
+    /// List the tags of a repository.
+    Tags {
+        /// Repository ([registry/]name).
+        repo: String,
+    },
+    /// List the repositories of a registry.
+    Catalog {
+        /// Registry host[:port].
+        registry: String,
+    },
+    /// Delete an image (its manifest) from a registry.
+    Delete {
+        /// Image reference.
+        image: String,
+    },
+    /// Give an image on a registry another tag.
+    Tag {
+        /// Existing image.
+        src: String,
+        /// New reference (same repository).
+        dst: String,
+    },
+    /// List the images in the local store.
+    Images,
+    /// Remove an image from the local store (and blobs nothing else uses).
+    Rmi {
+        /// Image name as `strata images` shows it.
+        image: String,
+    },
+}
+
+fn transfer_options(p: &PlatformArgs, global: &Global) -> Result<Options, ClientError> {
+    let selection = if p.all_platforms {
+        Selection::All
+    } else if p.platforms.is_empty() {
+        Selection::Platforms(vec![PlatformSpec::host()])
+    } else {
+        Selection::Platforms(
+            p.platforms
+                .iter()
+                .map(|s| PlatformSpec::parse(s))
+                .collect::<Result<_, _>>()?,
+        )
+    };
+    Ok(Options {
+        selection,
+        os_version: p.os_version.clone(),
+        jobs: global.jobs.max(1),
+        include_foreign: p.include_foreign,
+        verbose: global.verbose,
+    })
+}
+
+fn print_report(global: &Global, what: &str, target: &str, report: &Report) {
+    if global.format == Format::Json {
+        println!("{}", serde_json::to_string_pretty(report).expect("json"));
+        return;
+    }
+    if !global.quiet {
+        eprintln!(
+            "{what} {target}: {} copied, {} already there, {} mounted, {} foreign skipped ({} bytes)",
+            report.blobs_copied, report.blobs_existing, report.blobs_mounted, report.blobs_skipped, report.bytes
+        );
+    }
+    println!("{}", report.digest);
+}
+
+fn print_list(global: &Global, items: &[String], key: &str) {
+    if global.format == Format::Json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ key: items })).expect("json")
+        );
+    } else {
+        for item in items {
+            println!("{item}");
+        }
+    }
+}
+
+fn print_value(value: &Value) {
+    println!("{}", serde_json::to_string_pretty(value).expect("json"));
+}
+
+fn reference(value: &str) -> Result<Reference, ClientError> {
+    match Target::parse(value)? {
+        Target::Registry(r) => Ok(r),
+        _ => Err(ClientError::Usage(format!("{value:?}: expected a registry reference"))),
+    }
+}
+
+/// A registry argument: a host, or a reference whose host is taken.
+fn registry_host(value: &str) -> String {
+    let trimmed = value
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    match trimmed {
+        "docker.io" | "index.docker.io" | "registry-1.docker.io" => "docker.io".into(),
+        other => other.split('/').next().unwrap_or(other).to_owned(),
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), ClientError> {
+    let env = |k: &str| std::env::var(k).ok();
+    let global = &cli.global;
+    let home = global.home.clone().unwrap_or_else(|| default_home(env));
+    let client_options = ClientOptions {
+        plain_http: global.plain_http,
+        insecure: global.insecure,
+        ..Default::default()
+    };
+    let ctx = Context::new(home, client_options, DockerConfig::default_path(env));
+    match &cli.command {
+        Command::Login {
+            registry,
+            username,
+            password_stdin,
+        } => {
+            let username = username
+                .clone()
+                .ok_or_else(|| ClientError::Usage("login needs -u USER".into()))?;
+            if !password_stdin {
+                return Err(ClientError::Usage(
+                    "pass the password on stdin with --password-stdin".into(),
+                ));
+            }
+            let mut password = String::new();
+            std::io::stdin()
+                .read_to_string(&mut password)
+                .map_err(|e| ClientError::Other(format!("read stdin: {e}")))?;
+            let password = password.trim_end_matches(['\n', '\r']).to_owned();
+            let host = registry_host(registry);
+            ctx.login(
+                &host,
+                Credentials {
+                    username,
+                    secret: password,
+                },
+            )
+            .await?;
+            if !global.quiet {
+                eprintln!("Login succeeded for {host}");
+            }
+        }
+        Command::Logout { registry } => {
+            let host = registry_host(registry);
+            if !ctx.logout(&host).await? && !global.quiet {
+                eprintln!("not logged in to {host}");
+            }
+        }
+        Command::Pull { image, platform } => {
+            let image = reference(image)?;
+            let report = ctx.pull(&image, &transfer_options(platform, global)?).await?;
+            print_report(global, "pulled", &image.to_string(), &report);
+        }
+        Command::Push { image, dest, platform } => {
+            let image = reference(image)?;
+            let dest = dest.as_deref().map(reference).transpose()?;
+            let report = ctx
+                .push(&image, dest.as_ref(), &transfer_options(platform, global)?)
+                .await?;
+            print_report(global, "pushed", &dest.unwrap_or(image).to_string(), &report);
+        }
+        Command::Copy { src, dst, platform } => {
+            let report = ctx
+                .copy(
+                    &Target::parse(src)?,
+                    &Target::parse(dst)?,
+                    &transfer_options(platform, global)?,
+                )
+                .await?;
+            print_report(global, "copied to", dst, &report);
+        }
+        Command::Inspect { image, raw, config } => {
+            print_value(&ctx.inspect(&Target::parse(image)?, *raw, *config).await?);
+        }
+        Command::Tags { repo } => print_list(global, &ctx.tags(&reference(repo)?).await?, "tags"),
+        Command::Catalog { registry } => {
+            print_list(global, &ctx.catalog(&registry_host(registry)).await?, "repositories");
+        }
+        Command::Delete { image } => {
+            let digest = ctx.delete(&reference(image)?).await?;
+            if !global.quiet {
+                eprintln!("deleted {digest}");
+            }
+        }
+        Command::Tag { src, dst } => {
+            let digest = ctx.tag(&reference(src)?, &reference(dst)?).await?;
+            println!("{digest}");
+        }
+        Command::Images => {
+            let images = ctx.images()?;
+            if global.format == Format::Json {
+                print_value(&Value::Array(images));
+            } else {
+                for i in images {
+                    println!(
+                        "{}\t{}",
+                        i["name"].as_str().unwrap_or(""),
+                        i["digest"].as_str().unwrap_or("")
+                    );
+                }
+            }
+        }
+        Command::Rmi { image } => {
+            let removed = ctx.rmi(image).await?;
+            if !global.quiet {
+                eprintln!("removed {image} ({removed} blobs freed)");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = if cli.global.verbose { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .without_time()
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("strata: {e}");
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}

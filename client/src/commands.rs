@@ -1,0 +1,340 @@
+//! The operations behind each `strata` command, as library calls that return data (the binary
+//! prints it). A [`Context`] holds what every command needs: the local store, registry options
+//! and credentials.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+
+use crate::auth::{Credentials, DockerConfig};
+use crate::error::{ClientError, Result};
+use crate::layout::OciLayout;
+use crate::reference::Reference;
+use crate::registry::{ClientOptions, RegistryClient};
+use crate::transfer::{self, Endpoint, Options, Report};
+
+/// Shared state of one `strata` invocation.
+#[derive(Debug)]
+pub struct Context {
+    /// `STRATA_HOME` (default `~/.local/share/strata`).
+    pub home: PathBuf,
+    /// How to reach registries.
+    pub client_options: ClientOptions,
+    /// Where docker credentials live.
+    pub docker_config: PathBuf,
+    clients: Mutex<HashMap<String, Arc<RegistryClient>>>,
+}
+
+/// Where an image is: a registry, an OCI layout directory, or a docker-archive tarball.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// `[registry/]repo[:tag][@digest]`.
+    Registry(Reference),
+    /// `oci:DIR[:NAME]`.
+    Layout(PathBuf, Option<String>),
+    /// `docker-archive:FILE[:REF]`.
+    DockerArchive(PathBuf, Option<String>),
+}
+
+impl Target {
+    /// Parses a command-line image argument.
+    pub fn parse(value: &str) -> Result<Self> {
+        if let Some(rest) = value.strip_prefix("oci:") {
+            let (dir, name) = match rest.split_once(':') {
+                Some((d, n)) => (d, Some(n.to_owned())),
+                None => (rest, None),
+            };
+            if dir.is_empty() {
+                return Err(ClientError::Usage(format!("{value:?}: oci: needs a directory")));
+            }
+            return Ok(Target::Layout(PathBuf::from(dir), name));
+        }
+        if let Some(rest) = value.strip_prefix("docker-archive:") {
+            let (file, name) = match rest.split_once(':') {
+                Some((f, n)) => (f, Some(n.to_owned())),
+                None => (rest, None),
+            };
+            return Ok(Target::DockerArchive(PathBuf::from(file), name));
+        }
+        Ok(Target::Registry(Reference::parse(value)?))
+    }
+}
+
+impl Context {
+    /// A context over `home`, reading credentials from `docker_config`.
+    pub fn new(home: PathBuf, client_options: ClientOptions, docker_config: PathBuf) -> Self {
+        Context {
+            home,
+            client_options,
+            docker_config,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The local image store (an OCI layout in `STRATA_HOME/store`).
+    pub fn store(&self) -> Result<OciLayout> {
+        OciLayout::open(&self.home.join("store"))
+    }
+
+    /// A client for `registry`, with the credentials docker's config has for it.
+    pub async fn client(&self, registry: &str) -> Result<Arc<RegistryClient>> {
+        if let Some(c) = self.clients.lock().expect("clients").get(registry) {
+            return Ok(c.clone());
+        }
+        let creds = DockerConfig::load(&self.docker_config)?.credentials(registry).await?;
+        let client = Arc::new(RegistryClient::new(registry, creds, self.client_options.clone())?);
+        self.clients
+            .lock()
+            .expect("clients")
+            .insert(registry.to_owned(), client.clone());
+        Ok(client)
+    }
+
+    async fn endpoint(&self, target: &Target) -> Result<Endpoint> {
+        match target {
+            Target::Registry(reference) => Ok(Endpoint::Registry {
+                client: self.client(&reference.registry).await?,
+                reference: reference.clone(),
+            }),
+            Target::Layout(dir, name) => Ok(Endpoint::Layout {
+                layout: OciLayout::open(dir)?,
+                name: name.clone(),
+            }),
+            Target::DockerArchive(..) => Err(ClientError::Usage(
+                "docker-archive: is not supported yet; use oci:DIR".into(),
+            )),
+        }
+    }
+
+    /// `strata pull`: an image from a registry into the local store, named by its full reference.
+    pub async fn pull(&self, image: &Reference, options: &Options) -> Result<Report> {
+        let src = self.endpoint(&Target::Registry(image.clone())).await?;
+        let dst = Endpoint::Layout {
+            layout: self.store()?,
+            name: Some(image.to_string()),
+        };
+        transfer::copy(&src, &dst, options).await
+    }
+
+    /// `strata push IMAGE [DEST]`: an image from the local store to a registry.
+    pub async fn push(&self, image: &Reference, dest: Option<&Reference>, options: &Options) -> Result<Report> {
+        let store = self.store()?;
+        if store.find(&image.to_string())?.is_none() {
+            return Err(ClientError::NotFound(format!(
+                "{image} is not in the local store (strata images lists it)"
+            )));
+        }
+        let src = Endpoint::Layout {
+            layout: store,
+            name: Some(image.to_string()),
+        };
+        let dst = self.endpoint(&Target::Registry(dest.unwrap_or(image).clone())).await?;
+        transfer::copy(&src, &dst, options).await
+    }
+
+    /// `strata copy SRC DST`.
+    pub async fn copy(&self, src: &Target, dst: &Target, options: &Options) -> Result<Report> {
+        let src = self.endpoint(src).await?;
+        let dst = self.endpoint(dst).await?;
+        transfer::copy(&src, &dst, options).await
+    }
+
+    /// `strata inspect`: the manifest (`raw`), the config (`config`), or a summary.
+    pub async fn inspect(&self, target: &Target, raw: bool, config: bool) -> Result<Value> {
+        let endpoint = self.endpoint(target).await?;
+        let (bytes, media_type, digest) = transfer::resolve(&endpoint).await?;
+        let manifest: Value =
+            serde_json::from_slice(&bytes).map_err(|e| ClientError::Other(format!("manifest does not parse: {e}")))?;
+        if raw {
+            return Ok(manifest);
+        }
+        let config_digest = manifest
+            .get("config")
+            .and_then(|c| c.get("digest"))
+            .and_then(Value::as_str);
+        let config_value = match config_digest {
+            Some(d) => {
+                let d = strata_storage::digest::parse_digest(d)?;
+                let bytes = transfer::read_small_blob(&endpoint, &d).await?;
+                Some(
+                    serde_json::from_slice::<Value>(&bytes)
+                        .map_err(|e| ClientError::Other(format!("config does not parse: {e}")))?,
+                )
+            }
+            None => None,
+        };
+        if config {
+            return config_value.ok_or_else(|| ClientError::Usage("an index has no config; pick a platform".into()));
+        }
+        let mut summary = json!({ "digest": digest.to_string(), "mediaType": media_type });
+        if let Some(layers) = manifest.get("layers").and_then(Value::as_array) {
+            summary["layers"] = layers.iter().filter_map(|l| l.get("digest").cloned()).collect();
+            summary["size"] = json!(
+                layers
+                    .iter()
+                    .filter_map(|l| l.get("size").and_then(Value::as_u64))
+                    .sum::<u64>()
+            );
+        }
+        if let Some(manifests) = manifest.get("manifests").and_then(Value::as_array) {
+            summary["manifests"] = manifests
+                .iter()
+                .map(|m| json!({ "digest": m.get("digest"), "platform": m.get("platform") }))
+                .collect();
+        }
+        if let Some(c) = config_value {
+            for key in ["os", "architecture", "os.version", "created", "author"] {
+                if let Some(v) = c.get(key) {
+                    summary[key] = v.clone();
+                }
+            }
+            if let Some(history) = c.get("history") {
+                summary["history"] = history.clone();
+            }
+        }
+        Ok(summary)
+    }
+
+    /// `strata tags REPO`.
+    pub async fn tags(&self, repo: &Reference) -> Result<Vec<String>> {
+        self.client(&repo.registry).await?.tags(&repo.repository).await
+    }
+
+    /// `strata catalog REGISTRY`.
+    pub async fn catalog(&self, registry: &str) -> Result<Vec<String>> {
+        self.client(registry).await?.catalog().await
+    }
+
+    /// `strata delete IMAGE`: deletes the manifest the reference names (by digest).
+    pub async fn delete(&self, image: &Reference) -> Result<String> {
+        let client = self.client(&image.registry).await?;
+        let digest = match &image.digest {
+            Some(d) => d.clone(),
+            None => {
+                let reference = image.manifest_reference();
+                let (digest, _, _) = client
+                    .head_manifest(&image.repository, &reference)
+                    .await?
+                    .ok_or_else(|| ClientError::NotFound(image.to_string()))?;
+                digest
+            }
+        };
+        client.delete_manifest(&image.repository, digest.as_ref()).await?;
+        Ok(digest.to_string())
+    }
+
+    /// `strata tag SRC DST`: tags an image on its registry without moving blobs.
+    pub async fn tag(&self, src: &Reference, dst: &Reference) -> Result<String> {
+        if src.registry != dst.registry || src.repository != dst.repository {
+            return Err(ClientError::Usage(
+                "strata tag works within one repository; use strata copy".into(),
+            ));
+        }
+        let tag = dst
+            .tag
+            .as_ref()
+            .ok_or_else(|| ClientError::Usage(format!("{dst} has no tag")))?;
+        let client = self.client(&src.registry).await?;
+        let manifest = client.manifest(&src.repository, &src.manifest_reference()).await?;
+        client
+            .put_manifest(&src.repository, tag.as_str(), &manifest.media_type, manifest.bytes)
+            .await?;
+        Ok(manifest.digest.to_string())
+    }
+
+    /// `strata images`: the local store's named images.
+    pub fn images(&self) -> Result<Vec<Value>> {
+        Ok(self
+            .store()?
+            .refs()?
+            .into_iter()
+            .map(|(name, d)| json!({ "name": name, "digest": d.get("digest"), "mediaType": d.get("mediaType"), "size": d.get("size") }))
+            .collect())
+    }
+
+    /// `strata rmi IMAGE`: removes a name from the local store, then every blob no name needs.
+    pub async fn rmi(&self, image: &str) -> Result<u64> {
+        let store = self.store()?;
+        let name = Reference::parse(image)
+            .map(|r| r.to_string())
+            .unwrap_or_else(|_| image.to_owned());
+        store
+            .remove_ref(&name)?
+            .ok_or_else(|| ClientError::NotFound(format!("{name} in the local store")))?;
+        prune(&store).await
+    }
+
+    /// `strata login`: checks the credentials against the registry, then stores them.
+    pub async fn login(&self, registry: &str, creds: Credentials) -> Result<()> {
+        let client = RegistryClient::new(registry, Some(creds.clone()), self.client_options.clone())?;
+        client.ping().await?;
+        let mut config = DockerConfig::load(&self.docker_config)?;
+        config.store(registry, &creds).await?;
+        config.save()
+    }
+
+    /// `strata logout`.
+    pub async fn logout(&self, registry: &str) -> Result<bool> {
+        let mut config = DockerConfig::load(&self.docker_config)?;
+        let found = config.erase(registry).await?;
+        config.save()?;
+        Ok(found)
+    }
+}
+
+/// Removes every blob of `layout` that no named image references. Returns how many went.
+pub async fn prune(layout: &OciLayout) -> Result<u64> {
+    use futures::TryStreamExt;
+    let mut keep = std::collections::HashSet::new();
+    let mut todo: Vec<String> = layout
+        .refs()?
+        .into_iter()
+        .filter_map(|(_, d)| Some(d.get("digest")?.as_str()?.to_owned()))
+        .collect();
+    while let Some(d) = todo.pop() {
+        if !keep.insert(d.clone()) {
+            continue;
+        }
+        let digest = strata_storage::digest::parse_digest(&d)?;
+        let Ok(bytes) = layout.read_blob(&digest, 8 * 1024 * 1024).await else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_slice::<Value>(&bytes) else {
+            continue;
+        };
+        let children = v
+            .get("manifests")
+            .into_iter()
+            .chain(v.get("layers"))
+            .filter_map(Value::as_array)
+            .flatten();
+        for c in children.chain(v.get("config")) {
+            if let Some(cd) = c.get("digest").and_then(Value::as_str) {
+                todo.push(cd.to_owned());
+            }
+        }
+    }
+    let all: Vec<_> = layout.blobs().list().try_collect().await?;
+    let mut removed = 0;
+    for (digest, _) in all {
+        if !keep.contains(digest.as_ref()) {
+            layout.blobs().delete(&digest).await?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// The default `STRATA_HOME`: `$STRATA_HOME`, else `$XDG_DATA_HOME/strata`, else
+/// `~/.local/share/strata`.
+pub fn default_home(env: impl Fn(&str) -> Option<String>) -> PathBuf {
+    if let Some(h) = env("STRATA_HOME") {
+        return PathBuf::from(h);
+    }
+    if let Some(x) = env("XDG_DATA_HOME") {
+        return Path::new(&x).join("strata");
+    }
+    Path::new(&env("HOME").unwrap_or_else(|| "/root".into())).join(".local/share/strata")
+}

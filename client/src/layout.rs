@@ -1,0 +1,179 @@
+//! OCI image layouts (`oci-layout`, `index.json`, `blobs/sha256/<hex>`): the local store under
+//! `STRATA_HOME`, and any `oci:DIR` a user names. Blobs are written through strata-storage, so
+//! they land only after their digest is verified, atomically; `index.json` is rewritten under a
+//! lock, atomically. skopeo and umoci read what this writes, and the other way round.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+use strata_storage::{BlobLayout, BlobStore, ByteStream, Digest, FsBackend};
+
+use crate::error::{ClientError, Result};
+
+/// The annotation that names an image in `index.json`.
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// An OCI image layout directory.
+#[derive(Debug, Clone)]
+pub struct OciLayout {
+    root: PathBuf,
+    blobs: BlobStore,
+}
+
+impl OciLayout {
+    /// Opens the layout at `root`, creating an empty one if the directory has none.
+    pub fn open(root: &Path) -> Result<Self> {
+        std::fs::create_dir_all(root.join("blobs/sha256"))
+            .map_err(|e| ClientError::io(format!("create {}", root.display()), e))?;
+        let marker = root.join("oci-layout");
+        if !marker.exists() {
+            std::fs::write(&marker, br#"{"imageLayoutVersion":"1.0.0"}"#)
+                .map_err(|e| ClientError::io(format!("write {}", marker.display()), e))?;
+        }
+        let index = root.join("index.json");
+        if !index.exists() {
+            std::fs::write(
+                &index,
+                br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#,
+            )
+            .map_err(|e| ClientError::io(format!("write {}", index.display()), e))?;
+        }
+        let backend = Arc::new(FsBackend::new(root)?);
+        Ok(OciLayout {
+            root: root.to_owned(),
+            blobs: BlobStore::with_layout(backend, BlobLayout::OciImageLayout),
+        })
+    }
+
+    /// The layout directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The blob store (writes verify digests; upload sessions keep partial downloads).
+    pub fn blobs(&self) -> &BlobStore {
+        &self.blobs
+    }
+
+    /// Whether the layout has blob `digest`.
+    pub async fn has_blob(&self, digest: &Digest) -> Result<bool> {
+        Ok(self.blobs.exists(digest).await?)
+    }
+
+    /// Reads a small blob (a manifest, a config).
+    pub async fn read_blob(&self, digest: &Digest, limit: u64) -> Result<Bytes> {
+        self.blobs.read_limited(digest, limit).await.map_err(|e| match e {
+            strata_storage::Error::NotFound { .. } => {
+                ClientError::NotFound(format!("blob {digest} in {}", self.root.display()))
+            }
+            other => other.into(),
+        })
+    }
+
+    /// Streams blob `digest`.
+    pub async fn open_blob(&self, digest: &Digest) -> Result<(u64, ByteStream)> {
+        let blob = self.blobs.open(digest, None).await.map_err(|e| match e {
+            strata_storage::Error::NotFound { .. } => {
+                ClientError::NotFound(format!("blob {digest} in {}", self.root.display()))
+            }
+            other => other.into(),
+        })?;
+        Ok((blob.meta.size, blob.body))
+    }
+
+    /// Stores bytes already in memory as blob `digest` (verified).
+    pub async fn put_blob_bytes(&self, digest: &Digest, bytes: Bytes) -> Result<()> {
+        let size = bytes.len() as u64;
+        self.blobs
+            .put(digest, Some(size), strata_storage::stream::once(bytes))
+            .await?;
+        Ok(())
+    }
+
+    fn read_index(&self) -> Result<Value> {
+        let path = self.root.join("index.json");
+        let raw = std::fs::read(&path).map_err(|e| ClientError::io(format!("read {}", path.display()), e))?;
+        serde_json::from_slice(&raw)
+            .map_err(|e| ClientError::Other(format!("{} is not valid JSON: {e}", path.display())))
+    }
+
+    /// Every named entry of `index.json`: (name, descriptor).
+    pub fn refs(&self) -> Result<Vec<(String, Value)>> {
+        let index = self.read_index()?;
+        let entries = index
+            .get("manifests")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        Ok(entries
+            .into_iter()
+            .filter_map(|d| Some((d.get("annotations")?.get(REF_NAME)?.as_str()?.to_owned(), d.clone())))
+            .collect())
+    }
+
+    /// The descriptor named `name`, if any.
+    pub fn find(&self, name: &str) -> Result<Option<Value>> {
+        Ok(self.refs()?.into_iter().find(|(n, _)| n == name).map(|(_, d)| d))
+    }
+
+    /// Points `name` at `descriptor` (replacing an entry of that name).
+    pub fn set_ref(&self, name: &str, descriptor: &Value) -> Result<()> {
+        let mut descriptor = descriptor.clone();
+        descriptor["annotations"][REF_NAME] = json!(name);
+        self.update_index(|manifests| {
+            manifests.retain(|d| {
+                d.get("annotations")
+                    .and_then(|a| a.get(REF_NAME))
+                    .and_then(Value::as_str)
+                    != Some(name)
+            });
+            manifests.push(descriptor);
+        })
+    }
+
+    /// Removes the entry named `name`; returns it.
+    pub fn remove_ref(&self, name: &str) -> Result<Option<Value>> {
+        let mut removed = None;
+        self.update_index(|manifests| {
+            if let Some(i) = manifests.iter().position(|d| {
+                d.get("annotations")
+                    .and_then(|a| a.get(REF_NAME))
+                    .and_then(Value::as_str)
+                    == Some(name)
+            }) {
+                removed = Some(manifests.remove(i));
+            }
+        })?;
+        Ok(removed)
+    }
+
+    /// Read-modify-writes `index.json` under an exclusive lock, replacing it atomically.
+    fn update_index(&self, change: impl FnOnce(&mut Vec<Value>)) -> Result<()> {
+        let lock_path = self.root.join(".index.lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| ClientError::io(format!("open {}", lock_path.display()), e))?;
+        lock.lock().map_err(|e| ClientError::io("lock index.json", e))?;
+        let mut index = self.read_index()?;
+        let mut manifests = index
+            .get("manifests")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        change(&mut manifests);
+        index["manifests"] = Value::Array(manifests);
+        let path = self.root.join("index.json");
+        let temp = self.root.join(format!(".index.json.{}", std::process::id()));
+        let bytes = serde_json::to_vec(&index).expect("json");
+        std::fs::write(&temp, bytes)
+            .and_then(|_| std::fs::File::open(&temp)?.sync_all())
+            .and_then(|_| std::fs::rename(&temp, &path))
+            .map_err(|e| ClientError::io(format!("write {}", path.display()), e))?;
+        Ok(())
+    }
+}

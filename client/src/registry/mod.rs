@@ -1,0 +1,349 @@
+//! [`RegistryClient`]: one registry host, spoken to over the OCI Distribution API with
+//! authentication ([`crate::auth`]) and bounded retries with backoff that honour `Retry-After`.
+//!
+//! Plain HTTP is used for `localhost`, `127.0.0.0/8` and `::1`, and for any host when asked
+//! (`--plain-http`); `--insecure` accepts invalid TLS certificates. Redirects are followed by
+//! reqwest, which drops `Authorization` when a redirect leaves the host.
+
+mod blobs;
+mod manifests;
+
+use std::time::Duration;
+
+use http::{HeaderMap, Method, StatusCode, header};
+use reqwest::{RequestBuilder, Response};
+use serde::Deserialize;
+use strata_storage::RepositoryName;
+
+pub use blobs::{BlobDownload, UploadLocation};
+pub use manifests::{FetchedManifest, MANIFEST_ACCEPT};
+
+use crate::auth::{Authenticator, Credentials};
+use crate::error::{ClientError, Result};
+
+/// How to reach registries.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Use plain HTTP for every registry, not only loopback ones.
+    pub plain_http: bool,
+    /// Accept invalid TLS certificates.
+    pub insecure: bool,
+    /// Attempts per request, including the first.
+    pub attempts: u32,
+    /// First retry delay; doubled each time, with jitter.
+    pub backoff: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            plain_http: false,
+            insecure: false,
+            attempts: 5,
+            backoff: Duration::from_millis(200),
+        }
+    }
+}
+
+/// Whether `host` (host[:port]) is loopback, where plain HTTP is used automatically.
+pub fn is_loopback(host: &str) -> bool {
+    if host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()) {
+        return true;
+    }
+    let name = match host.rsplit_once(':') {
+        Some((n, p)) if p.bytes().all(|b| b.is_ascii_digit()) && !n.is_empty() => n,
+        _ => host,
+    };
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    name == "localhost" || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A client for one registry host.
+#[derive(Debug)]
+pub struct RegistryClient {
+    http: reqwest::Client,
+    base: String,
+    host: String,
+    auth: Authenticator,
+    options: ClientOptions,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    errors: Vec<ErrorEntry>,
+}
+
+#[derive(Deserialize)]
+struct ErrorEntry {
+    code: String,
+    #[serde(default)]
+    message: String,
+}
+
+/// Whether a status is worth retrying.
+fn transient(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
+}
+
+/// `Retry-After` in seconds (dates are not used by registries in practice).
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let secs: u64 = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
+    Some(Duration::from_secs(secs.min(60)))
+}
+
+impl RegistryClient {
+    /// A client for `host` (`docker.io` is reached at `registry-1.docker.io`).
+    pub fn new(host: &str, credentials: Option<Credentials>, options: ClientOptions) -> Result<Self> {
+        let api_host = if host == crate::reference::DOCKER_HUB {
+            crate::reference::DOCKER_HUB_API
+        } else {
+            host
+        };
+        let scheme = if options.plain_http || is_loopback(api_host) {
+            "http"
+        } else {
+            "https"
+        };
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("strata/", env!("CARGO_PKG_VERSION")))
+            .danger_accept_invalid_certs(options.insecure)
+            .connect_timeout(Duration::from_secs(15))
+            .read_timeout(Duration::from_secs(120))
+            .build()
+            .map_err(|e| ClientError::network("build HTTP client", e))?;
+        Ok(RegistryClient {
+            http,
+            base: format!("{scheme}://{api_host}"),
+            host: host.to_owned(),
+            auth: Authenticator::new(credentials),
+            options,
+        })
+    }
+
+    /// The registry host this client talks to.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// `scheme://host` of the API.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        if path.starts_with("http://") || path.starts_with("https://") {
+            path.to_owned()
+        } else {
+            format!("{}{path}", self.base)
+        }
+    }
+
+    /// Sends a request built by `make` (called again for each attempt), answering auth
+    /// challenges once and retrying transient failures. `scope` is the token scope it needs.
+    /// `replayable` says whether the request may be sent more than once (its body is in memory).
+    pub(crate) async fn send(
+        &self,
+        scope: &str,
+        replayable: bool,
+        mut make: impl FnMut(&reqwest::Client) -> RequestBuilder,
+    ) -> Result<Response> {
+        if self.auth.want_scope(scope) {
+            self.auth.refresh(&self.http).await?;
+        }
+        let mut attempt = 0;
+        let mut answered_challenge = false;
+        loop {
+            attempt += 1;
+            let mut request = make(&self.http);
+            if let Some(value) = self.auth.header() {
+                request = request.header(header::AUTHORIZATION, value);
+            }
+            let (method, url) = match request.try_clone().and_then(|r| r.build().ok()) {
+                Some(r) => (r.method().clone(), r.url().to_string()),
+                None => (Method::GET, String::new()),
+            };
+            let last_try = !replayable || attempt >= self.options.attempts;
+            match request.send().await {
+                Ok(response) => {
+                    let status = response.status();
+                    if (status == StatusCode::UNAUTHORIZED
+                        || (status == StatusCode::FORBIDDEN && self.auth.header().is_some()))
+                        && !answered_challenge
+                        && replayable
+                    {
+                        answered_challenge = true;
+                        let challenge = response
+                            .headers()
+                            .get(header::WWW_AUTHENTICATE)
+                            .and_then(|v| v.to_str().ok())
+                            .map(String::from);
+                        if status == StatusCode::FORBIDDEN && challenge.is_none() {
+                            self.auth.refresh(&self.http).await?;
+                        } else {
+                            self.auth.challenge(&self.http, challenge.as_deref()).await?;
+                        }
+                        attempt -= 1;
+                        continue;
+                    }
+                    if transient(status) && !last_try {
+                        let wait = retry_after(response.headers()).unwrap_or_else(|| self.backoff(attempt));
+                        tracing::debug!(%method, %url, %status, ?wait, "retrying");
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                    return Ok(response);
+                }
+                Err(e) if !last_try && (e.is_connect() || e.is_timeout() || e.is_request()) => {
+                    let wait = self.backoff(attempt);
+                    tracing::debug!(%method, %url, error = %e, ?wait, "retrying");
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => return Err(ClientError::network(format!("{method} {url}"), e)),
+            }
+        }
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let base = self
+            .options
+            .backoff
+            .saturating_mul(1 << attempt.saturating_sub(1).min(8));
+        let jitter = rand::random_range(0.0..0.5);
+        base.mul_f64(1.0 + jitter).min(Duration::from_secs(30))
+    }
+
+    /// Turns a non-success response into an error (404 → not found, 401/403 → auth).
+    pub(crate) async fn error(response: Response, what: &str) -> ClientError {
+        let status = response.status();
+        let method = String::new();
+        let url = response.url().to_string();
+        let body = response.bytes().await.unwrap_or_default();
+        let message = serde_json::from_slice::<ErrorBody>(&body)
+            .ok()
+            .and_then(|b| b.errors.into_iter().next())
+            .map(|e| format!("{}: {}", e.code, e.message))
+            .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(200)]).trim().to_owned());
+        match status {
+            StatusCode::NOT_FOUND => ClientError::NotFound(format!("{what} ({message})")),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                ClientError::Auth(format!("{what}: {status} {message}"))
+            }
+            _ => ClientError::Registry {
+                method,
+                url,
+                status: status.as_u16(),
+                message: format!("{what}: {message}"),
+            },
+        }
+    }
+
+    /// Checks the API answers (`GET /v2/`), authenticating if it asks.
+    pub async fn ping(&self) -> Result<()> {
+        let response = self.send("", true, |c| c.get(self.url("/v2/"))).await?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(Self::error(response, "GET /v2/").await)
+        }
+    }
+
+    /// Every tag of `repo`, following `Link` pagination.
+    pub async fn tags(&self, repo: &RepositoryName) -> Result<Vec<String>> {
+        #[derive(Deserialize)]
+        struct Page {
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        let mut out = Vec::new();
+        let mut next = Some(format!("/v2/{repo}/tags/list"));
+        while let Some(path) = next.take() {
+            let response = self.send(&pull_scope(repo), true, |c| c.get(self.url(&path))).await?;
+            if !response.status().is_success() {
+                return Err(Self::error(response, &format!("list tags of {repo}")).await);
+            }
+            next = next_link(response.headers());
+            let page: Page = response
+                .json()
+                .await
+                .map_err(|e| ClientError::network("read tags", e))?;
+            out.extend(page.tags.unwrap_or_default());
+        }
+        Ok(out)
+    }
+
+    /// Every repository in the registry (`/v2/_catalog`), following `Link` pagination.
+    pub async fn catalog(&self) -> Result<Vec<String>> {
+        #[derive(Deserialize)]
+        struct Page {
+            #[serde(default)]
+            repositories: Vec<String>,
+        }
+        let mut out = Vec::new();
+        let mut next = Some("/v2/_catalog?n=1000".to_owned());
+        while let Some(path) = next.take() {
+            let response = self
+                .send("registry:catalog:*", true, |c| c.get(self.url(&path)))
+                .await?;
+            if !response.status().is_success() {
+                return Err(Self::error(response, "list the catalog").await);
+            }
+            next = next_link(response.headers());
+            let page: Page = response
+                .json()
+                .await
+                .map_err(|e| ClientError::network("read catalog", e))?;
+            out.extend(page.repositories);
+        }
+        Ok(out)
+    }
+}
+
+/// The token scope to read `repo`.
+pub(crate) fn pull_scope(repo: &RepositoryName) -> String {
+    format!("repository:{repo}:pull")
+}
+
+/// The token scope to write `repo`.
+pub(crate) fn push_scope(repo: &RepositoryName) -> String {
+    format!("repository:{repo}:pull,push")
+}
+
+/// The target of a `Link: <...>; rel="next"` header.
+fn next_link(headers: &HeaderMap) -> Option<String> {
+    let link = headers.get(header::LINK)?.to_str().ok()?;
+    link.split(',')
+        .find(|part| part.contains("rel=\"next\"") || part.contains("rel=next"))
+        .and_then(|part| Some(part[part.find('<')? + 1..part.find('>')?].to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts_are_recognised() {
+        for h in [
+            "localhost",
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "127.8.9.1",
+            "[::1]:5000",
+            "::1",
+        ] {
+            assert!(is_loopback(h), "{h}");
+        }
+        for h in ["example.com", "10.0.0.1:5000", "docker.io"] {
+            assert!(!is_loopback(h), "{h}");
+        }
+    }
+
+    #[test]
+    fn link_headers_give_the_next_page() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::LINK,
+            "</v2/a/tags/list?n=2&last=b>; rel=\"next\"".parse().unwrap(),
+        );
+        assert_eq!(next_link(&h).as_deref(), Some("/v2/a/tags/list?n=2&last=b"));
+    }
+}

@@ -1,0 +1,485 @@
+//! The transfer engine: copies an image (or a whole index) from a source to a destination, each a
+//! registry repository or an OCI image layout. Blobs move concurrently, children before indexes,
+//! manifests last, tag at the very end.
+//!
+//! - To a registry: HEAD first; a blob already in the same registry under another repository is
+//!   mounted; otherwise one streamed monolithic `PUT`, falling back to chunked `PATCH`es when the
+//!   registry refuses a whole blob (413). Foreign layers are skipped unless asked for.
+//! - To a layout: from a registry, resumable downloads ([`download`]); from a layout, a verified
+//!   local copy. Source bytes are always verified against their digest on the way.
+
+mod download;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::{Bytes, BytesMut};
+use futures::{StreamExt, TryStreamExt};
+use serde_json::{Value, json};
+use strata_storage::{ByteStream, Digest, VerifyingStream};
+
+use crate::error::{ClientError, Result};
+use crate::image::{self, Descriptor, is_index};
+use crate::layout::OciLayout;
+use crate::platform::{self, PlatformSpec};
+use crate::reference::Reference;
+use crate::registry::RegistryClient;
+
+/// Largest manifest or config we read into memory.
+const MAX_SMALL: u64 = 8 * 1024 * 1024;
+/// Chunk size of the chunked-upload fallback (at least the registry's minimum).
+const FALLBACK_CHUNK: u64 = 8 * 1024 * 1024;
+
+/// One end of a transfer.
+#[derive(Debug, Clone)]
+pub enum Endpoint {
+    /// A repository on a registry, at a tag or digest.
+    Registry {
+        /// The client for the registry host.
+        client: Arc<RegistryClient>,
+        /// The reference (registry, repository, tag/digest).
+        reference: Reference,
+    },
+    /// An OCI image layout, at a named entry of its `index.json` (or its only one).
+    Layout {
+        /// The layout.
+        layout: OciLayout,
+        /// The `org.opencontainers.image.ref.name` to read or write.
+        name: Option<String>,
+    },
+}
+
+/// Which images of an index to transfer.
+#[derive(Debug, Clone)]
+pub enum Selection {
+    /// Every platform (the index is copied as it is).
+    All,
+    /// The best match for each platform; one platform transfers just that image.
+    Platforms(Vec<PlatformSpec>),
+}
+
+/// Transfer settings.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Which platforms.
+    pub selection: Selection,
+    /// Windows host build to select for.
+    pub os_version: Option<String>,
+    /// Blobs in flight at once.
+    pub jobs: usize,
+    /// Push foreign / non-distributable layers too.
+    pub include_foreign: bool,
+    /// Print a line per blob on stderr.
+    pub verbose: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            selection: Selection::Platforms(vec![PlatformSpec::host()]),
+            os_version: None,
+            jobs: 4,
+            include_foreign: false,
+            verbose: false,
+        }
+    }
+}
+
+/// What a transfer did.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Report {
+    /// Digest of the manifest (or index) the destination now names.
+    pub digest: String,
+    /// Its media type.
+    pub media_type: String,
+    /// Blobs copied.
+    pub blobs_copied: u64,
+    /// Blobs the destination already had.
+    pub blobs_existing: u64,
+    /// Blobs mounted from another repository.
+    pub blobs_mounted: u64,
+    /// Foreign layers left out.
+    pub blobs_skipped: u64,
+    /// Bytes moved.
+    pub bytes: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    copied: AtomicU64,
+    existing: AtomicU64,
+    mounted: AtomicU64,
+    skipped: AtomicU64,
+    bytes: AtomicU64,
+}
+
+/// A manifest in hand: bytes, media type, digest.
+#[derive(Debug, Clone)]
+struct Manifest {
+    bytes: Bytes,
+    media_type: String,
+    digest: Digest,
+}
+
+fn descriptor_json(m: &Manifest) -> Value {
+    json!({ "mediaType": m.media_type, "digest": m.digest.to_string(), "size": m.bytes.len() })
+}
+
+struct Engine<'a> {
+    src: &'a Endpoint,
+    dst: &'a Endpoint,
+    options: &'a Options,
+    counters: Counters,
+}
+
+/// Copies the image `src` names to `dst`.
+pub async fn copy(src: &Endpoint, dst: &Endpoint, options: &Options) -> Result<Report> {
+    let engine = Engine {
+        src,
+        dst,
+        options,
+        counters: Counters::default(),
+    };
+    let top = engine.top_manifest().await?;
+    let written = if is_index(&top.media_type, &top.bytes) {
+        engine.copy_index(top).await?
+    } else {
+        engine.copy_image(&top).await?;
+        top
+    };
+    engine.name(&written).await?;
+    let c = &engine.counters;
+    Ok(Report {
+        digest: written.digest.to_string(),
+        media_type: written.media_type,
+        blobs_copied: c.copied.load(Ordering::Relaxed),
+        blobs_existing: c.existing.load(Ordering::Relaxed),
+        blobs_mounted: c.mounted.load(Ordering::Relaxed),
+        blobs_skipped: c.skipped.load(Ordering::Relaxed),
+        bytes: c.bytes.load(Ordering::Relaxed),
+    })
+}
+
+/// Reads the manifest (or index) an endpoint names, without copying anything.
+pub async fn resolve(src: &Endpoint) -> Result<(Bytes, String, Digest)> {
+    let engine = Engine {
+        src,
+        dst: src,
+        options: &Options::default(),
+        counters: Counters::default(),
+    };
+    let m = engine.top_manifest().await?;
+    Ok((m.bytes, m.media_type, m.digest))
+}
+
+/// Reads a blob an endpoint holds into memory (a config).
+pub async fn read_small_blob(src: &Endpoint, digest: &Digest) -> Result<Bytes> {
+    match src {
+        Endpoint::Registry { client, reference } => {
+            let download = client.get_blob(&reference.repository, digest, 0).await?;
+            let verified = VerifyingStream::new(download.body, digest.clone(), None)?;
+            Ok(strata_storage::stream::collect_limited(Box::pin(verified), MAX_SMALL).await?)
+        }
+        Endpoint::Layout { layout, .. } => layout.read_blob(digest, MAX_SMALL).await,
+    }
+}
+
+impl Engine<'_> {
+    fn say(&self, what: &str, digest: &Digest) {
+        if self.options.verbose {
+            eprintln!("{what} {digest}");
+        }
+    }
+
+    async fn top_manifest(&self) -> Result<Manifest> {
+        match self.src {
+            Endpoint::Registry { client, reference } => {
+                let m = client
+                    .manifest(&reference.repository, &reference.manifest_reference())
+                    .await?;
+                Ok(Manifest {
+                    bytes: m.bytes,
+                    media_type: m.media_type,
+                    digest: m.digest,
+                })
+            }
+            Endpoint::Layout { layout, name } => {
+                let refs = layout.refs()?;
+                let descriptor = match name {
+                    Some(n) => layout
+                        .find(n)?
+                        .ok_or_else(|| ClientError::NotFound(format!("{n} in {}", layout.root().display())))?,
+                    None if refs.len() == 1 => refs[0].1.clone(),
+                    None => {
+                        return Err(ClientError::Usage(format!(
+                            "{} holds {} images; name one (oci:DIR:NAME)",
+                            layout.root().display(),
+                            refs.len()
+                        )));
+                    }
+                };
+                let digest = strata_storage::digest::parse_digest(descriptor["digest"].as_str().unwrap_or(""))?;
+                let media_type = descriptor["mediaType"]
+                    .as_str()
+                    .unwrap_or("application/vnd.oci.image.manifest.v1+json")
+                    .to_owned();
+                let bytes = layout.read_blob(&digest, MAX_SMALL).await?;
+                Ok(Manifest {
+                    bytes,
+                    media_type,
+                    digest,
+                })
+            }
+        }
+    }
+
+    async fn child_manifest(&self, d: &Descriptor) -> Result<Manifest> {
+        let digest = d.digest()?;
+        let media_type = d.media_type.clone();
+        let bytes = match self.src {
+            Endpoint::Registry { client, reference } => {
+                client.manifest(&reference.repository, digest.as_ref()).await?.bytes
+            }
+            Endpoint::Layout { layout, .. } => layout.read_blob(&digest, MAX_SMALL).await?,
+        };
+        Ok(Manifest {
+            bytes,
+            media_type,
+            digest,
+        })
+    }
+
+    async fn copy_index(&self, top: Manifest) -> Result<Manifest> {
+        let index = image::parse_index(&top.bytes, &top.digest)?;
+        // Positions of the chosen entries in `manifests`.
+        let chosen: Vec<usize> = match &self.options.selection {
+            Selection::All => (0..index.manifests.len()).collect(),
+            Selection::Platforms(wanted) => {
+                let mut chosen = Vec::new();
+                for want in wanted {
+                    let d = platform::select(&index.manifests, want, self.options.os_version.as_deref())?;
+                    let at = index
+                        .manifests
+                        .iter()
+                        .position(|e| std::ptr::eq(e, d))
+                        .expect("selected from the slice");
+                    if !chosen.contains(&at) {
+                        chosen.push(at);
+                    }
+                }
+                chosen
+            }
+        };
+        for d in chosen.iter().map(|&i| &index.manifests[i]) {
+            let child = self.child_manifest(d).await?;
+            if is_index(&child.media_type, &child.bytes) {
+                Box::pin(self.copy_index(child.clone())).await?;
+            } else {
+                self.copy_image(&child).await?;
+            }
+            self.put_manifest(&child, None).await?;
+        }
+        match (&self.options.selection, chosen.as_slice()) {
+            (Selection::All, _) => Ok(top),
+            // One platform: the destination names that image, as `docker pull --platform` does.
+            (Selection::Platforms(_), [one]) => self.child_manifest(&index.manifests[*one]).await,
+            // Several: a new index of just those entries, each kept exactly as it was.
+            (Selection::Platforms(_), _) => {
+                let mut value: Value = serde_json::from_slice(&top.bytes).expect("parsed above");
+                let entries = value["manifests"].as_array().cloned().unwrap_or_default();
+                value["manifests"] = Value::Array(chosen.iter().filter_map(|&i| entries.get(i).cloned()).collect());
+                let bytes = Bytes::from(serde_json::to_vec(&value).expect("json"));
+                let digest = strata_storage::digest::sha256(&bytes);
+                Ok(Manifest {
+                    bytes,
+                    media_type: top.media_type,
+                    digest,
+                })
+            }
+        }
+    }
+
+    async fn copy_image(&self, m: &Manifest) -> Result<()> {
+        let manifest = image::parse_manifest(&m.bytes, &m.digest)?;
+        let blobs: Vec<Descriptor> = std::iter::once(manifest.config).chain(manifest.layers).collect();
+        futures::stream::iter(blobs.iter().map(|d| self.copy_blob(d)))
+            .buffer_unordered(self.options.jobs.max(1))
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
+    }
+
+    /// Streams blob `d` from the source, verified against its digest and size.
+    async fn source_blob(&self, d: &Descriptor, digest: &Digest) -> Result<ByteStream> {
+        let body = match self.src {
+            Endpoint::Registry { client, reference } => client.get_blob(&reference.repository, digest, 0).await?.body,
+            Endpoint::Layout { layout, .. } => layout.open_blob(digest).await?.1,
+        };
+        Ok(Box::pin(VerifyingStream::new(body, digest.clone(), Some(d.size))?))
+    }
+
+    async fn copy_blob(&self, d: &Descriptor) -> Result<()> {
+        let digest = d.digest()?;
+        let size = d.size;
+        let foreign = d.is_foreign();
+        match self.dst {
+            Endpoint::Layout { layout, .. } => {
+                if layout.has_blob(&digest).await? {
+                    self.counters.existing.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+                let fetched = match self.src {
+                    Endpoint::Registry { client, reference } => {
+                        match download::download(client, &reference.repository, &digest, size, layout).await {
+                            Ok(n) => n,
+                            Err(ClientError::NotFound(_)) if foreign => self.fetch_foreign(d, &digest, layout).await?,
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    Endpoint::Layout { .. } => {
+                        let stream = self.source_blob(d, &digest).await?;
+                        layout.blobs().put(&digest, Some(size), stream).await?;
+                        size
+                    }
+                };
+                self.counters.bytes.fetch_add(fetched, Ordering::Relaxed);
+                self.counters.copied.fetch_add(1, Ordering::Relaxed);
+                self.say("copied", &digest);
+            }
+            Endpoint::Registry { client, reference } => {
+                let repo = &reference.repository;
+                if client.blob_size(repo, &digest).await?.is_some() {
+                    self.counters.existing.fetch_add(1, Ordering::Relaxed);
+                    self.say("exists", &digest);
+                    return Ok(());
+                }
+                if foreign && !self.options.include_foreign {
+                    self.counters.skipped.fetch_add(1, Ordering::Relaxed);
+                    self.say("skipped foreign layer", &digest);
+                    return Ok(());
+                }
+                let session = match self.src {
+                    Endpoint::Registry {
+                        client: src_client,
+                        reference: src_ref,
+                    } if src_client.host() == client.host() && src_ref.repository != *repo => {
+                        match client.mount(repo, &digest, &src_ref.repository).await? {
+                            None => {
+                                self.counters.mounted.fetch_add(1, Ordering::Relaxed);
+                                self.say("mounted", &digest);
+                                return Ok(());
+                            }
+                            Some(session) => session,
+                        }
+                    }
+                    _ => client.start_upload(repo).await?,
+                };
+                let stream = self.source_blob(d, &digest).await?;
+                match client.put_blob(repo, &session, &digest, size, stream).await {
+                    Ok(()) => {}
+                    Err(ClientError::Registry { status: 413, .. }) => {
+                        self.chunked_upload(client, reference, d, &digest).await?;
+                    }
+                    Err(e) => return Err(e),
+                }
+                self.counters.bytes.fetch_add(size, Ordering::Relaxed);
+                self.counters.copied.fetch_add(1, Ordering::Relaxed);
+                self.say("pushed", &digest);
+            }
+        }
+        Ok(())
+    }
+
+    /// The chunked fallback: a new session, chunks of at least the registry's minimum.
+    async fn chunked_upload(
+        &self,
+        client: &RegistryClient,
+        reference: &Reference,
+        d: &Descriptor,
+        digest: &Digest,
+    ) -> Result<()> {
+        let repo = &reference.repository;
+        let mut session = client.start_upload(repo).await?;
+        let chunk_size = session.min_chunk.unwrap_or(0).max(FALLBACK_CHUNK) as usize;
+        let mut stream = self.source_blob(d, digest).await?;
+        let mut offset = 0u64;
+        let mut buf = BytesMut::new();
+        loop {
+            let next = stream.next().await.transpose()?;
+            if let Some(chunk) = &next {
+                buf.extend_from_slice(chunk);
+            }
+            while buf.len() >= chunk_size || (next.is_none() && !buf.is_empty()) {
+                let take = buf.len().min(chunk_size);
+                let part = buf.split_to(take).freeze();
+                let (next_session, confirmed) = client.patch_chunk(repo, &session, offset, part).await?;
+                session = next_session;
+                offset = confirmed;
+            }
+            if next.is_none() {
+                break;
+            }
+        }
+        client.finish_upload(repo, &session, digest).await
+    }
+
+    /// Fetches a foreign layer from its URLs (https only, without credentials).
+    async fn fetch_foreign(&self, d: &Descriptor, digest: &Digest, layout: &OciLayout) -> Result<u64> {
+        let urls = &d.urls;
+        let http = reqwest::Client::builder()
+            .build()
+            .map_err(|e| ClientError::network("build HTTP client", e))?;
+        let mut last = ClientError::NotFound(format!("foreign layer {digest}: no https URL"));
+        for url in urls.iter().filter(|u| u.starts_with("https://")) {
+            match http.get(url).send().await {
+                Ok(r) if r.status().is_success() => {
+                    let body: ByteStream = Box::pin(r.bytes_stream().map_err(strata_storage::Error::input));
+                    let verified = VerifyingStream::new(body, digest.clone(), Some(d.size))?;
+                    layout.blobs().put(digest, Some(d.size), Box::pin(verified)).await?;
+                    return Ok(d.size);
+                }
+                Ok(r) => last = ClientError::Other(format!("{url}: {}", r.status())),
+                Err(e) => last = ClientError::network(format!("GET {url}"), e),
+            }
+        }
+        Err(last)
+    }
+
+    async fn put_manifest(&self, m: &Manifest, tag: Option<&str>) -> Result<()> {
+        match self.dst {
+            Endpoint::Layout { layout, .. } => {
+                if !layout.has_blob(&m.digest).await? {
+                    layout.put_blob_bytes(&m.digest, m.bytes.clone()).await?;
+                }
+            }
+            Endpoint::Registry { client, reference } => {
+                let reference_str = tag.map(String::from).unwrap_or_else(|| m.digest.to_string());
+                client
+                    .put_manifest(&reference.repository, &reference_str, &m.media_type, m.bytes.clone())
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the top manifest and names it at the destination.
+    async fn name(&self, m: &Manifest) -> Result<()> {
+        match self.dst {
+            Endpoint::Layout { layout, name } => {
+                self.put_manifest(m, None).await?;
+                if let Some(name) = name {
+                    layout.set_ref(name, &descriptor_json(m))?;
+                }
+            }
+            Endpoint::Registry { reference, .. } => {
+                let tag = reference
+                    .tag
+                    .as_ref()
+                    .filter(|_| reference.digest.is_none())
+                    .map(|t| t.to_string());
+                self.put_manifest(m, tag.as_deref()).await?;
+            }
+        }
+        Ok(())
+    }
+}
