@@ -78,6 +78,11 @@ impl Context {
         OciLayout::open(&self.home.join("store"))
     }
 
+    /// The journal of unfinished pushes (`STRATA_HOME/uploads`).
+    pub fn journal(&self) -> transfer::Journal {
+        transfer::Journal::new(self.home.join("uploads"))
+    }
+
     /// A client for `registry`, with the credentials docker's config has for it.
     pub async fn client(&self, registry: &str) -> Result<Arc<RegistryClient>> {
         if let Some(c) = self.clients.lock().expect("clients").get(registry) {

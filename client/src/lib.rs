@@ -8,6 +8,7 @@
 //! - [`image`]: the manifest, index and descriptor fields the client reads.
 //! - [`layout`]: OCI image layouts (the local store and `oci:DIR` targets).
 //! - [`platform`]: choosing an image from an index, with containerd's Windows rules.
+//! - [`progress`]: progress bars and summary lines on stderr.
 //! - [`transfer`]: [`transfer::copy`] between [`transfer::Endpoint`]s.
 
 pub mod auth;
@@ -16,6 +17,7 @@ pub mod error;
 pub mod image;
 pub mod layout;
 pub mod platform;
+pub mod progress;
 pub mod reference;
 pub mod registry;
 pub mod transfer;

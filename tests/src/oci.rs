@@ -11,6 +11,8 @@ use strata_storage::digest::sha256;
 
 /// OCI image manifest media type.
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// OCI image index media type.
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
 /// One entry of a test layer.
 #[derive(Debug, Clone)]
@@ -19,6 +21,8 @@ pub enum Entry {
     Dir(&'static str),
     /// A regular file with contents and mode.
     File(&'static str, Vec<u8>, u32),
+    /// A regular file with an owned name.
+    Named(String, Vec<u8>),
     /// A symbolic link and its target.
     Symlink(&'static str, &'static str),
 }
@@ -58,6 +62,14 @@ fn tar_of(entries: &[Entry]) -> Vec<u8> {
                     .append_data(&mut header, path, data.as_slice())
                     .expect("tar file");
             }
+            Entry::Named(path, data) => {
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_mode(0o644);
+                header.set_size(data.len() as u64);
+                builder
+                    .append_data(&mut header, path, data.as_slice())
+                    .expect("tar file");
+            }
             Entry::Symlink(path, target) => {
                 header.set_entry_type(tar::EntryType::Symlink);
                 header.set_mode(0o777);
@@ -79,8 +91,39 @@ fn write_blob(dir: &Path, data: &[u8]) -> Digest {
 /// Writes an OCI image layout at `dir` holding one linux/amd64 image tagged `tag`, with one
 /// gzip layer per entry list.
 pub fn write_layout(dir: &Path, tag: &str, layers: &[Vec<Entry>]) -> Image {
+    init_layout(dir);
+    let platform = serde_json::json!({ "os": "linux", "architecture": "amd64" });
+    let (image, manifest) = write_image(dir, &platform, layers);
+    write_index(dir, &[(tag, OCI_MANIFEST, image.manifest.clone(), manifest.len())]);
+    image
+}
+
+/// Creates the `oci-layout` marker and the blob directory.
+pub fn init_layout(dir: &Path) {
     std::fs::create_dir_all(dir.join("blobs/sha256")).expect("create layout");
     std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).expect("oci-layout");
+}
+
+/// Writes `index.json` naming each (tag, media type, digest, size).
+pub fn write_index(dir: &Path, entries: &[(&str, &str, Digest, usize)]) {
+    let manifests: Vec<_> = entries
+        .iter()
+        .map(|(tag, media_type, digest, size)| {
+            serde_json::json!({
+                "mediaType": media_type,
+                "digest": digest.to_string(),
+                "size": size,
+                "annotations": { "org.opencontainers.image.ref.name": tag },
+            })
+        })
+        .collect();
+    let index = serde_json::json!({ "schemaVersion": 2, "manifests": manifests });
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).expect("index")).expect("index.json");
+}
+
+/// Writes the blobs of one image for `platform` (an OCI platform object: `os`, `architecture`,
+/// maybe `os.version`, `variant`) into the layout at `dir`; returns it and its manifest bytes.
+pub fn write_image(dir: &Path, platform: &serde_json::Value, layers: &[Vec<Entry>]) -> (Image, Vec<u8>) {
     let mut diff_ids = Vec::new();
     let mut descriptors = Vec::new();
     let mut digests = Vec::new();
@@ -102,14 +145,15 @@ pub fn write_layout(dir: &Path, tag: &str, layers: &[Vec<Entry>]) -> Image {
         .iter()
         .map(|_| serde_json::json!({ "created_by": "strata-tests" }))
         .collect();
-    let config = serde_json::to_vec(&serde_json::json!({
-        "architecture": "amd64",
-        "os": "linux",
+    let mut config = serde_json::json!({
         "config": { "Cmd": ["/bin/sh"], "Env": ["PATH=/bin"] },
         "rootfs": { "type": "layers", "diff_ids": diff_ids },
         "history": history,
-    }))
-    .expect("config json");
+    });
+    for (k, v) in platform.as_object().expect("platform object") {
+        config[k] = v.clone();
+    }
+    let config = serde_json::to_vec(&config).expect("config json");
     let config_digest = write_blob(dir, &config);
     let manifest = serde_json::to_vec(&serde_json::json!({
         "schemaVersion": 2,
@@ -123,21 +167,57 @@ pub fn write_layout(dir: &Path, tag: &str, layers: &[Vec<Entry>]) -> Image {
     }))
     .expect("manifest json");
     let manifest_digest = write_blob(dir, &manifest);
-    let index = serde_json::json!({
-        "schemaVersion": 2,
-        "manifests": [{
-            "mediaType": OCI_MANIFEST,
-            "digest": manifest_digest.to_string(),
-            "size": manifest.len(),
-            "annotations": { "org.opencontainers.image.ref.name": tag },
-        }],
-    });
-    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).expect("index")).expect("index.json");
-    Image {
+    let image = Image {
         manifest: manifest_digest,
         config: config_digest,
         layers: digests,
+    };
+    (image, manifest)
+}
+
+/// Writes a layout at `dir` whose `tag` names an image index over one image per platform
+/// (each with the given layers). Returns the index digest and the images in order.
+pub fn write_index_layout(
+    dir: &Path,
+    tag: &str,
+    images: &[(serde_json::Value, Vec<Vec<Entry>>)],
+) -> (Digest, Vec<Image>) {
+    init_layout(dir);
+    let mut written = Vec::new();
+    let mut entries = Vec::new();
+    for (platform, layers) in images {
+        let (image, manifest) = write_image(dir, platform, layers);
+        entries.push(serde_json::json!({
+            "mediaType": OCI_MANIFEST,
+            "digest": image.manifest.to_string(),
+            "size": manifest.len(),
+            "platform": platform,
+        }));
+        written.push(image);
     }
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": entries,
+    }))
+    .expect("index json");
+    let digest = write_blob(dir, &index);
+    write_index(dir, &[(tag, OCI_INDEX, digest.clone(), index.len())]);
+    (digest, written)
+}
+
+/// `n` bytes that do not compress (a xorshift stream from `seed`).
+pub fn noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(n + 8);
+    while out.len() < n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(n);
+    out
 }
 
 /// A three-layer busybox image from the host's static busybox (Debian `busybox-static`):

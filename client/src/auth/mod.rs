@@ -108,11 +108,26 @@ struct State {
     token: Option<(String, Instant, BTreeMap<String, BTreeSet<String>>)>,
 }
 
+impl State {
+    /// Whether the current token is unexpired and was issued for every scope asked so far.
+    fn token_covers_scopes(&self) -> bool {
+        self.token.as_ref().is_some_and(|(_, expiry, granted)| {
+            Instant::now() < *expiry
+                && self
+                    .scopes
+                    .iter()
+                    .all(|(r, a)| granted.get(r).is_some_and(|g| a.is_subset(g)))
+        })
+    }
+}
+
 /// Authentication state for one registry.
 #[derive(Debug)]
 pub struct Authenticator {
     credentials: Option<Credentials>,
     state: Mutex<State>,
+    /// Held while a token is fetched, so concurrent requests share one token request.
+    refreshing: tokio::sync::Mutex<()>,
 }
 
 impl Authenticator {
@@ -121,6 +136,7 @@ impl Authenticator {
         Authenticator {
             credentials,
             state: Mutex::new(State::default()),
+            refreshing: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -143,14 +159,7 @@ impl Authenticator {
     pub fn want_scope(&self, scope: &str) -> bool {
         let mut state = self.state.lock().expect("auth lock");
         merge_scope(&mut state.scopes, scope);
-        let covered = state.token.as_ref().is_some_and(|(_, expiry, granted)| {
-            Instant::now() < *expiry
-                && state
-                    .scopes
-                    .iter()
-                    .all(|(r, a)| granted.get(r).is_some_and(|g| a.is_subset(g)))
-        });
-        state.bearer.is_some() && !covered
+        state.bearer.is_some() && !state.token_covers_scopes()
     }
 
     /// Handles a 401's `WWW-Authenticate`: prepares Basic, or fetches a Bearer token for every
@@ -185,13 +194,18 @@ impl Authenticator {
         }
     }
 
-    /// Fetches a token for the accumulated scopes from the last Bearer challenge's realm.
+    /// Fetches a token for the accumulated scopes from the last Bearer challenge's realm, unless
+    /// a concurrent request just fetched one that covers them.
     pub async fn refresh(&self, http: &reqwest::Client) -> Result<()> {
+        let _single_flight = self.refreshing.lock().await;
         let (challenge, scopes) = {
             let state = self.state.lock().expect("auth lock");
             let Some(challenge) = state.bearer.clone() else {
                 return Ok(());
             };
+            if state.token_covers_scopes() {
+                return Ok(());
+            }
             (challenge, state.scopes.clone())
         };
         let realm = challenge

@@ -4,12 +4,15 @@
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 use strata_client::auth::{Credentials, DockerConfig};
 use strata_client::commands::{Context, Target, default_home};
 use strata_client::platform::PlatformSpec;
+use strata_client::progress::{Bars, Lines, Progress};
 use strata_client::registry::ClientOptions;
 use strata_client::transfer::{Options, Report, Selection};
 use strata_client::{ClientError, Reference};
@@ -47,6 +50,28 @@ struct Global {
     /// Accept invalid TLS certificates.
     #[arg(long, global = true)]
     insecure: bool,
+    /// Blobs larger than this are pushed in chunks of this size, resumable by a later run
+    /// (bytes, or with a K/M/G/KiB/MiB/GiB suffix).
+    #[arg(long, global = true, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
+    chunk_size: u64,
+}
+
+/// `64MiB`, `8M`, `1048576`.
+fn parse_size(value: &str) -> Result<u64, String> {
+    let v = value.trim();
+    let digits = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (n, unit) = v.split_at(digits);
+    let n: u64 = n.parse().map_err(|_| format!("{value:?} is not a size"))?;
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(format!("{value:?}: unknown unit {unit:?}")),
+    };
+    n.checked_mul(scale)
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("{value:?} is out of range"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -81,6 +106,9 @@ enum Command {
         /// User name.
         #[arg(short, long)]
         username: Option<String>,
+        /// Password (visible to other users in the process list; prefer --password-stdin).
+        #[arg(short, long, conflicts_with = "password_stdin")]
+        password: Option<String>,
         /// Read the password from stdin.
         #[arg(long)]
         password_stdin: bool,
@@ -157,7 +185,7 @@ enum Command {
     },
 }
 
-fn transfer_options(p: &PlatformArgs, global: &Global) -> Result<Options, ClientError> {
+fn transfer_options(p: &PlatformArgs, global: &Global, ctx: &Context, label: &str) -> Result<Options, ClientError> {
     let selection = if p.all_platforms {
         Selection::All
     } else if p.platforms.is_empty() {
@@ -175,8 +203,21 @@ fn transfer_options(p: &PlatformArgs, global: &Global) -> Result<Options, Client
         os_version: p.os_version.clone(),
         jobs: global.jobs.max(1),
         include_foreign: p.include_foreign,
-        verbose: global.verbose,
+        chunk_size: global.chunk_size,
+        journal: Some(ctx.journal()),
+        progress: progress(global, label),
     })
+}
+
+/// Bars on a terminal, a summary line every 5 s otherwise, nothing with -q.
+fn progress(global: &Global, label: &str) -> Option<Arc<dyn Progress>> {
+    if global.quiet {
+        None
+    } else if std::io::stderr().is_terminal() {
+        Some(Arc::new(Bars::default()))
+    } else {
+        Some(Lines::start(label, Duration::from_secs(5)))
+    }
 }
 
 fn print_report(global: &Global, what: &str, target: &str, report: &Report) {
@@ -243,21 +284,27 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
         Command::Login {
             registry,
             username,
+            password,
             password_stdin,
         } => {
             let username = username
                 .clone()
                 .ok_or_else(|| ClientError::Usage("login needs -u USER".into()))?;
-            if !password_stdin {
-                return Err(ClientError::Usage(
-                    "pass the password on stdin with --password-stdin".into(),
-                ));
-            }
-            let mut password = String::new();
-            std::io::stdin()
-                .read_to_string(&mut password)
-                .map_err(|e| ClientError::Other(format!("read stdin: {e}")))?;
-            let password = password.trim_end_matches(['\n', '\r']).to_owned();
+            let password = match password {
+                Some(p) => p.clone(),
+                None if *password_stdin => {
+                    let mut password = String::new();
+                    std::io::stdin()
+                        .read_to_string(&mut password)
+                        .map_err(|e| ClientError::Other(format!("read stdin: {e}")))?;
+                    password.trim_end_matches(['\n', '\r']).to_owned()
+                }
+                None => {
+                    return Err(ClientError::Usage(
+                        "give the password on stdin with --password-stdin (or -p)".into(),
+                    ));
+                }
+            };
             let host = registry_host(registry);
             ctx.login(
                 &host,
@@ -279,14 +326,20 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
         }
         Command::Pull { image, platform } => {
             let image = reference(image)?;
-            let report = ctx.pull(&image, &transfer_options(platform, global)?).await?;
+            let report = ctx
+                .pull(&image, &transfer_options(platform, global, &ctx, "pull")?)
+                .await?;
             print_report(global, "pulled", &image.to_string(), &report);
         }
         Command::Push { image, dest, platform } => {
             let image = reference(image)?;
             let dest = dest.as_deref().map(reference).transpose()?;
             let report = ctx
-                .push(&image, dest.as_ref(), &transfer_options(platform, global)?)
+                .push(
+                    &image,
+                    dest.as_ref(),
+                    &transfer_options(platform, global, &ctx, "push")?,
+                )
                 .await?;
             print_report(global, "pushed", &dest.unwrap_or(image).to_string(), &report);
         }
@@ -295,7 +348,7 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
                 .copy(
                     &Target::parse(src)?,
                     &Target::parse(dst)?,
-                    &transfer_options(platform, global)?,
+                    &transfer_options(platform, global, &ctx, "copy")?,
                 )
                 .await?;
             print_report(global, "copied to", dst, &report);

@@ -196,6 +196,40 @@ impl RegistryClient {
         Ok((next, confirmed))
     }
 
+    /// Streams `len` bytes starting at `offset` into the session in one `PATCH` with
+    /// `Content-Range` (not retried: the stream is consumed). Returns the session's next location
+    /// and the length the registry confirmed.
+    pub async fn patch_stream(
+        &self,
+        repo: &RepositoryName,
+        session: &UploadLocation,
+        offset: u64,
+        len: u64,
+        body: ByteStream,
+    ) -> Result<(UploadLocation, u64)> {
+        let end = offset + len;
+        let mut body = Some(body);
+        let response = self
+            .send(&push_scope(repo), false, |c| {
+                let stream = body.take().expect("sent once");
+                c.patch(&session.url)
+                    .header(header::CONTENT_TYPE, "application/octet-stream")
+                    .header(header::CONTENT_RANGE, format!("{offset}-{}", end - 1))
+                    .header(header::CONTENT_LENGTH, len)
+                    .body(reqwest::Body::wrap_stream(stream))
+            })
+            .await?;
+        if response.status() != StatusCode::ACCEPTED {
+            return Err(Self::error(response, "upload a chunk").await);
+        }
+        let confirmed = upload_end(response.headers()).unwrap_or(end);
+        let next = UploadLocation {
+            min_chunk: session.min_chunk,
+            ..self.location(&response)?
+        };
+        Ok((next, confirmed))
+    }
+
     /// How many bytes the session holds (`GET` on the session → `Range`).
     pub async fn upload_status(&self, repo: &RepositoryName, session: &UploadLocation) -> Result<u64> {
         let response = self.send(&push_scope(repo), true, |c| c.get(&session.url)).await?;

@@ -17,6 +17,7 @@ use strata_storage::{ByteStream, Digest, Error as StorageError, RepositoryName, 
 
 use crate::error::{ClientError, Result};
 use crate::layout::OciLayout;
+use crate::progress::{Progress, counted};
 use crate::registry::RegistryClient;
 
 /// Attempts without progress before giving up on a blob.
@@ -75,13 +76,38 @@ impl Stream for Tolerant {
 }
 
 /// Downloads blob `digest` of `size` bytes from `repo` into `layout`, resuming a partial download
-/// left by an earlier attempt. Returns the number of bytes fetched in this call.
+/// left by an earlier attempt. Returns the number of bytes fetched in this call. When a resumed
+/// download does not verify, the kept part may be what was wrong (a run stopped in the middle of
+/// a bad answer), so it is discarded and the blob fetched once more from the start.
 pub(crate) async fn download(
     client: &RegistryClient,
     repo: &RepositoryName,
     digest: &Digest,
     size: u64,
     layout: &OciLayout,
+    progress: Option<Arc<dyn Progress>>,
+) -> Result<u64> {
+    let had_partial = layout
+        .blobs()
+        .upload_status(&session_id(digest))
+        .await
+        .is_ok_and(|s| s.length > 0);
+    match download_session(client, repo, digest, size, layout, progress.clone()).await {
+        Err(ClientError::Integrity(why)) if had_partial => {
+            tracing::warn!(%digest, %why, "a resumed download did not verify; fetching it again from the start");
+            download_session(client, repo, digest, size, layout, progress).await
+        }
+        other => other,
+    }
+}
+
+async fn download_session(
+    client: &RegistryClient,
+    repo: &RepositoryName,
+    digest: &Digest,
+    size: u64,
+    layout: &OciLayout,
+    progress: Option<Arc<dyn Progress>>,
 ) -> Result<u64> {
     let blobs = layout.blobs();
     let id = session_id(digest);
@@ -108,7 +134,7 @@ pub(crate) async fn download(
             Ok(download) if download.start <= have => {
                 let error = Arc::new(Mutex::new(None));
                 let stream = Tolerant {
-                    inner: download.body,
+                    inner: counted(download.body, progress.clone(), digest),
                     skip: have - download.start,
                     limit: size - have,
                     seen: 0,

@@ -9,11 +9,14 @@
 //!   local copy. Source bytes are always verified against their digest on the way.
 
 mod download;
+mod upload;
+
+pub use upload::Journal;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use serde_json::{Value, json};
 use strata_storage::{ByteStream, Digest, VerifyingStream};
@@ -22,12 +25,15 @@ use crate::error::{ClientError, Result};
 use crate::image::{self, Descriptor, is_index};
 use crate::layout::OciLayout;
 use crate::platform::{self, PlatformSpec};
+use crate::progress::{Progress, counted};
 use crate::reference::Reference;
-use crate::registry::RegistryClient;
+use crate::registry::{RegistryClient, UploadLocation};
 
 /// Largest manifest or config we read into memory.
 const MAX_SMALL: u64 = 8 * 1024 * 1024;
-/// Chunk size of the chunked-upload fallback (at least the registry's minimum).
+/// Default size of upload chunks: blobs larger than this go up in resumable chunks.
+pub const DEFAULT_CHUNK: u64 = 64 * 1024 * 1024;
+/// Chunk size after a registry refused a whole blob (413), unless it asks for larger.
 const FALLBACK_CHUNK: u64 = 8 * 1024 * 1024;
 
 /// One end of a transfer.
@@ -69,8 +75,13 @@ pub struct Options {
     pub jobs: usize,
     /// Push foreign / non-distributable layers too.
     pub include_foreign: bool,
-    /// Print a line per blob on stderr.
-    pub verbose: bool,
+    /// Blobs larger than this are pushed in chunks of this size, resumably; smaller ones in one
+    /// streamed `PUT` (falling back to chunks on 413).
+    pub chunk_size: u64,
+    /// Where unfinished pushes are recorded, so that a later run resumes them.
+    pub journal: Option<Journal>,
+    /// Where progress goes.
+    pub progress: Option<Arc<dyn Progress>>,
 }
 
 impl Default for Options {
@@ -80,7 +91,9 @@ impl Default for Options {
             os_version: None,
             jobs: 4,
             include_foreign: false,
-            verbose: false,
+            chunk_size: DEFAULT_CHUNK,
+            journal: None,
+            progress: None,
         }
     }
 }
@@ -185,9 +198,16 @@ pub async fn read_small_blob(src: &Endpoint, digest: &Digest) -> Result<Bytes> {
 }
 
 impl Engine<'_> {
+    fn begin(&self, digest: &Digest, size: u64) {
+        if let Some(p) = &self.options.progress {
+            p.begin(digest, size);
+        }
+    }
+
     fn say(&self, what: &str, digest: &Digest) {
-        if self.options.verbose {
-            eprintln!("{what} {digest}");
+        tracing::debug!(%digest, "{what}");
+        if let Some(p) = &self.options.progress {
+            p.end(digest, what);
         }
     }
 
@@ -309,13 +329,40 @@ impl Engine<'_> {
         Ok(())
     }
 
-    /// Streams blob `d` from the source, verified against its digest and size.
+    /// Streams blob `d` from the source, verified against its digest and size, counted as
+    /// progress.
     async fn source_blob(&self, d: &Descriptor, digest: &Digest) -> Result<ByteStream> {
         let body = match self.src {
             Endpoint::Registry { client, reference } => client.get_blob(&reference.repository, digest, 0).await?.body,
             Endpoint::Layout { layout, .. } => layout.open_blob(digest).await?.1,
         };
-        Ok(Box::pin(VerifyingStream::new(body, digest.clone(), Some(d.size))?))
+        let verified = Box::pin(VerifyingStream::new(body, digest.clone(), Some(d.size))?);
+        Ok(counted(verified, self.options.progress.clone(), digest))
+    }
+
+    /// Streams blob `d` from byte `offset` (to resume an upload). From 0 it is verified; from
+    /// further on the destination's digest check at the end is what protects it.
+    async fn source_blob_from(&self, d: &Descriptor, digest: &Digest, offset: u64) -> Result<ByteStream> {
+        if offset == 0 {
+            return self.source_blob(d, digest).await;
+        }
+        let body = match self.src {
+            Endpoint::Registry { client, reference } => {
+                let download = client.get_blob(&reference.repository, digest, offset).await?;
+                if download.start > offset {
+                    return Err(ClientError::Other(format!(
+                        "the registry answered from byte {}",
+                        download.start
+                    )));
+                }
+                skip_bytes(download.body, offset - download.start)
+            }
+            Endpoint::Layout { layout, .. } => {
+                let range = strata_storage::ByteRange::From { first: offset };
+                layout.blobs().open(digest, Some(range)).await?.body
+            }
+        };
+        Ok(counted(body, self.options.progress.clone(), digest))
     }
 
     async fn copy_blob(&self, d: &Descriptor) -> Result<()> {
@@ -330,13 +377,16 @@ impl Engine<'_> {
                 }
                 let fetched = match self.src {
                     Endpoint::Registry { client, reference } => {
-                        match download::download(client, &reference.repository, &digest, size, layout).await {
+                        self.begin(&digest, size);
+                        let progress = self.options.progress.clone();
+                        match download::download(client, &reference.repository, &digest, size, layout, progress).await {
                             Ok(n) => n,
                             Err(ClientError::NotFound(_)) if foreign => self.fetch_foreign(d, &digest, layout).await?,
                             Err(e) => return Err(e),
                         }
                     }
                     Endpoint::Layout { .. } => {
+                        self.begin(&digest, size);
                         let stream = self.source_blob(d, &digest).await?;
                         layout.blobs().put(&digest, Some(size), stream).await?;
                         size
@@ -358,29 +408,51 @@ impl Engine<'_> {
                     self.say("skipped foreign layer", &digest);
                     return Ok(());
                 }
-                let session = match self.src {
-                    Endpoint::Registry {
-                        client: src_client,
-                        reference: src_ref,
-                    } if src_client.host() == client.host() && src_ref.repository != *repo => {
-                        match client.mount(repo, &digest, &src_ref.repository).await? {
-                            None => {
-                                self.counters.mounted.fetch_add(1, Ordering::Relaxed);
-                                self.say("mounted", &digest);
-                                return Ok(());
-                            }
-                            Some(session) => session,
+                // Within one registry, a mount moves nothing.
+                let mut offered = None;
+                if let Endpoint::Registry {
+                    client: src_client,
+                    reference: src_ref,
+                } = self.src
+                    && src_client.host() == client.host()
+                    && src_ref.repository != *repo
+                {
+                    match client.mount(repo, &digest, &src_ref.repository).await? {
+                        None => {
+                            self.counters.mounted.fetch_add(1, Ordering::Relaxed);
+                            self.say("mounted", &digest);
+                            return Ok(());
                         }
+                        Some(session) => offered = Some(session),
                     }
-                    _ => client.start_upload(repo).await?,
+                }
+                self.begin(&digest, size);
+                let chunked = |chunk: u64, session: Option<UploadLocation>| upload::ChunkedUpload {
+                    client,
+                    repo,
+                    digest: &digest,
+                    size,
+                    chunk,
+                    journal: self.options.journal.as_ref(),
+                    session,
                 };
-                let stream = self.source_blob(d, &digest).await?;
-                match client.put_blob(repo, &session, &digest, size, stream).await {
-                    Ok(()) => {}
-                    Err(ClientError::Registry { status: 413, .. }) => {
-                        self.chunked_upload(client, reference, d, &digest).await?;
+                let open = |offset| self.source_blob_from(d, &digest, offset);
+                if size > self.options.chunk_size {
+                    chunked(self.options.chunk_size, offered).run(open).await?;
+                } else {
+                    let session = match offered {
+                        Some(session) => session,
+                        None => client.start_upload(repo).await?,
+                    };
+                    let stream = self.source_blob(d, &digest).await?;
+                    match client.put_blob(repo, &session, &digest, size, stream).await {
+                        Ok(()) => {}
+                        Err(ClientError::Registry { status: 413, .. }) => {
+                            tracing::info!(%digest, "the registry refused the blob whole (413); sending chunks");
+                            chunked(FALLBACK_CHUNK, None).run(open).await?;
+                        }
+                        Err(e) => return Err(e),
                     }
-                    Err(e) => return Err(e),
                 }
                 self.counters.bytes.fetch_add(size, Ordering::Relaxed);
                 self.counters.copied.fetch_add(1, Ordering::Relaxed);
@@ -388,39 +460,6 @@ impl Engine<'_> {
             }
         }
         Ok(())
-    }
-
-    /// The chunked fallback: a new session, chunks of at least the registry's minimum.
-    async fn chunked_upload(
-        &self,
-        client: &RegistryClient,
-        reference: &Reference,
-        d: &Descriptor,
-        digest: &Digest,
-    ) -> Result<()> {
-        let repo = &reference.repository;
-        let mut session = client.start_upload(repo).await?;
-        let chunk_size = session.min_chunk.unwrap_or(0).max(FALLBACK_CHUNK) as usize;
-        let mut stream = self.source_blob(d, digest).await?;
-        let mut offset = 0u64;
-        let mut buf = BytesMut::new();
-        loop {
-            let next = stream.next().await.transpose()?;
-            if let Some(chunk) = &next {
-                buf.extend_from_slice(chunk);
-            }
-            while buf.len() >= chunk_size || (next.is_none() && !buf.is_empty()) {
-                let take = buf.len().min(chunk_size);
-                let part = buf.split_to(take).freeze();
-                let (next_session, confirmed) = client.patch_chunk(repo, &session, offset, part).await?;
-                session = next_session;
-                offset = confirmed;
-            }
-            if next.is_none() {
-                break;
-            }
-        }
-        client.finish_upload(repo, &session, digest).await
     }
 
     /// Fetches a foreign layer from its URLs (https only, without credentials).
@@ -482,4 +521,21 @@ impl Engine<'_> {
         }
         Ok(())
     }
+}
+
+/// Drops the first `n` bytes of `stream`.
+fn skip_bytes(stream: ByteStream, n: u64) -> ByteStream {
+    if n == 0 {
+        return stream;
+    }
+    let skipped = stream.scan(n, |left, item| {
+        let out = item.map(|mut b| {
+            let drop = (*left).min(b.len() as u64) as usize;
+            *left -= drop as u64;
+            b = b.slice(drop..);
+            b
+        });
+        futures::future::ready(Some(out))
+    });
+    Box::pin(skipped.try_filter(|b| futures::future::ready(!b.is_empty())))
 }
