@@ -854,3 +854,32 @@ async fn the_cli_prints_data_on_stdout_and_exits_with_documented_codes() {
             .contains(&proxy.addr.to_string())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_source_blob_is_refused_by_the_registry_and_nothing_is_tagged() {
+    let registry = LocalRegistry::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    let image = write_app(&src, "v1", 256 * 1024, 11);
+    let path = blob_path(&src, &image.layers[1]);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 1;
+    std::fs::write(&path, bytes).unwrap();
+    let ctx = context(work.path());
+    let err = ctx
+        .copy(
+            &target(&format!("oci:{}:v1", src.display())),
+            &target(&format!("{}/bad/app:v1", registry.addr)),
+            &all_platforms(&ctx),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Integrity(_)), "{err:?}");
+    assert_eq!(err.exit_code(), 5);
+    let missing = ctx
+        .inspect(&target(&format!("{}/bad/app:v1", registry.addr)), true, false)
+        .await
+        .unwrap_err();
+    assert_eq!(missing.exit_code(), 3, "{missing}");
+}

@@ -218,9 +218,18 @@ impl RegistryClient {
         let method = String::new();
         let url = response.url().to_string();
         let body = response.bytes().await.unwrap_or_default();
-        let message = serde_json::from_slice::<ErrorBody>(&body)
+        let first = serde_json::from_slice::<ErrorBody>(&body)
             .ok()
-            .and_then(|b| b.errors.into_iter().next())
+            .and_then(|b| b.errors.into_iter().next());
+        if let Some(e) = &first
+            && e.code == "DIGEST_INVALID"
+        {
+            return ClientError::Integrity(format!(
+                "{what}: the registry found the content does not match its digest ({})",
+                e.message
+            ));
+        }
+        let message = first
             .map(|e| format!("{}: {}", e.code, e.message))
             .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(200)]).trim().to_owned());
         match status {

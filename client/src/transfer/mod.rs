@@ -329,15 +329,20 @@ impl Engine<'_> {
         Ok(())
     }
 
-    /// Streams blob `d` from the source, verified against its digest and size, counted as
-    /// progress.
+    /// Streams blob `d` from the source, counted as progress. Into a layout it is verified
+    /// against its digest and size here; into a registry only its size is checked here, because
+    /// the registry verifies the digest before it accepts the blob (a mismatch comes back as
+    /// `DIGEST_INVALID`, an integrity error) and hashing twice would cost a core on every push.
     async fn source_blob(&self, d: &Descriptor, digest: &Digest) -> Result<ByteStream> {
         let body = match self.src {
             Endpoint::Registry { client, reference } => client.get_blob(&reference.repository, digest, 0).await?.body,
             Endpoint::Layout { layout, .. } => layout.open_blob(digest).await?.1,
         };
-        let verified = Box::pin(VerifyingStream::new(body, digest.clone(), Some(d.size))?);
-        Ok(counted(verified, self.options.progress.clone(), digest))
+        let checked: ByteStream = match self.dst {
+            Endpoint::Layout { .. } => Box::pin(VerifyingStream::new(body, digest.clone(), Some(d.size))?),
+            Endpoint::Registry { .. } => exact_size(body, d.size),
+        };
+        Ok(counted(checked, self.options.progress.clone(), digest))
     }
 
     /// Streams blob `d` from byte `offset` (to resume an upload). From 0 it is verified; from
@@ -465,7 +470,18 @@ impl Engine<'_> {
     /// Fetches a foreign layer from its URLs (https only, without credentials).
     async fn fetch_foreign(&self, d: &Descriptor, digest: &Digest, layout: &OciLayout) -> Result<u64> {
         let urls = &d.urls;
+        // https all the way: a redirect to plain http is refused.
+        let policy = reqwest::redirect::Policy::custom(|attempt| {
+            if attempt.url().scheme() != "https" {
+                attempt.error("a foreign layer redirected to a non-https URL")
+            } else if attempt.previous().len() >= 10 {
+                attempt.error("too many redirects")
+            } else {
+                attempt.follow()
+            }
+        });
         let http = reqwest::Client::builder()
+            .redirect(policy)
             .build()
             .map_err(|e| ClientError::network("build HTTP client", e))?;
         let mut last = ClientError::NotFound(format!("foreign layer {digest}: no https URL"));
@@ -538,4 +554,28 @@ fn skip_bytes(stream: ByteStream, n: u64) -> ByteStream {
         futures::future::ready(Some(out))
     });
     Box::pin(skipped.try_filter(|b| futures::future::ready(!b.is_empty())))
+}
+
+/// Passes `stream` through, failing if it is longer or shorter than `size`.
+fn exact_size(stream: ByteStream, size: u64) -> ByteStream {
+    let checked = futures::stream::unfold((stream, 0u64, false), move |(mut stream, seen, done)| async move {
+        if done {
+            return None;
+        }
+        let mismatch = |actual| strata_storage::Error::SizeMismatch { expected: size, actual };
+        match stream.next().await {
+            Some(Ok(chunk)) => {
+                let seen = seen + chunk.len() as u64;
+                if seen > size {
+                    Some((Err(mismatch(seen)), (stream, seen, true)))
+                } else {
+                    Some((Ok(chunk), (stream, seen, false)))
+                }
+            }
+            Some(Err(e)) => Some((Err(e), (stream, seen, true))),
+            None if seen != size => Some((Err(mismatch(seen)), (stream, seen, true))),
+            None => None,
+        }
+    });
+    Box::pin(checked)
 }

@@ -195,7 +195,7 @@ impl ChunkedUpload<'_> {
             };
             while offset < size {
                 let len = chunk.min(size - offset);
-                let (tx, rx) = mpsc::channel(8);
+                let (tx, rx) = mpsc::channel(4);
                 let body: ByteStream = Box::pin(tokio_stream_from(rx));
                 let (pumped, patched) = tokio::join!(
                     pump(&mut source, len, tx),
