@@ -108,9 +108,29 @@ impl Context {
                 name: name.clone(),
             }),
             Target::DockerArchive(..) => Err(ClientError::Usage(
-                "docker-archive: is not supported yet; use oci:DIR".into(),
+                "docker-archive: is read and written through a scratch layout; this is a bug".into(),
             )),
         }
+    }
+
+    /// A scratch OCI layout under `STRATA_HOME/tmp`, removed when dropped.
+    fn scratch(&self) -> Result<Scratch> {
+        let dir = self.home.join("tmp").join(uuid_like());
+        let layout = OciLayout::open(&dir)?;
+        Ok(Scratch { dir, layout })
+    }
+
+    /// The endpoint to read `target` from; a docker-archive is imported into `scratch` first.
+    async fn source(&self, target: &Target, scratch: &mut Option<Scratch>) -> Result<Endpoint> {
+        let Target::DockerArchive(file, wanted) = target else {
+            return self.endpoint(target).await;
+        };
+        let tmp = scratch.insert(self.scratch()?);
+        crate::archive::import(file, wanted.as_deref(), &tmp.layout, ARCHIVE_NAME).await?;
+        Ok(Endpoint::Layout {
+            layout: tmp.layout.clone(),
+            name: Some(ARCHIVE_NAME.into()),
+        })
     }
 
     /// `strata pull`: an image from a registry into the local store, named by its full reference.
@@ -139,16 +159,35 @@ impl Context {
         transfer::copy(&src, &dst, options).await
     }
 
-    /// `strata copy SRC DST`.
+    /// `strata copy SRC DST`. A docker-archive source is imported into a scratch layout first; a
+    /// docker-archive destination is written from one (it holds a single image, so pick one
+    /// platform).
     pub async fn copy(&self, src: &Target, dst: &Target, options: &Options) -> Result<Report> {
-        let src = self.endpoint(src).await?;
-        let dst = self.endpoint(dst).await?;
-        transfer::copy(&src, &dst, options).await
+        let mut src_scratch = None;
+        let source = self.source(src, &mut src_scratch).await?;
+        let Target::DockerArchive(file, repo_tag) = dst else {
+            let dst = self.endpoint(dst).await?;
+            return transfer::copy(&source, &dst, options).await;
+        };
+        let tmp = self.scratch()?;
+        let staging = Endpoint::Layout {
+            layout: tmp.layout.clone(),
+            name: Some(ARCHIVE_NAME.into()),
+        };
+        let report = transfer::copy(&source, &staging, options).await?;
+        let repo_tag = match (repo_tag, src) {
+            (Some(t), _) => Some(t.clone()),
+            (None, Target::Registry(r)) => Some(r.to_string()),
+            (None, _) => None,
+        };
+        crate::archive::export(&tmp.layout, ARCHIVE_NAME, file, repo_tag.as_deref()).await?;
+        Ok(report)
     }
 
     /// `strata inspect`: the manifest (`raw`), the config (`config`), or a summary.
     pub async fn inspect(&self, target: &Target, raw: bool, config: bool) -> Result<Value> {
-        let endpoint = self.endpoint(target).await?;
+        let mut scratch = None;
+        let endpoint = self.source(target, &mut scratch).await?;
         let (bytes, media_type, digest) = transfer::resolve(&endpoint).await?;
         let manifest: Value =
             serde_json::from_slice(&bytes).map_err(|e| ClientError::Other(format!("manifest does not parse: {e}")))?;
@@ -287,6 +326,27 @@ impl Context {
         config.save()?;
         Ok(found)
     }
+}
+
+/// The name an archive's image gets in a scratch layout.
+const ARCHIVE_NAME: &str = "archive";
+
+/// A scratch layout directory, removed on drop.
+#[derive(Debug)]
+struct Scratch {
+    dir: PathBuf,
+    layout: OciLayout,
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A name unique enough for a scratch directory.
+fn uuid_like() -> String {
+    format!("{}-{:016x}", std::process::id(), rand::random::<u64>())
 }
 
 /// Removes every blob of `layout` that no named image references. Returns how many went.

@@ -9,8 +9,10 @@
 //! - [`layout`]: OCI image layouts (the local store and `oci:DIR` targets).
 //! - [`platform`]: choosing an image from an index, with containerd's Windows rules.
 //! - [`progress`]: progress bars and summary lines on stderr.
+//! - [`archive`]: docker-archive tarballs (`docker save` / `docker load`) to and from layouts.
 //! - [`transfer`]: [`transfer::copy`] between [`transfer::Endpoint`]s.
 
+pub mod archive;
 pub mod auth;
 pub mod commands;
 pub mod error;

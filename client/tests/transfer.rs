@@ -883,3 +883,74 @@ async fn a_corrupt_source_blob_is_refused_by_the_registry_and_nothing_is_tagged(
         .unwrap_err();
     assert_eq!(missing.exit_code(), 3, "{missing}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_go_through_docker_archives_both_ways() {
+    let registry = LocalRegistry::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    let image = write_app(&src, "v1", 128 * 1024, 12);
+    let home = work.path().join("home");
+    let host = registry.addr.to_string();
+    let archive = work.path().join("app.tar");
+
+    let (code, _, stderr) = strata(
+        &home,
+        &[
+            "-q",
+            "copy",
+            &format!("oci:{}:v1", src.display()),
+            &format!("{host}/arch/app:v1"),
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let (code, _, stderr) = strata(
+        &home,
+        &[
+            "-q",
+            "copy",
+            &format!("{host}/arch/app:v1"),
+            &format!("docker-archive:{}", archive.display()),
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, stderr) = strata(&home, &["inspect", &format!("docker-archive:{}", archive.display())]);
+    assert_eq!(code, 0, "{stderr}");
+    let summary: Value = serde_json::from_str(&stdout).unwrap();
+    let layers: Vec<String> = serde_json::from_value(summary["layers"].clone()).unwrap();
+    assert_eq!(
+        layers,
+        image.layers.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+        "layer bytes kept"
+    );
+
+    // Named by the source reference; read back by that name into another repository.
+    let (code, _, stderr) = strata(
+        &home,
+        &[
+            "-q",
+            "copy",
+            &format!("docker-archive:{}:{host}/arch/app:v1", archive.display()),
+            &format!("{host}/arch/back:v1"),
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, _) = strata(&home, &["inspect", "--config", &format!("{host}/arch/back:v1")]);
+    assert_eq!(code, 0);
+    let config: Value = serde_json::from_str(&stdout).unwrap();
+    let original: Value = serde_json::from_slice(&std::fs::read(blob_path(&src, &image.config)).unwrap()).unwrap();
+    assert_eq!(config, original);
+    let (code, _, stderr) = strata(
+        &home,
+        &[
+            "copy",
+            &format!("docker-archive:{}:nope:v9", archive.display()),
+            &format!("{host}/arch/x:v1"),
+        ],
+    );
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        !home.join("tmp").exists() || std::fs::read_dir(home.join("tmp")).unwrap().count() == 0,
+        "scratch layouts removed"
+    );
+}
