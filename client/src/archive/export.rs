@@ -227,4 +227,3 @@ impl<R: Read> Read for HashingReader<R> {
         Ok(n)
     }
 }
-

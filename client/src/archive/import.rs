@@ -514,4 +514,3 @@ impl Write for HashSink {
         Ok(())
     }
 }
-

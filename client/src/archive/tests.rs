@@ -293,8 +293,7 @@ async fn legacy_layer_symlinks_resolve_inside_the_archive() {
     let dir = tempfile::tempdir().unwrap();
     let layer = tar_of(&[("a", b"a")]);
     let config = config_for(&[&layer, &layer]);
-    let manifest =
-        br#"[{"Config":"c.json","RepoTags":["busybox:latest"],"Layers":["aa/layer.tar","bb/layer.tar"]}]"#;
+    let manifest = br#"[{"Config":"c.json","RepoTags":["busybox:latest"],"Layers":["aa/layer.tar","bb/layer.tar"]}]"#;
     let file = write_file(
         dir.path(),
         "legacy.tar",
@@ -588,4 +587,3 @@ async fn archives_we_export_are_read_by_skopeo() {
         serde_json::from_slice(&std::fs::read(back.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["config"]["digest"], json!(original.config), "{manifest}");
 }
-

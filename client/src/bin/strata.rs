@@ -183,6 +183,8 @@ enum Command {
         /// Image name as `strata images` shows it.
         image: String,
     },
+    /// Remove every blob of the local store that no image uses.
+    Prune,
 }
 
 fn transfer_options(p: &PlatformArgs, global: &Global, ctx: &Context, label: &str) -> Result<Options, ClientError> {
@@ -382,6 +384,12 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
                         i["digest"].as_str().unwrap_or("")
                     );
                 }
+            }
+        }
+        Command::Prune => {
+            let removed = strata_client::commands::prune(&ctx.store()?).await?;
+            if !global.quiet {
+                eprintln!("{removed} blobs freed");
             }
         }
         Command::Rmi { image } => {

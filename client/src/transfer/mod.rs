@@ -415,14 +415,8 @@ impl Engine<'_> {
                 }
                 // Within one registry, a mount moves nothing.
                 let mut offered = None;
-                if let Endpoint::Registry {
-                    client: src_client,
-                    reference: src_ref,
-                } = self.src
-                    && src_client.host() == client.host()
-                    && src_ref.repository != *repo
-                {
-                    match client.mount(repo, &digest, &src_ref.repository).await? {
+                if let Some(from) = self.mount_source(client.host(), repo) {
+                    match client.mount(repo, &digest, &from).await? {
                         None => {
                             self.counters.mounted.fetch_add(1, Ordering::Relaxed);
                             self.say("mounted", &digest);
@@ -465,6 +459,21 @@ impl Engine<'_> {
             }
         }
         Ok(())
+    }
+
+    /// The repository of the destination's registry that may already hold the source's blobs:
+    /// the source repository itself, or the one a local-store image was pulled from.
+    fn mount_source(
+        &self,
+        host: &str,
+        repo: &strata_storage::RepositoryName,
+    ) -> Option<strata_storage::RepositoryName> {
+        let origin = match self.src {
+            Endpoint::Registry { client, reference } => (client.host() == host).then(|| reference.clone())?,
+            Endpoint::Layout { name: Some(name), .. } => Reference::parse(name).ok().filter(|r| r.registry == host)?,
+            Endpoint::Layout { name: None, .. } => return None,
+        };
+        (origin.repository != *repo).then_some(origin.repository)
     }
 
     /// Fetches a foreign layer from its URLs (https only, without credentials).
