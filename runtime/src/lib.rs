@@ -1,3 +1,10 @@
 //! `strata-runtime`: the Windows-style layer store and the container runtime.
 //!
-//! Not built yet: this crate is a shell until the runtime issues land.
+//! - [`unpack`] applies Linux image layers (untrusted tar streams) to a directory, safely.
+//!
+//! - [`store`] is the layer store: one directory per layer, named by chain id, shared by images.
+//!
+//! The runtime itself is not built yet.
+
+pub mod store;
+pub mod unpack;

@@ -140,16 +140,14 @@ impl Flusher {
 pub(crate) fn read_stream(mut file: File, path: PathBuf, start: u64, len: u64) -> ByteStream {
     let (tx, rx) = mpsc::channel::<Result<Bytes>>(CHANNEL_DEPTH);
     tokio::task::spawn_blocking(move || {
+        // `read_to_end` into spare capacity reads straight into the allocation without zeroing
+        // it first: one pass over the bytes instead of two.
         let read = |file: &mut File, want: usize| -> std::io::Result<Bytes> {
-            let mut buf = BytesMut::zeroed(want);
-            let mut filled = 0;
-            while filled < want {
-                match file.read(&mut buf[filled..])? {
-                    0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-                    n => filled += n,
-                }
+            let mut buf = Vec::with_capacity(want);
+            if file.take(want as u64).read_to_end(&mut buf)? < want {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
             }
-            Ok(buf.freeze())
+            Ok(Bytes::from(buf))
         };
         if let Err(e) = file.seek(SeekFrom::Start(start)) {
             let _ = tx.blocking_send(Err(Error::io("seek", path.display(), e)));

@@ -1,0 +1,430 @@
+//! The layer store under `STRATA_HOME/layers`, modeled on the Windows container layer store:
+//!
+//! ```text
+//! layers/
+//!   <chain id hex>/            one directory per layer, named by chain id
+//!     Files/                   the layer's files (for Linux layers in overlayfs form:
+//!                              whiteouts are 0:0 character devices, opaque directories carry
+//!                              trusted.overlay.opaque=y), ready to be an overlayfs lower dir
+//!     layerchain.json          JSON array of parent layer directories, nearest first; null for a base
+//!     layer.json               diff_id, chain_id, blob digest, media type, size, parent, os
+//!   images/<sha256 of name>.json   which layers (base first) an image name uses
+//!   .tmp/                      imports in progress; swept at open
+//! ```
+//!
+//! Imports are atomic: a layer is unpacked into `.tmp/`, its diff_id checked against the image
+//! config, and only then renamed into place, so a crash or an error leaves no layer and no
+//! debris. Layers are shared by every image whose chain contains them and removed by
+//! [`LayerStore::gc`] once no image names them.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::{BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use strata_storage::Digest;
+use strata_storage::digest::{parse_digest, sha256};
+
+use crate::unpack::{self, Compression, UnpackError};
+
+/// What can go wrong in the layer store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A file operation failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What we were doing.
+        op: &'static str,
+        /// On what.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A layer did not unpack.
+    #[error("layer {digest}: {source}")]
+    Unpack {
+        /// The layer blob.
+        digest: String,
+        /// Why.
+        #[source]
+        source: UnpackError,
+    },
+    /// The unpacked content is not what the image config says.
+    #[error("layer {digest}: diff_id is {actual}, the image config says {expected}")]
+    DiffIdMismatch {
+        /// The layer blob.
+        digest: String,
+        /// From the config.
+        expected: String,
+        /// Computed while unpacking.
+        actual: String,
+    },
+    /// The image's manifest and config disagree, or name something malformed.
+    #[error("{0}")]
+    Invalid(String),
+    /// A layer media type we cannot unpack.
+    #[error("layer {digest}: media type {media_type} cannot be unpacked")]
+    MediaType {
+        /// The layer blob.
+        digest: String,
+        /// Its media type.
+        media_type: String,
+    },
+    /// No such image or layer.
+    #[error("not in the layer store: {0}")]
+    NotFound(String),
+}
+
+/// Result alias for the store.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
+    move |source| StoreError::Io {
+        op,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// `layer.json`: what a layer is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerInfo {
+    /// sha256 of the uncompressed tar.
+    pub diff_id: String,
+    /// Chain id: the diff_id for a base layer, else sha256 of "<parent chain id> <diff_id>".
+    pub chain_id: String,
+    /// Digest of the (compressed) blob it came from.
+    pub digest: String,
+    /// The blob's media type.
+    pub media_type: String,
+    /// The blob's size.
+    pub size: u64,
+    /// Chain id of the parent layer.
+    pub parent: Option<String>,
+    /// `linux` or `windows`.
+    pub os: String,
+}
+
+/// One layer of an image to import: where its blob is and what it must unpack to.
+#[derive(Debug, Clone)]
+pub struct LayerSource {
+    /// The compressed blob on disk (the local store keeps it, so the image can be pushed again).
+    pub blob: PathBuf,
+    /// Its digest.
+    pub digest: Digest,
+    /// Its media type.
+    pub media_type: String,
+    /// Its size.
+    pub size: u64,
+    /// The diff_id the image config gives it.
+    pub diff_id: Digest,
+}
+
+/// `images/<hash>.json`: the layers an image name uses.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ImageLayers {
+    /// The image name (as the local store names it).
+    pub name: String,
+    /// Chain ids, base first.
+    pub chain: Vec<String>,
+    /// `linux` or `windows`.
+    pub os: String,
+}
+
+/// Chain ids of a list of diff_ids, base first (OCI image-spec config.md).
+pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
+    let mut out: Vec<Digest> = Vec::with_capacity(diff_ids.len());
+    for d in diff_ids {
+        let next = match out.last() {
+            None => d.clone(),
+            Some(parent) => sha256(format!("{parent} {d}").as_bytes()),
+        };
+        out.push(next);
+    }
+    out
+}
+
+/// The layer store.
+#[derive(Debug, Clone)]
+pub struct LayerStore {
+    root: PathBuf,
+    options: unpack::Options,
+}
+
+impl LayerStore {
+    /// Opens (creating) the store at `root`, sweeping imports a crash left behind.
+    pub fn open(root: &Path) -> Result<Self> {
+        for dir in [root.to_owned(), root.join("images")] {
+            std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+        }
+        let tmp = root.join(".tmp");
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp).map_err(io("sweep", &tmp))?;
+        }
+        std::fs::create_dir_all(&tmp).map_err(io("create", &tmp))?;
+        Ok(LayerStore {
+            root: root.to_owned(),
+            options: unpack::Options::default(),
+        })
+    }
+
+    /// Uses `options` (limits, privilege) for imports.
+    pub fn with_options(mut self, options: unpack::Options) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The store's directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The directory of layer `chain_id`.
+    pub fn layer_dir(&self, chain_id: &Digest) -> PathBuf {
+        self.root.join(chain_id.digest())
+    }
+
+    /// Whether layer `chain_id` is in the store.
+    pub fn has_layer(&self, chain_id: &Digest) -> bool {
+        self.layer_dir(chain_id).join("layer.json").is_file()
+    }
+
+    /// The `layer.json` of layer `chain_id`.
+    pub fn layer(&self, chain_id: &Digest) -> Result<LayerInfo> {
+        let path = self.layer_dir(chain_id).join("layer.json");
+        let raw = std::fs::read(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => StoreError::NotFound(format!("layer {chain_id}")),
+            _ => StoreError::Io {
+                op: "read",
+                path: path.clone(),
+                source: e,
+            },
+        })?;
+        serde_json::from_slice(&raw).map_err(|e| StoreError::Invalid(format!("{}: {e}", path.display())))
+    }
+
+    /// Imports the layers of an image (base first) and records that `name` uses them. Layers
+    /// already present are shared. Blocking: run it on a blocking thread.
+    pub fn import_image(&self, name: &str, os: &str, layers: &[LayerSource]) -> Result<ImageLayers> {
+        let diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id.clone()).collect();
+        let chain = chain_ids(&diff_ids);
+        for (i, layer) in layers.iter().enumerate() {
+            if self.has_layer(&chain[i]) {
+                continue;
+            }
+            let parent = i.checked_sub(1).map(|p| &chain[p]);
+            let parents: Vec<&Digest> = chain[..i].iter().rev().collect();
+            self.import_layer(layer, &chain[i], parent, &parents, os)?;
+        }
+        let record = ImageLayers {
+            name: name.to_owned(),
+            chain: chain.iter().map(|c| c.to_string()).collect(),
+            os: os.to_owned(),
+        };
+        write_atomic(
+            &self.image_path(name),
+            &serde_json::to_vec_pretty(&record).expect("json"),
+        )?;
+        Ok(record)
+    }
+
+    /// Unpacks one layer into `.tmp/`, checks it and renames it into place.
+    fn import_layer(
+        &self,
+        layer: &LayerSource,
+        chain_id: &Digest,
+        parent: Option<&Digest>,
+        parents: &[&Digest],
+        os: &str,
+    ) -> Result<()> {
+        let digest = layer.digest.to_string();
+        let compression = Compression::from_media_type(&layer.media_type).ok_or_else(|| StoreError::MediaType {
+            digest: digest.clone(),
+            media_type: layer.media_type.clone(),
+        })?;
+        let tmp = tempdir_in(&self.root.join(".tmp"))?;
+        let result = (|| {
+            let files = tmp.join("Files");
+            std::fs::create_dir(&files).map_err(io("create", &files))?;
+            let blob = File::open(&layer.blob).map_err(io("open", &layer.blob))?;
+            let unpacked = unpack::unpack_linux(
+                BufReader::with_capacity(1 << 20, blob),
+                compression,
+                &files,
+                &self.options,
+            )
+            .map_err(|source| StoreError::Unpack {
+                digest: digest.clone(),
+                source,
+            })?;
+            if unpacked.diff_id != layer.diff_id {
+                return Err(StoreError::DiffIdMismatch {
+                    digest: digest.clone(),
+                    expected: layer.diff_id.to_string(),
+                    actual: unpacked.diff_id.to_string(),
+                });
+            }
+            let chain: Option<Vec<String>> = (!parents.is_empty()).then(|| {
+                parents
+                    .iter()
+                    .map(|p| self.layer_dir(p).display().to_string())
+                    .collect()
+            });
+            write_atomic(&tmp.join("layerchain.json"), &serde_json::to_vec(&chain).expect("json"))?;
+            let info = LayerInfo {
+                diff_id: layer.diff_id.to_string(),
+                chain_id: chain_id.to_string(),
+                digest: digest.clone(),
+                media_type: layer.media_type.clone(),
+                size: layer.size,
+                parent: parent.map(|p| p.to_string()),
+                os: os.to_owned(),
+            };
+            write_atomic(
+                &tmp.join("layer.json"),
+                &serde_json::to_vec_pretty(&info).expect("json"),
+            )?;
+            let target = self.layer_dir(chain_id);
+            match std::fs::rename(&tmp, &target) {
+                Ok(()) => Ok(()),
+                // Another import finished the same layer first.
+                Err(_) if self.has_layer(chain_id) => Ok(()),
+                Err(e) => Err(StoreError::Io {
+                    op: "rename",
+                    path: target,
+                    source: e,
+                }),
+            }
+        })();
+        if tmp.exists() {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        result
+    }
+
+    fn image_path(&self, name: &str) -> PathBuf {
+        self.root
+            .join("images")
+            .join(format!("{}.json", sha256(name.as_bytes()).digest()))
+    }
+
+    /// The layers image `name` uses.
+    pub fn image(&self, name: &str) -> Result<ImageLayers> {
+        let path = self.image_path(name);
+        let raw = std::fs::read(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => StoreError::NotFound(format!("image {name}")),
+            _ => StoreError::Io {
+                op: "read",
+                path: path.clone(),
+                source: e,
+            },
+        })?;
+        serde_json::from_slice(&raw).map_err(|e| StoreError::Invalid(format!("{}: {e}", path.display())))
+    }
+
+    /// Every image recorded in the store.
+    pub fn images(&self) -> Result<Vec<ImageLayers>> {
+        let dir = self.root.join("images");
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&dir).map_err(io("list", &dir))? {
+            let path = entry.map_err(io("list", &dir))?.path();
+            if path.extension().is_some_and(|e| e == "json")
+                && let Ok(raw) = std::fs::read(&path)
+                && let Ok(image) = serde_json::from_slice::<ImageLayers>(&raw)
+            {
+                out.push(image);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Forgets image `name` (its layers stay until [`LayerStore::gc`]). Returns whether it was
+    /// recorded.
+    pub fn remove_image(&self, name: &str) -> Result<bool> {
+        let path = self.image_path(name);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(StoreError::Io {
+                op: "remove",
+                path,
+                source: e,
+            }),
+        }
+    }
+
+    /// Removes every layer no image uses; returns their chain ids.
+    pub fn gc(&self) -> Result<Vec<String>> {
+        let used: BTreeSet<String> = self
+            .images()?
+            .into_iter()
+            .flat_map(|i| i.chain)
+            .filter_map(|c| parse_digest(&c).ok().map(|d| d.digest().to_owned()))
+            .collect();
+        let mut removed = Vec::new();
+        for entry in std::fs::read_dir(&self.root).map_err(io("list", &self.root))? {
+            let entry = entry.map_err(io("list", &self.root))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let is_layer = name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit());
+            if is_layer && !used.contains(&name) {
+                // Rename first so a half-removed layer is never mistaken for a whole one.
+                let doomed = self.root.join(".tmp").join(format!("gc-{name}"));
+                std::fs::rename(entry.path(), &doomed).map_err(io("remove", &entry.path()))?;
+                std::fs::remove_dir_all(&doomed).map_err(io("remove", &doomed))?;
+                removed.push(format!("sha256:{name}"));
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// A fresh uniquely named directory under `parent`.
+fn tempdir_in(parent: &Path) -> Result<PathBuf> {
+    for _ in 0..16 {
+        let dir = parent.join(format!("import-{}-{:016x}", std::process::id(), rand::random::<u64>()));
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(StoreError::Io {
+                    op: "create",
+                    path: dir,
+                    source: e,
+                });
+            }
+        }
+    }
+    Err(StoreError::Invalid(format!(
+        "no free temporary name in {}",
+        parent.display()
+    )))
+}
+
+/// Writes `data` to `path` atomically (temp file, fsync, rename).
+fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut f = File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(io("write", path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_ids_follow_the_image_spec() {
+        let a = sha256(b"a");
+        let b = sha256(b"b");
+        let chain = chain_ids(&[a.clone(), b.clone()]);
+        assert_eq!(chain[0], a);
+        assert_eq!(chain[1], sha256(format!("{a} {b}").as_bytes()));
+    }
+}

@@ -1,0 +1,10 @@
+//! Tests of `strata_runtime::unpack`: well-formed layers land on disk exactly as described
+//! (`layers.rs`), hostile and malformed ones are refused without touching anything outside the
+//! destination (`hostile.rs`, `malformed.rs`). The tests create device nodes and `trusted.*`
+//! attributes, so they run as root.
+
+mod hostile;
+mod layer;
+mod layers;
+mod malformed;
+mod sandbox;
