@@ -123,7 +123,7 @@ strata_pull() {
     rm -rf "$dir/home"
     local t0 t1
     t0=$(now)
-    /usr/bin/time -f %M -o "$dir/rss" "$strata_bin" --home "$dir/home" -q pull "$host/bench/img:v1" >/dev/null
+    /usr/bin/time -f %M -o "$dir/rss" "$strata_bin" --home "$dir/home" -q pull --no-unpack "$host/bench/img:v1" >/dev/null
     t1=$(now); seconds "$t0" "$t1"
 }
 skopeo_pull() {

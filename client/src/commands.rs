@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
+use strata_runtime::store::{ImageLayers, LayerStore};
+use strata_runtime::union::Union;
 
 use crate::auth::{Credentials, DockerConfig};
 use crate::error::{ClientError, Result};
@@ -133,14 +135,42 @@ impl Context {
         })
     }
 
-    /// `strata pull`: an image from a registry into the local store, named by its full reference.
-    pub async fn pull(&self, image: &Reference, options: &Options) -> Result<Report> {
+    /// `strata pull --no-unpack`: an image from a registry into the local store, named by its
+    /// full reference.
+    pub async fn download(&self, image: &Reference, options: &Options) -> Result<Report> {
         let src = self.endpoint(&Target::Registry(image.clone())).await?;
         let dst = Endpoint::Layout {
             layout: self.store()?,
             name: Some(image.to_string()),
         };
         transfer::copy(&src, &dst, options).await
+    }
+
+    /// `strata pull`: [`Context::download`], then the image's layers into the layer store.
+    pub async fn pull(&self, image: &Reference, options: &Options) -> Result<Report> {
+        let report = self.download(image, options).await?;
+        crate::layers::unpack(&self.store()?, &self.layers()?, &image.to_string(), options).await?;
+        Ok(report)
+    }
+
+    /// The layer store (`STRATA_HOME/layers`), where pulled images are unpacked.
+    pub fn layers(&self) -> Result<LayerStore> {
+        let root = self.home.join("layers");
+        Ok(LayerStore::open(&root)?)
+    }
+
+    /// `strata layer import FILE`: a layer tar (plain, gzip or zstd) as image `name`, on top of
+    /// image `parent` if given. Returns the new image's layers.
+    pub async fn layer_import(&self, file: &Path, name: &str, os: &str, parent: Option<&str>) -> Result<ImageLayers> {
+        let store = self.layers()?;
+        let (file, name, os) = (file.to_owned(), local_name(name), os.to_owned());
+        let parent = parent.map(local_name);
+        crate::layers::blocking(move || store.import_tar(&file, &name, &os, parent.as_deref())).await
+    }
+
+    /// The read-only union of an unpacked image's layers.
+    pub fn union(&self, image: &str) -> Result<Union> {
+        Ok(Union::open(&self.layers()?, &local_name(image))?)
     }
 
     /// `strata push IMAGE [DEST]`: an image from the local store to a registry.
@@ -301,13 +331,27 @@ impl Context {
     /// `strata rmi IMAGE`: removes a name from the local store, then every blob no name needs.
     pub async fn rmi(&self, image: &str) -> Result<u64> {
         let store = self.store()?;
-        let name = Reference::parse(image)
-            .map(|r| r.to_string())
-            .unwrap_or_else(|_| image.to_owned());
-        store
-            .remove_ref(&name)?
-            .ok_or_else(|| ClientError::NotFound(format!("{name} in the local store")))?;
-        prune(&store).await
+        let layers = self.layers()?;
+        let name = local_name(image);
+        let in_store = store.remove_ref(&name)?.is_some();
+        let unpacked = {
+            let (layers, name) = (layers.clone(), name.clone());
+            crate::layers::blocking(move || layers.remove_image(&name)).await?
+        };
+        if !in_store && !unpacked {
+            return Err(ClientError::NotFound(format!("{name} in the local store")));
+        }
+        let freed = prune(&store).await?;
+        crate::layers::blocking(move || layers.gc()).await?;
+        Ok(freed)
+    }
+
+    /// `strata prune`: blobs and layers no image uses. Returns (blobs, layers) removed.
+    pub async fn prune(&self) -> Result<(u64, usize)> {
+        let blobs = prune(&self.store()?).await?;
+        let layers = self.layers()?;
+        let removed = crate::layers::blocking(move || layers.gc()).await?;
+        Ok((blobs, removed.len()))
     }
 
     /// `strata login`: checks the credentials against the registry, then stores them.
@@ -326,6 +370,14 @@ impl Context {
         config.save()?;
         Ok(found)
     }
+}
+
+/// The name an image has in the local stores: a reference normalized (`busybox` is
+/// `docker.io/library/busybox:latest`), anything else as given.
+pub fn local_name(image: &str) -> String {
+    Reference::parse(image)
+        .map(|r| r.to_string())
+        .unwrap_or_else(|_| image.to_owned())
 }
 
 /// The name an archive's image gets in a scratch layout.

@@ -11,12 +11,14 @@
 //! - [`progress`]: progress bars and summary lines on stderr.
 //! - [`archive`]: docker-archive tarballs (`docker save` / `docker load`) to and from layouts.
 //! - [`transfer`]: [`transfer::copy`] between [`transfer::Endpoint`]s.
+//! - [`layers`]: pulled images unpacked into the runtime's layer store.
 
 pub mod archive;
 pub mod auth;
 pub mod commands;
 pub mod error;
 pub mod image;
+pub mod layers;
 pub mod layout;
 pub mod platform;
 pub mod progress;

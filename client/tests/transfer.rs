@@ -75,7 +75,7 @@ async fn images_round_trip_between_layouts_registry_and_store() {
 
     // Pull into the local store, named by the full reference.
     let one = reference(&format!("{host}/app/one:v1"));
-    let pulled = ctx.pull(&one, &Options::default()).await.unwrap();
+    let pulled = ctx.download(&one, &Options::default()).await.unwrap();
     assert_eq!(pulled.digest, image.manifest.to_string());
     let store = store_dir(&ctx);
     assert_eq!(
@@ -201,19 +201,19 @@ async fn multi_platform_indexes_copy_whole_or_by_platform() {
     };
     let app = reference(&format!("{host}/multi/app:1"));
     let r = ctx
-        .pull(&app, &pick(&["windows/amd64"], Some("10.0.20348.2113")))
+        .download(&app, &pick(&["windows/amd64"], Some("10.0.20348.2113")))
         .await
         .unwrap();
     assert_eq!(r.digest, images[3].manifest.to_string());
     // Same build, newer revision on the host: the highest revision.
     let r = ctx
-        .pull(&app, &pick(&["windows/amd64"], Some("10.0.20348.9000")))
+        .download(&app, &pick(&["windows/amd64"], Some("10.0.20348.9000")))
         .await
         .unwrap();
     assert_eq!(r.digest, images[4].manifest.to_string());
     // containerd's syntax.
     let r = ctx
-        .pull(&app, &pick(&["windows(10.0.17763.1)/amd64"], None))
+        .download(&app, &pick(&["windows(10.0.17763.1)/amd64"], None))
         .await
         .unwrap();
     assert_eq!(r.digest, images[2].manifest.to_string());
@@ -224,7 +224,7 @@ async fn multi_platform_indexes_copy_whole_or_by_platform() {
 
     // Two platforms: a new index of exactly those entries, each unchanged (os.version kept).
     let r = ctx
-        .pull(&app, &pick(&["linux/arm64", "windows/amd64:10.0.20348.2500"], None))
+        .download(&app, &pick(&["linux/arm64", "windows/amd64:10.0.20348.2500"], None))
         .await
         .unwrap();
     let store = store_dir(&ctx);
@@ -237,7 +237,7 @@ async fn multi_platform_indexes_copy_whole_or_by_platform() {
     assert_eq!(sub["manifests"][1]["platform"]["os.version"], "10.0.20348.2500");
 
     // No match: every entry and why.
-    let err = ctx.pull(&app, &pick(&["linux/s390x"], None)).await.unwrap_err();
+    let err = ctx.download(&app, &pick(&["linux/s390x"], None)).await.unwrap_err();
     assert_eq!(err.exit_code(), 3);
     let message = err.to_string();
     for entry in [
@@ -249,7 +249,7 @@ async fn multi_platform_indexes_copy_whole_or_by_platform() {
         assert!(message.contains(entry), "{message}");
     }
     let err = ctx
-        .pull(&app, &pick(&["windows/amd64"], Some("10.0.26100.1")))
+        .download(&app, &pick(&["windows/amd64"], Some("10.0.26100.1")))
         .await
         .unwrap();
     assert_eq!(
@@ -258,7 +258,7 @@ async fn multi_platform_indexes_copy_whole_or_by_platform() {
         "a 2025 host runs the newest 2022 image"
     );
     let err = ctx
-        .pull(&app, &pick(&["windows/amd64"], Some("10.0.19041.1")))
+        .download(&app, &pick(&["windows/amd64"], Some("10.0.19041.1")))
         .await
         .unwrap_err();
     assert!(err.to_string().contains("before 20348 builds must match"), "{err}");
@@ -359,7 +359,7 @@ async fn downloads_cut_mid_blob_resume_in_the_same_run_even_without_range_suppor
         });
         proxy.clear_log();
         let report = ctx
-            .pull(&reference(&format!("{}/cut/app:v1", proxy.addr)), &Options::default())
+            .download(&reference(&format!("{}/cut/app:v1", proxy.addr)), &Options::default())
             .await
             .unwrap();
         assert_eq!(report.digest, image.manifest.to_string());
@@ -411,7 +411,7 @@ async fn a_download_cut_in_one_run_resumes_in_the_next() {
         ..Rules::default()
     });
     let ctx = context(work.path());
-    let err = ctx.pull(&image_ref, &Options::default()).await.unwrap_err();
+    let err = ctx.download(&image_ref, &Options::default()).await.unwrap_err();
     assert_eq!(err.exit_code(), 3, "{err}");
     assert!(ctx.images().unwrap().is_empty());
 
@@ -419,7 +419,7 @@ async fn a_download_cut_in_one_run_resumes_in_the_next() {
     proxy.set(Rules::default());
     proxy.clear_log();
     let ctx = context(work.path());
-    let report = ctx.pull(&image_ref, &Options::default()).await.unwrap();
+    let report = ctx.download(&image_ref, &Options::default()).await.unwrap();
     assert_eq!(report.digest, image.manifest.to_string());
     let gets: Vec<_> = proxy
         .log()
@@ -473,7 +473,7 @@ async fn transient_errors_are_retried_honouring_retry_after() {
     let ctx = context(work.path());
     let started = Instant::now();
     let report = ctx
-        .pull(&reference(&format!("{}/retry/app:v1", proxy.addr)), &Options::default())
+        .download(&reference(&format!("{}/retry/app:v1", proxy.addr)), &Options::default())
         .await
         .unwrap();
     assert_eq!(report.digest, image.manifest.to_string());
@@ -506,7 +506,7 @@ async fn transient_errors_are_retried_honouring_retry_after() {
         },
     );
     let err = ctx
-        .pull(&reference(&format!("{}/retry/app:v1", proxy.addr)), &Options::default())
+        .download(&reference(&format!("{}/retry/app:v1", proxy.addr)), &Options::default())
         .await
         .unwrap_err();
     assert!(err.to_string().contains("503"), "{err}");
@@ -580,13 +580,13 @@ async fn the_bearer_flow_gets_scoped_tokens_and_mounts_with_both_scopes() {
 
     // Pull with a fresh context, then with a wrong password.
     let ctx = context(work.path());
-    ctx.pull(&reference(&format!("{host}/team/other:v1")), &Options::default())
+    ctx.download(&reference(&format!("{host}/team/other:v1")), &Options::default())
         .await
         .unwrap();
     let bad = work.path().join("bad");
     write_docker_config(&bad, &host, "alice", "wrong");
     let err = context(&bad)
-        .pull(&reference(&format!("{host}/team/other:v1")), &Options::default())
+        .download(&reference(&format!("{host}/team/other:v1")), &Options::default())
         .await
         .unwrap_err();
     assert!(matches!(err, ClientError::Auth(_)), "{err:?}");
@@ -610,7 +610,7 @@ async fn credentials_are_not_sent_to_the_host_a_blob_redirects_to() {
     write_docker_config(work.path(), &front.addr.to_string(), "bob", "pw");
     let ctx = context(work.path());
     let report = ctx
-        .pull(
+        .download(
             &reference(&format!("{}/redirect/app:v1", front.addr)),
             &Options::default(),
         )
@@ -646,7 +646,7 @@ async fn blobs_from_a_lying_server_are_rejected_and_nothing_is_stored() {
     });
     let ctx = context(work.path());
     let err = ctx
-        .pull(&reference(&format!("{}/liar/app:v1", proxy.addr)), &Options::default())
+        .download(&reference(&format!("{}/liar/app:v1", proxy.addr)), &Options::default())
         .await
         .unwrap_err();
     assert!(matches!(err, ClientError::Integrity(_)), "{err:?}");
@@ -659,7 +659,7 @@ async fn blobs_from_a_lying_server_are_rejected_and_nothing_is_stored() {
     // A manifest whose bytes do not match the digest asked for is refused too.
     let by_digest = reference(&format!("{}/liar/app@{}", proxy.addr, image.manifest));
     proxy.set(Rules::default());
-    ctx.pull(&by_digest, &Options::default()).await.unwrap();
+    ctx.download(&by_digest, &Options::default()).await.unwrap();
 }
 
 /// Runs the strata binary; returns (exit code, stdout, stderr).

@@ -4,7 +4,12 @@
 //!
 //! - [`store`] is the layer store: one directory per layer, named by chain id, shared by images.
 //!
+//! - [`windows`] imports Windows layers with full fidelity (sidecar metadata, case rules).
+//! - [`union`] is the read-only union view of an image's layers.
+//!
 //! The runtime itself is not built yet.
 
 pub mod store;
+pub mod union;
 pub mod unpack;
+pub mod windows;

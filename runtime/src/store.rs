@@ -19,7 +19,7 @@
 
 use std::collections::BTreeSet;
 use std::fs::File;
-use std::io::{BufReader, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -96,10 +96,10 @@ pub struct LayerInfo {
     pub diff_id: String,
     /// Chain id: the diff_id for a base layer, else sha256 of "<parent chain id> <diff_id>".
     pub chain_id: String,
-    /// Digest of the (compressed) blob it came from.
-    pub digest: String,
-    /// The blob's media type.
-    pub media_type: String,
+    /// Digest of the (compressed) blob it came from; none for a tar imported from a file.
+    pub digest: Option<String>,
+    /// The blob's media type; none for a tar imported from a file.
+    pub media_type: Option<String>,
     /// The blob's size.
     pub size: u64,
     /// Chain id of the parent layer.
@@ -113,14 +113,14 @@ pub struct LayerInfo {
 pub struct LayerSource {
     /// The compressed blob on disk (the local store keeps it, so the image can be pushed again).
     pub blob: PathBuf,
-    /// Its digest.
-    pub digest: Digest,
-    /// Its media type.
-    pub media_type: String,
+    /// Its digest, when it is a blob of the local store.
+    pub digest: Option<Digest>,
+    /// Its media type; without one the compression is recognised from the first bytes.
+    pub media_type: Option<String>,
     /// Its size.
     pub size: u64,
-    /// The diff_id the image config gives it.
-    pub diff_id: Digest,
+    /// The diff_id the image config gives it, checked after unpacking.
+    pub diff_id: Option<Digest>,
 }
 
 /// `images/<hash>.json`: the layers an image name uses.
@@ -138,13 +138,17 @@ pub struct ImageLayers {
 pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
     let mut out: Vec<Digest> = Vec::with_capacity(diff_ids.len());
     for d in diff_ids {
-        let next = match out.last() {
-            None => d.clone(),
-            Some(parent) => sha256(format!("{parent} {d}").as_bytes()),
-        };
-        out.push(next);
+        out.push(next_chain_id(out.last(), d));
     }
     out
+}
+
+/// The chain id of a layer with `diff_id` over the layer with chain id `parent`.
+pub fn next_chain_id(parent: Option<&Digest>, diff_id: &Digest) -> Digest {
+    match parent {
+        None => diff_id.clone(),
+        Some(parent) => sha256(format!("{parent} {diff_id}").as_bytes()),
+    }
 }
 
 /// The layer store.
@@ -209,16 +213,48 @@ impl LayerStore {
     /// Imports the layers of an image (base first) and records that `name` uses them. Layers
     /// already present are shared. Blocking: run it on a blocking thread.
     pub fn import_image(&self, name: &str, os: &str, layers: &[LayerSource]) -> Result<ImageLayers> {
-        let diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id.clone()).collect();
-        let chain = chain_ids(&diff_ids);
-        for (i, layer) in layers.iter().enumerate() {
-            if self.has_layer(&chain[i]) {
-                continue;
-            }
-            let parent = i.checked_sub(1).map(|p| &chain[p]);
-            let parents: Vec<&Digest> = chain[..i].iter().rev().collect();
-            self.import_layer(layer, &chain[i], parent, &parents, os)?;
+        let mut chain: Vec<Digest> = Vec::with_capacity(layers.len());
+        for layer in layers {
+            let known = layer.diff_id.as_ref().map(|d| next_chain_id(chain.last(), d));
+            let chain_id = match known {
+                Some(c) if self.has_layer(&c) => c,
+                _ => self.import_layer(layer, &chain, os)?,
+            };
+            chain.push(chain_id);
         }
+        self.record(name, os, &chain)
+    }
+
+    /// Imports one layer tar (compressed or not) on top of image `parent` (or as a base layer)
+    /// and records the result as image `name`. Blocking.
+    pub fn import_tar(&self, tar: &Path, name: &str, os: &str, parent: Option<&str>) -> Result<ImageLayers> {
+        let mut chain = Vec::new();
+        if let Some(parent) = parent {
+            let image = self.image(parent)?;
+            if image.os != os {
+                return Err(StoreError::Invalid(format!(
+                    "image {parent} is a {} image; a {os} layer cannot go on top of it",
+                    image.os
+                )));
+            }
+            for c in &image.chain {
+                chain.push(parse_digest(c).map_err(|e| StoreError::Invalid(format!("{parent}: {e}")))?);
+            }
+        }
+        let size = std::fs::metadata(tar).map_err(io("stat", tar))?.len();
+        let source = LayerSource {
+            blob: tar.to_owned(),
+            digest: None,
+            media_type: None,
+            size,
+            diff_id: None,
+        };
+        let chain_id = self.import_layer(&source, &chain, os)?;
+        chain.push(chain_id);
+        self.record(name, os, &chain)
+    }
+
+    fn record(&self, name: &str, os: &str, chain: &[Digest]) -> Result<ImageLayers> {
         let record = ImageLayers {
             name: name.to_owned(),
             chain: chain.iter().map(|c| c.to_string()).collect(),
@@ -231,67 +267,76 @@ impl LayerStore {
         Ok(record)
     }
 
-    /// Unpacks one layer into `.tmp/`, checks it and renames it into place.
-    fn import_layer(
-        &self,
-        layer: &LayerSource,
-        chain_id: &Digest,
-        parent: Option<&Digest>,
-        parents: &[&Digest],
-        os: &str,
-    ) -> Result<()> {
-        let digest = layer.digest.to_string();
-        let compression = Compression::from_media_type(&layer.media_type).ok_or_else(|| StoreError::MediaType {
-            digest: digest.clone(),
-            media_type: layer.media_type.clone(),
-        })?;
+    /// Unpacks one layer over `parents` (chain ids, base first) into `.tmp/`, checks it and
+    /// renames it into place; returns its chain id.
+    fn import_layer(&self, layer: &LayerSource, parents: &[Digest], os: &str) -> Result<Digest> {
+        let shown = match &layer.digest {
+            Some(d) => d.to_string(),
+            None => layer.blob.display().to_string(),
+        };
+        let blob = File::open(&layer.blob).map_err(io("open", &layer.blob))?;
+        let mut input = BufReader::with_capacity(1 << 20, blob);
+        let compression = match &layer.media_type {
+            Some(media_type) => Compression::from_media_type(media_type).ok_or_else(|| StoreError::MediaType {
+                digest: shown.clone(),
+                media_type: media_type.clone(),
+            })?,
+            None => Compression::sniff(input.fill_buf().map_err(io("read", &layer.blob))?),
+        };
         let tmp = tempdir_in(&self.root.join(".tmp"))?;
         let result = (|| {
-            let files = tmp.join("Files");
-            std::fs::create_dir(&files).map_err(io("create", &files))?;
-            let blob = File::open(&layer.blob).map_err(io("open", &layer.blob))?;
-            let unpacked = unpack::unpack_linux(
-                BufReader::with_capacity(1 << 20, blob),
-                compression,
-                &files,
-                &self.options,
-            )
+            let unpacked = if os == "windows" {
+                let parent_dirs: Vec<PathBuf> = parents.iter().rev().map(|p| self.layer_dir(p)).collect();
+                crate::windows::unpack_windows(input, compression, &tmp, &parent_dirs, &self.options)
+            } else {
+                let files = tmp.join("Files");
+                std::fs::create_dir(&files).map_err(io("create", &files))?;
+                unpack::unpack_linux(input, compression, &files, &self.options)
+            }
             .map_err(|source| StoreError::Unpack {
-                digest: digest.clone(),
+                digest: shown.clone(),
                 source,
             })?;
-            if unpacked.diff_id != layer.diff_id {
+            if let Some(expected) = layer.diff_id.as_ref().filter(|d| **d != unpacked.diff_id) {
                 return Err(StoreError::DiffIdMismatch {
-                    digest: digest.clone(),
-                    expected: layer.diff_id.to_string(),
+                    digest: shown.clone(),
+                    expected: expected.to_string(),
                     actual: unpacked.diff_id.to_string(),
                 });
             }
-            let chain: Option<Vec<String>> = (!parents.is_empty()).then(|| {
+            let chain_id = next_chain_id(parents.last(), &unpacked.diff_id);
+            let nearest_first: Option<Vec<String>> = (!parents.is_empty()).then(|| {
                 parents
                     .iter()
+                    .rev()
                     .map(|p| self.layer_dir(p).display().to_string())
                     .collect()
             });
-            write_atomic(&tmp.join("layerchain.json"), &serde_json::to_vec(&chain).expect("json"))?;
+            write_atomic(
+                &tmp.join("layerchain.json"),
+                &serde_json::to_vec(&nearest_first).expect("json"),
+            )?;
             let info = LayerInfo {
-                diff_id: layer.diff_id.to_string(),
+                diff_id: unpacked.diff_id.to_string(),
                 chain_id: chain_id.to_string(),
-                digest: digest.clone(),
+                digest: layer.digest.as_ref().map(|d| d.to_string()),
                 media_type: layer.media_type.clone(),
                 size: layer.size,
-                parent: parent.map(|p| p.to_string()),
+                parent: parents.last().map(|p| p.to_string()),
                 os: os.to_owned(),
             };
             write_atomic(
                 &tmp.join("layer.json"),
                 &serde_json::to_vec_pretty(&info).expect("json"),
             )?;
-            let target = self.layer_dir(chain_id);
+            if self.has_layer(&chain_id) {
+                return Ok(chain_id); // the same content is already there
+            }
+            let target = self.layer_dir(&chain_id);
             match std::fs::rename(&tmp, &target) {
-                Ok(()) => Ok(()),
+                Ok(()) => Ok(chain_id),
                 // Another import finished the same layer first.
-                Err(_) if self.has_layer(chain_id) => Ok(()),
+                Err(_) if self.has_layer(&chain_id) => Ok(chain_id),
                 Err(e) => Err(StoreError::Io {
                     op: "rename",
                     path: target,

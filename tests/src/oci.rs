@@ -25,6 +25,8 @@ pub enum Entry {
     Named(String, Vec<u8>),
     /// A symbolic link and its target.
     Symlink(&'static str, &'static str),
+    /// A hard link to an earlier entry of the same layer.
+    HardLink(&'static str, &'static str),
 }
 
 /// What was written.
@@ -75,6 +77,12 @@ fn tar_of(entries: &[Entry]) -> Vec<u8> {
                 header.set_mode(0o777);
                 header.set_size(0);
                 builder.append_link(&mut header, path, target).expect("tar symlink");
+            }
+            Entry::HardLink(path, target) => {
+                header.set_entry_type(tar::EntryType::Link);
+                header.set_mode(0o644);
+                header.set_size(0);
+                builder.append_link(&mut header, path, target).expect("tar hard link");
             }
         }
     }

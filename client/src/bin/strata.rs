@@ -118,12 +118,15 @@ enum Command {
         /// Registry host[:port].
         registry: String,
     },
-    /// Pull an image into the local store.
+    /// Pull an image into the local store and unpack it into the layer store.
     Pull {
         /// Image reference.
         image: String,
         #[command(flatten)]
         platform: PlatformArgs,
+        /// Only download: do not unpack the layers.
+        #[arg(long)]
+        no_unpack: bool,
     },
     /// Push an image from the local store (to DEST if given).
     Push {
@@ -183,8 +186,56 @@ enum Command {
         /// Image name as `strata images` shows it.
         image: String,
     },
-    /// Remove every blob of the local store that no image uses.
+    /// Remove every blob and layer of the local stores that no image uses.
     Prune,
+    /// The layer store: layers of unpacked images.
+    #[command(subcommand)]
+    Layer(LayerCommand),
+    /// Read an unpacked image's files: the union of its layers.
+    #[command(subcommand)]
+    Fs(FsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum LayerCommand {
+    /// Import a layer tar (plain, gzip or zstd) as an image of the layer store.
+    Import {
+        /// The tar file.
+        file: PathBuf,
+        /// Name of the image it becomes.
+        #[arg(long)]
+        name: String,
+        /// The image it goes on top of (default: it is a base layer).
+        #[arg(long)]
+        parent: Option<String>,
+        /// `linux` or `windows`.
+        #[arg(long, default_value = "linux")]
+        os: String,
+    },
+    /// List the images of the layer store and their layers.
+    Ls,
+}
+
+#[derive(Debug, Subcommand)]
+enum FsCommand {
+    /// List a directory of an image (default /), like `ls -l`.
+    Ls {
+        /// Image name (as pulled or imported).
+        image: String,
+        /// Path in the image.
+        #[arg(default_value = "/")]
+        path: String,
+        /// List every entry below PATH.
+        #[arg(short = 'R', long)]
+        recursive: bool,
+    },
+    /// Write a file of an image to stdout.
+    Cat {
+        /// Image name (as pulled or imported).
+        image: String,
+        /// Path in the image.
+        path: String,
+    },
 }
 
 fn transfer_options(p: &PlatformArgs, global: &Global, ctx: &Context, label: &str) -> Result<Options, ClientError> {
@@ -326,11 +377,18 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
                 eprintln!("not logged in to {host}");
             }
         }
-        Command::Pull { image, platform } => {
+        Command::Pull {
+            image,
+            platform,
+            no_unpack,
+        } => {
             let image = reference(image)?;
-            let report = ctx
-                .pull(&image, &transfer_options(platform, global, &ctx, "pull")?)
-                .await?;
+            let options = transfer_options(platform, global, &ctx, "pull")?;
+            let report = if *no_unpack {
+                ctx.download(&image, &options).await?
+            } else {
+                ctx.pull(&image, &options).await?
+            };
             print_report(global, "pulled", &image.to_string(), &report);
         }
         Command::Push { image, dest, platform } => {
@@ -387,16 +445,96 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
             }
         }
         Command::Prune => {
-            let removed = strata_client::commands::prune(&ctx.store()?).await?;
+            let (blobs, layers) = ctx.prune().await?;
             if !global.quiet {
-                eprintln!("{removed} blobs freed");
+                eprintln!("{blobs} blobs and {layers} layers freed");
             }
         }
+        Command::Layer(command) => layer_command(&ctx, global, command).await?,
+        Command::Fs(command) => fs_command(&ctx, global, command)?,
         Command::Rmi { image } => {
             let removed = ctx.rmi(image).await?;
             if !global.quiet {
                 eprintln!("removed {image} ({removed} blobs freed)");
             }
+        }
+    }
+    Ok(())
+}
+
+async fn layer_command(ctx: &Context, global: &Global, command: &LayerCommand) -> Result<(), ClientError> {
+    match command {
+        LayerCommand::Import { file, name, parent, os } => {
+            if os != "linux" && os != "windows" {
+                return Err(ClientError::Usage(format!("--os {os:?}: expected linux or windows")));
+            }
+            let image = ctx.layer_import(file, name, os, parent.as_deref()).await?;
+            if global.format == Format::Json {
+                print_value(&serde_json::to_value(&image).expect("json"));
+            } else {
+                println!("{}", image.chain.last().map(String::as_str).unwrap_or(""));
+            }
+        }
+        LayerCommand::Ls => {
+            let mut images = ctx.layers()?.images()?;
+            images.sort_by(|a, b| a.name.cmp(&b.name));
+            if global.format == Format::Json {
+                print_value(&serde_json::to_value(&images).expect("json"));
+            } else {
+                for image in images {
+                    println!("{}\t{}\t{} layers", image.name, image.os, image.chain.len());
+                    for chain_id in &image.chain {
+                        println!("  {chain_id}");
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn fs_command(ctx: &Context, global: &Global, command: &FsCommand) -> Result<(), ClientError> {
+    match command {
+        FsCommand::Ls { image, path, recursive } => {
+            let union = ctx.union(image)?;
+            let nodes = if *recursive {
+                let prefix = format!("{}/", path.trim_end_matches('/'));
+                union
+                    .walk()?
+                    .into_iter()
+                    .filter(|n| n.path.starts_with(&prefix) || prefix == "/")
+                    .collect()
+            } else {
+                union.list(path)?
+            };
+            if global.format == Format::Json {
+                print_value(&serde_json::to_value(&nodes).expect("json"));
+                return Ok(());
+            }
+            for n in nodes {
+                let size = match n.device {
+                    Some((major, minor)) => format!("{major}, {minor}"),
+                    None => n.size.to_string(),
+                };
+                let name = if *recursive {
+                    n.path.clone()
+                } else {
+                    n.path.rsplit('/').next().unwrap_or("").to_owned()
+                };
+                let target = n.target.as_ref().map(|t| format!(" -> {t}")).unwrap_or_default();
+                println!(
+                    "{} {:>5} {:>5} {:>10} {name}{target}",
+                    n.mode_string(),
+                    n.uid,
+                    n.gid,
+                    size
+                );
+            }
+        }
+        FsCommand::Cat { image, path } => {
+            let (_, mut file) = ctx.union(image)?.open_file(path)?;
+            let mut out = std::io::stdout().lock();
+            std::io::copy(&mut file, &mut out).map_err(|e| ClientError::Other(format!("write stdout: {e}")))?;
         }
     }
     Ok(())

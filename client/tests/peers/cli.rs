@@ -44,6 +44,23 @@ impl Strata {
         self.home.join("store")
     }
 
+    /// `STRATA_HOME`.
+    pub(crate) fn home(&self) -> &Path {
+        &self.home
+    }
+
+    /// Runs strata and returns its stdout as bytes; panics unless it exits 0.
+    pub(crate) fn bytes(&self, args: &[&str]) -> Vec<u8> {
+        let output = self.command(args).output().expect("run the strata binary");
+        assert!(
+            output.status.success(),
+            "strata {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output.stdout
+    }
+
     fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_strata"));
         command

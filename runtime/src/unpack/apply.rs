@@ -20,13 +20,13 @@ const OPAQUE_XATTR: &[u8] = b"trusted.overlay.opaque";
 
 /// Counters kept while applying.
 #[derive(Debug, Default, Clone, Copy)]
-pub(super) struct Stats {
+pub(crate) struct Stats {
     /// Content bytes of regular files.
-    pub(super) file_bytes: u64,
+    pub(crate) file_bytes: u64,
     /// Entries not created (device nodes when unprivileged, AUFS metadata).
-    pub(super) skipped_entries: u64,
+    pub(crate) skipped_entries: u64,
     /// Extended attributes not set.
-    pub(super) skipped_xattrs: u64,
+    pub(crate) skipped_xattrs: u64,
 }
 
 /// Mode and mtime of a directory, set after all entries because creating children changes the

@@ -4,10 +4,10 @@
 use std::io::Read;
 use std::path::Path;
 
-use super::apply::Applier;
+use super::apply::{Applier, Stats};
 use super::error::{UnpackError, corrupt, shown};
 use super::fs::Root;
-use super::header::{ExtensionKind, Extensions};
+use super::header::{EntryHeader, ExtensionKind, Extensions};
 use super::stream::{self, Hashing, Shared, discard};
 use super::{Compression, LimitKind, Options, Unpacked};
 
@@ -35,6 +35,23 @@ impl Budget {
     }
 }
 
+/// What the read loop hands entries to: the Linux [`Applier`] or the Windows layer importer.
+pub(crate) trait Sink {
+    /// Applies one entry whose content (exactly `h.size` bytes) `content` yields.
+    fn apply(&mut self, h: &EntryHeader, content: &mut dyn Read) -> Result<(), UnpackError>;
+    /// Finishes after the last entry.
+    fn finish(self) -> Result<Stats, UnpackError>;
+}
+
+impl Sink for Applier<'_> {
+    fn apply(&mut self, h: &EntryHeader, content: &mut dyn Read) -> Result<(), UnpackError> {
+        Applier::apply(self, h, content)
+    }
+    fn finish(self) -> Result<Stats, UnpackError> {
+        Applier::finish(self)
+    }
+}
+
 /// See [`super::unpack_linux`].
 pub(super) fn unpack(
     input: impl Read,
@@ -42,10 +59,19 @@ pub(super) fn unpack(
     dest: &Path,
     options: &Options,
 ) -> Result<Unpacked, UnpackError> {
-    let limits = &options.limits;
     let root = Root::open_empty(dest)?;
+    read_layer(input, compression, options, Applier::new(root, options))
+}
+
+/// Reads a layer tar, handing each entry to `applier`; the diff_id is computed on the way.
+pub(crate) fn read_layer(
+    input: impl Read,
+    compression: Compression,
+    options: &Options,
+    mut applier: impl Sink,
+) -> Result<Unpacked, UnpackError> {
+    let limits = &options.limits;
     let stream = Shared::new(Hashing::new(stream::decompress(input, compression)?));
-    let mut applier = Applier::new(root, options);
     let mut budget = Budget {
         used: 0,
         limit: limits.max_total_bytes,

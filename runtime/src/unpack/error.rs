@@ -135,6 +135,14 @@ pub enum UnpackError {
         /// What needs the privilege.
         what: &'static str,
     },
+    /// A Windows layer entry breaks the Windows layer format's rules.
+    #[error("Windows layer entry {entry:?}: {reason}")]
+    Windows {
+        /// The entry.
+        entry: String,
+        /// Which rule.
+        reason: String,
+    },
     /// The stream is not a valid (compressed) tar archive.
     #[error("layer is corrupt{}: {reason}", at_entry(.entry))]
     Corrupt {
@@ -171,7 +179,7 @@ fn at_entry(entry: &Option<String>) -> String {
 }
 
 /// An entry name for display in errors and logs.
-pub(super) fn shown(name: &[u8]) -> String {
+pub(crate) fn shown(name: &[u8]) -> String {
     if name.len() > MAX_SHOWN_NAME {
         let mut s = String::from_utf8_lossy(&name[..MAX_SHOWN_NAME]).into_owned();
         s.push_str("...");
@@ -182,7 +190,7 @@ pub(super) fn shown(name: &[u8]) -> String {
 }
 
 /// Shorthand for [`UnpackError::Corrupt`].
-pub(super) fn corrupt(entry: Option<&[u8]>, reason: impl fmt::Display) -> UnpackError {
+pub(crate) fn corrupt(entry: Option<&[u8]>, reason: impl fmt::Display) -> UnpackError {
     UnpackError::Corrupt {
         entry: entry.map(shown),
         reason: reason.to_string(),
@@ -190,7 +198,7 @@ pub(super) fn corrupt(entry: Option<&[u8]>, reason: impl fmt::Display) -> Unpack
 }
 
 /// Shorthand for [`UnpackError::Io`] about an entry.
-pub(super) fn io_at(entry: &[u8], source: impl Into<std::io::Error>) -> UnpackError {
+pub(crate) fn io_at(entry: &[u8], source: impl Into<std::io::Error>) -> UnpackError {
     UnpackError::Io {
         path: shown(entry),
         source: source.into(),

@@ -12,7 +12,7 @@ use super::error::{UnpackError, corrupt, shown};
 
 /// The kinds of entry a layer may contain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Kind {
+pub(crate) enum Kind {
     Regular,
     Directory,
     Symlink,
@@ -24,38 +24,40 @@ pub(super) enum Kind {
 
 /// A modification time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(super) struct Mtime {
-    pub(super) secs: i64,
-    pub(super) nanos: u32,
+pub(crate) struct Mtime {
+    pub(crate) secs: i64,
+    pub(crate) nanos: u32,
 }
 
 /// Everything the unpacker needs to know about one entry, before its content.
 #[derive(Debug)]
-pub(super) struct EntryHeader {
+pub(crate) struct EntryHeader {
     /// The name as the layer spells it (not yet validated).
-    pub(super) name: Vec<u8>,
+    pub(crate) name: Vec<u8>,
     /// The link target of symbolic and hard links (not yet validated), otherwise empty.
-    pub(super) link: Vec<u8>,
-    pub(super) kind: Kind,
+    pub(crate) link: Vec<u8>,
+    pub(crate) kind: Kind,
     /// Permission bits including setuid, setgid and sticky.
-    pub(super) mode: u32,
-    pub(super) uid: u32,
-    pub(super) gid: u32,
-    pub(super) mtime: Mtime,
+    pub(crate) mode: u32,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+    pub(crate) mtime: Mtime,
     /// Content size in bytes.
-    pub(super) size: u64,
+    pub(crate) size: u64,
     /// Whether the content follows the header without the tar crate knowing: a PAX `size` record
     /// with a zero size field, which is how Go writes files over 8 GiB.
-    pub(super) size_from_pax_only: bool,
+    pub(crate) size_from_pax_only: bool,
     /// Device major and minor numbers.
-    pub(super) device: (u32, u32),
+    pub(crate) device: (u32, u32),
     /// Extended attributes from `SCHILY.xattr.*` records, as (name, value).
-    pub(super) xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    pub(crate) xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Every PAX record of the entry, in archive order, as read.
+    pub(crate) pax: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 /// Which extension record a header carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum ExtensionKind {
+pub(crate) enum ExtensionKind {
     /// PAX extended header (`x`).
     Pax,
     /// GNU long name (`L`).
@@ -66,7 +68,7 @@ pub(super) enum ExtensionKind {
 
 /// The extension records read since the last real entry.
 #[derive(Debug, Default)]
-pub(super) struct Extensions {
+pub(crate) struct Extensions {
     pax: Option<Vec<u8>>,
     long_name: Option<Vec<u8>>,
     long_link: Option<Vec<u8>>,
@@ -74,12 +76,12 @@ pub(super) struct Extensions {
 
 impl Extensions {
     /// Whether records are waiting for an entry.
-    pub(super) fn is_pending(&self) -> bool {
+    pub(crate) fn is_pending(&self) -> bool {
         self.pax.is_some() || self.long_name.is_some() || self.long_link.is_some()
     }
 
     /// Stores one record; two of the same kind for one entry make the archive ambiguous.
-    pub(super) fn set(&mut self, kind: ExtensionKind, data: Vec<u8>) -> Result<(), UnpackError> {
+    pub(crate) fn set(&mut self, kind: ExtensionKind, data: Vec<u8>) -> Result<(), UnpackError> {
         let slot = match kind {
             ExtensionKind::Pax => &mut self.pax,
             ExtensionKind::LongName => &mut self.long_name,
@@ -93,7 +95,7 @@ impl Extensions {
     }
 
     /// Consumes the pending records and combines them with the header of the real entry.
-    pub(super) fn resolve(&mut self, header: &tar::Header) -> Result<EntryHeader, UnpackError> {
+    pub(crate) fn resolve(&mut self, header: &tar::Header) -> Result<EntryHeader, UnpackError> {
         let Extensions {
             pax,
             long_name,
@@ -181,6 +183,7 @@ impl Extensions {
             size_from_pax_only,
             device,
             xattrs: pax.xattrs,
+            pax: pax.records,
         })
     }
 }
@@ -225,6 +228,7 @@ struct Pax {
     mtime: Option<Mtime>,
     xattrs: Vec<(Vec<u8>, Vec<u8>)>,
     sparse: bool,
+    records: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Pax {
@@ -234,6 +238,7 @@ impl Pax {
         for record in PaxExtensions::new(data) {
             let record = record.map_err(|e| corrupt(Some(header_name), format!("bad PAX record: {e}")))?;
             let (key, value) = (record.key_bytes(), record.value_bytes());
+            pax.records.push((key.to_vec(), value.to_vec()));
             let number = || -> Result<u64, UnpackError> {
                 std::str::from_utf8(value)
                     .ok()

@@ -19,11 +19,11 @@
 //! On any error the destination holds a partial tree: the caller unpacks into a temporary
 //! directory and deletes it on failure.
 
-mod apply;
-mod archive;
-mod error;
+pub(crate) mod apply;
+pub(crate) mod archive;
+pub(crate) mod error;
 mod fs;
-mod header;
+pub(crate) mod header;
 mod path;
 mod stream;
 

@@ -1,0 +1,139 @@
+//! Images of the local store unpacked into the runtime's layer store (`STRATA_HOME/layers`):
+//! `strata pull` ends here, `strata rmi` and `strata prune` release layers, `strata layer import`
+//! brings in a tar, and `strata fs` reads the union.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+use strata_runtime::store::{ImageLayers, LayerSource, LayerStore, StoreError};
+use strata_storage::Digest;
+
+use crate::error::{ClientError, Result};
+use crate::image::{self, ImageManifest, is_index};
+use crate::layout::OciLayout;
+use crate::platform::{self, PlatformSpec};
+use crate::transfer::{self, Endpoint, Options, Selection};
+
+/// Largest config we read.
+const MAX_CONFIG: u64 = 8 * 1024 * 1024;
+
+impl From<StoreError> for ClientError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => ClientError::NotFound(what),
+            e @ (StoreError::DiffIdMismatch { .. } | StoreError::Unpack { .. }) => {
+                ClientError::Integrity(e.to_string())
+            }
+            other => ClientError::Other(other.to_string()),
+        }
+    }
+}
+
+/// Runs a blocking layer-store operation off the async threads.
+pub async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> std::result::Result<T, StoreError> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ClientError::Other(format!("layer store task failed: {e}")))?
+        .map_err(ClientError::from)
+}
+
+/// Unpacks image `name` of `layout` into `store`: for an index, the entry the platform
+/// selection picks (the host's by default) among those the layout holds.
+pub async fn unpack(layout: &OciLayout, store: &LayerStore, name: &str, options: &Options) -> Result<ImageLayers> {
+    let endpoint = Endpoint::Layout {
+        layout: layout.clone(),
+        name: Some(name.to_owned()),
+    };
+    let (bytes, media_type, digest) = transfer::resolve(&endpoint).await?;
+    let manifest = if is_index(&media_type, &bytes) {
+        let index = image::parse_index(&bytes, &digest)?;
+        let mut present = Vec::new();
+        for d in &index.manifests {
+            if layout.has_blob(&d.digest()?).await? {
+                present.push(d.clone());
+            }
+        }
+        let want = match &options.selection {
+            Selection::Platforms(p) if !p.is_empty() => p[0].clone(),
+            _ => PlatformSpec::host(),
+        };
+        let chosen = match platform::select(&present, &want, options.os_version.as_deref()) {
+            Ok(d) => d.clone(),
+            Err(_) if present.len() == 1 => present[0].clone(),
+            Err(e) => return Err(e),
+        };
+        let d = chosen.digest()?;
+        let bytes = layout.read_blob(&d, MAX_CONFIG).await?;
+        if is_index(&chosen.media_type, &bytes) {
+            return Err(ClientError::Other(format!("{name}: nested indexes cannot be unpacked")));
+        }
+        image::parse_manifest(&bytes, &d)?
+    } else {
+        image::parse_manifest(&bytes, &digest)?
+    };
+    let sources = sources(layout, name, &manifest).await?;
+    let store = store.clone();
+    let name = name.to_owned();
+    let (os, layers) = sources;
+    blocking(move || store.import_image(&name, &os, &layers)).await
+}
+
+/// The OS and the layers (with their diff_ids) of an image manifest.
+async fn sources(layout: &OciLayout, name: &str, manifest: &ImageManifest) -> Result<(String, Vec<LayerSource>)> {
+    let config_digest = manifest.config.digest()?;
+    let config: Value = serde_json::from_slice(&layout.read_blob(&config_digest, MAX_CONFIG).await?)
+        .map_err(|e| ClientError::Other(format!("{name}: config {config_digest} does not parse: {e}")))?;
+    let os = config.get("os").and_then(Value::as_str).unwrap_or("linux").to_owned();
+    let diff_ids: Vec<Digest> = config
+        .pointer("/rootfs/diff_ids")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(strata_storage::digest::parse_digest)
+                .collect()
+        })
+        .transpose()
+        .map_err(|e| ClientError::Other(format!("{name}: config {config_digest}: bad diff_id: {e}")))?
+        .unwrap_or_default();
+    if diff_ids.len() != manifest.layers.len() {
+        return Err(ClientError::Other(format!(
+            "{name}: the manifest has {} layers but the config lists {} diff_ids",
+            manifest.layers.len(),
+            diff_ids.len()
+        )));
+    }
+    let mut layers = Vec::with_capacity(diff_ids.len());
+    for (d, diff_id) in manifest.layers.iter().zip(diff_ids) {
+        let digest = d.digest()?;
+        if !layout.has_blob(&digest).await? {
+            return Err(ClientError::NotFound(format!(
+                "{name}: layer {digest} is not in the local store{}",
+                if d.is_foreign() {
+                    " (a foreign layer that was not fetched)"
+                } else {
+                    ""
+                }
+            )));
+        }
+        layers.push(LayerSource {
+            blob: blob_path(layout, &digest),
+            digest: Some(digest),
+            media_type: Some(d.media_type.clone()),
+            size: d.size,
+            diff_id: Some(diff_id),
+        });
+    }
+    Ok((os, layers))
+}
+
+/// Where an OCI layout keeps blob `digest`.
+fn blob_path(layout: &OciLayout, digest: &Digest) -> PathBuf {
+    layout
+        .root()
+        .join("blobs")
+        .join(digest.algorithm().to_string())
+        .join(digest.digest())
+}
