@@ -161,11 +161,25 @@ impl Context {
 
     /// `strata layer import FILE`: a layer tar (plain, gzip or zstd) as image `name`, on top of
     /// image `parent` if given. Returns the new image's layers.
-    pub async fn layer_import(&self, file: &Path, name: &str, os: &str, parent: Option<&str>) -> Result<ImageLayers> {
+    /// The OS is detected from the tar's first entry unless given.
+    pub async fn layer_import(
+        &self,
+        file: &Path,
+        name: &str,
+        os: Option<&str>,
+        parent: Option<&str>,
+    ) -> Result<ImageLayers> {
         let store = self.layers()?;
-        let (file, name, os) = (file.to_owned(), local_name(name), os.to_owned());
+        let (file, name, os) = (file.to_owned(), local_name(name), os.map(str::to_owned));
         let parent = parent.map(local_name);
-        crate::layers::blocking(move || store.import_tar(&file, &name, &os, parent.as_deref())).await
+        crate::layers::blocking(move || {
+            let os = match os {
+                Some(os) => os,
+                None => LayerStore::detect_os(&file)?.to_owned(),
+            };
+            store.import_tar(&file, &name, &os, parent.as_deref())
+        })
+        .await
     }
 
     /// The read-only union of an unpacked image's layers.

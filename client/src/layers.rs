@@ -39,9 +39,21 @@ pub async fn blocking<T: Send + 'static>(
         .map_err(ClientError::from)
 }
 
+/// Config media types of images (anything else is an artifact, which has nothing to unpack).
+const IMAGE_CONFIGS: [&str; 2] = [
+    "application/vnd.oci.image.config.v1+json",
+    "application/vnd.docker.container.image.v1+json",
+];
+
 /// Unpacks image `name` of `layout` into `store`: for an index, the entry the platform
-/// selection picks (the host's by default) among those the layout holds.
-pub async fn unpack(layout: &OciLayout, store: &LayerStore, name: &str, options: &Options) -> Result<ImageLayers> {
+/// selection picks (the host's by default) among those the layout holds. An artifact (a manifest
+/// whose config is not an image config) is left alone: `None`.
+pub async fn unpack(
+    layout: &OciLayout,
+    store: &LayerStore,
+    name: &str,
+    options: &Options,
+) -> Result<Option<ImageLayers>> {
     let endpoint = Endpoint::Layout {
         layout: layout.clone(),
         name: Some(name.to_owned()),
@@ -73,11 +85,19 @@ pub async fn unpack(layout: &OciLayout, store: &LayerStore, name: &str, options:
     } else {
         image::parse_manifest(&bytes, &digest)?
     };
-    let sources = sources(layout, name, &manifest).await?;
+    if !IMAGE_CONFIGS.contains(&manifest.config.media_type.as_str()) {
+        tracing::warn!(
+            "{name} is not a container image (config {}); nothing to unpack",
+            manifest.config.media_type
+        );
+        return Ok(None);
+    }
+    let (os, layers) = sources(layout, name, &manifest).await?;
     let store = store.clone();
     let name = name.to_owned();
-    let (os, layers) = sources;
-    blocking(move || store.import_image(&name, &os, &layers)).await
+    blocking(move || store.import_image(&name, &os, &layers))
+        .await
+        .map(Some)
 }
 
 /// The OS and the layers (with their diff_ids) of an image manifest.

@@ -212,7 +212,18 @@ impl LayerStore {
 
     /// Imports the layers of an image (base first) and records that `name` uses them. Layers
     /// already present are shared. Blocking: run it on a blocking thread.
+    ///
+    /// Linux layers whose diff_ids are known unpack in parallel (one thread per core): each goes
+    /// into its own directory. Windows layers go one after another, base first, because a hard
+    /// link may point into a parent layer.
     pub fn import_image(&self, name: &str, os: &str, layers: &[LayerSource]) -> Result<ImageLayers> {
+        let known: Option<Vec<Digest>> = layers.iter().map(|l| l.diff_id.clone()).collect();
+        if let Some(diff_ids) = known.filter(|_| os != "windows") {
+            let chain = chain_ids(&diff_ids);
+            let todo: Vec<usize> = (0..layers.len()).filter(|&i| !self.has_layer(&chain[i])).collect();
+            self.import_parallel(layers, &chain, &todo, os)?;
+            return self.record(name, os, &chain);
+        }
         let mut chain: Vec<Digest> = Vec::with_capacity(layers.len());
         for layer in layers {
             let known = layer.diff_id.as_ref().map(|d| next_chain_id(chain.last(), d));
@@ -223,6 +234,59 @@ impl LayerStore {
             chain.push(chain_id);
         }
         self.record(name, os, &chain)
+    }
+
+    /// Whether a layer tar (compressed or not) is a Windows layer: its first entry is `Files`,
+    /// `Hives` or `UtilityVM` (or under one). Blocking; reads only the first headers.
+    pub fn detect_os(tar: &Path) -> Result<&'static str> {
+        let file = File::open(tar).map_err(io("open", tar))?;
+        let mut input = BufReader::new(file);
+        let compression = Compression::sniff(input.fill_buf().map_err(io("read", tar))?);
+        let stream = crate::unpack::stream::decompress(input, compression).map_err(|source| StoreError::Unpack {
+            digest: tar.display().to_string(),
+            source,
+        })?;
+        let mut archive = tar::Archive::new(stream);
+        let first = archive
+            .entries()
+            .ok()
+            .and_then(|mut e| e.next())
+            .and_then(|e| e.ok())
+            .map(|e| e.path_bytes().into_owned());
+        let windows = first.is_some_and(|name| {
+            let top = name.split(|&b| b == b'/').next().unwrap_or_default();
+            matches!(top, b"Files" | b"Hives" | b"UtilityVM")
+        });
+        Ok(if windows { "windows" } else { "linux" })
+    }
+
+    /// Imports `layers[i]` for every `i` in `todo` (their parents need not be there yet).
+    fn import_parallel(&self, layers: &[LayerSource], chain: &[Digest], todo: &[usize], os: &str) -> Result<()> {
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(todo.len());
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let failure: std::sync::Mutex<Option<StoreError>> = std::sync::Mutex::new(None);
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| {
+                    loop {
+                        let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if k >= todo.len() || failure.lock().expect("lock").is_some() {
+                            break;
+                        }
+                        let i = todo[k];
+                        if let Err(e) = self.import_layer(&layers[i], &chain[..i], os) {
+                            failure.lock().expect("lock").get_or_insert(e);
+                        }
+                    }
+                });
+            }
+        });
+        match failure.into_inner().expect("lock") {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// Imports one layer tar (compressed or not) on top of image `parent` (or as a base layer)

@@ -128,15 +128,16 @@ impl Union {
         match self {
             Union::Linux(u) => u.open_file(path),
             Union::Windows(u) => {
-                let node = u
+                let found = u
                     .get(path)
-                    .as_ref()
-                    .map(windows_node)
                     .ok_or_else(|| StoreError::NotFound(format!("{path}: no such file or directory")))?;
+                let node = windows_node(&found);
                 if node.kind != NodeKind::File {
                     return Err(StoreError::Invalid(format!("{path}: not a regular file")));
                 }
-                let file = open_nofollow(&node.host)?;
+                let file = found
+                    .open()
+                    .map_err(|e| io("open", &found.layer_dir.join(&found.rel), e))?;
                 Ok((node, file))
             }
         }
@@ -178,7 +179,7 @@ fn windows_node(n: &WindowsNode) -> Node {
         device: None,
         attributes: Some(r.attributes),
         layer: n.layer,
-        host: n.host.clone(),
+        host: n.layer_dir.join(&n.rel),
     }
 }
 

@@ -194,6 +194,7 @@ fn a_base_layer_keeps_every_windows_detail() {
     let work = tempfile::tempdir().unwrap();
     let tar = work.path().join("base.tar");
     base_layer().write(&tar);
+    assert_eq!(LayerStore::detect_os(&tar).unwrap(), "windows");
     let store = store(work.path());
     let image = store.import_tar(&tar, "win", "windows", None).unwrap();
     let chain_id = strata_storage::digest::parse_digest(&image.chain[0]).unwrap();
@@ -423,4 +424,183 @@ fn imports_a_windows_host_would_refuse_are_refused() {
         true,
         "invalid tombstone",
     );
+}
+
+#[test]
+fn names_linux_cannot_hold_or_tell_apart_are_kept() {
+    let work = tempfile::tempdir().unwrap();
+    let mut layer = Layer::new().dir("Files");
+    // 300 directories deep, then components long enough to pass Linux's PATH_MAX.
+    let mut deep = "Files".to_owned();
+    for _ in 0..300 {
+        deep.push_str("/d");
+        layer = layer.dir(&deep);
+    }
+    for i in 0..25 {
+        deep.push_str(&format!("/{}{i:02}", "x".repeat(198)));
+        layer = layer.dir(&deep);
+    }
+    let deep_file = format!("{deep}/bottom.txt");
+    assert!(deep_file.len() > 4096);
+    let layer = layer
+        .file(&deep_file, b"deep")
+        .file("Files/\u{e9}.txt", b"nfc")
+        .file("Files/e\u{301}.txt", b"nfd")
+        .file("Files/\u{df}.txt", b"sharp s")
+        .file("Files/SS.txt", b"double s")
+        .file("Files/\u{1f600}.txt", b"emoji");
+    let tar = work.path().join("names.tar");
+    layer.write(&tar);
+    let store = store(work.path());
+    store.import_tar(&tar, "names", "windows", None).unwrap();
+    let union = Union::open(&store, "names").unwrap();
+    let linux = work.path().join("linux.tar");
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_ustar();
+    h.set_path("etc/hostname").unwrap();
+    h.set_size(0);
+    h.set_cksum();
+    b.append(&h, &[][..]).unwrap();
+    std::fs::write(&linux, b.into_inner().unwrap()).unwrap();
+    assert_eq!(LayerStore::detect_os(&linux).unwrap(), "linux");
+    let root = names(&union, "/");
+    for n in [
+        "/\u{e9}.txt",
+        "/e\u{301}.txt",
+        "/\u{df}.txt",
+        "/SS.txt",
+        "/\u{1f600}.txt",
+    ] {
+        assert!(root.contains(&n.to_string()), "{n} missing from {root:?}");
+    }
+    let read = |path: &str| {
+        let (_, mut f) = union.open_file(path).unwrap();
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut f, &mut s).unwrap();
+        s
+    };
+    assert_eq!(
+        read("/e\u{301}.txt"),
+        "nfd",
+        "NTFS does not normalize: NFC and NFD are two files"
+    );
+    assert_eq!(read("/ss.txt"), "double s", "ß is not SS");
+    assert_eq!(read(&deep_file["Files".len()..].to_uppercase()), "deep");
+}
+
+#[test]
+fn metadata_is_kept_as_written() {
+    let work = tempfile::tempdir().unwrap();
+    let tar = work.path().join("meta.tar");
+    Layer::new()
+        .dir("Files")
+        .entry(
+            "Files/sparse.bin",
+            tar::EntryType::Regular,
+            &[0; 64],
+            None,
+            &[("MSWINDOWS.fileattr", "544")],
+        )
+        .entry("Files/bare.txt", tar::EntryType::Regular, b"x", None, &[])
+        .entry("Files/baredir", tar::EntryType::Directory, &[], None, &[])
+        .entry(
+            "Files/old.txt",
+            tar::EntryType::Regular,
+            b"x",
+            None,
+            &[
+                ("LIBARCHIVE.creationtime", "1700000000.5"),
+                ("mtime", "-1.5"),
+                ("MSWINDOWS.sd", "O:BAG:BA"),
+            ],
+        )
+        .write(&tar);
+    let store = store(work.path());
+    let image = store.import_tar(&tar, "meta", "windows", None).unwrap();
+    let dir = store.layer_dir(&strata_storage::digest::parse_digest(&image.chain[0]).unwrap());
+    let records = read_sidecar(&dir).unwrap();
+    assert_eq!(record(&records, "Files/sparse.bin").attributes, 0x220);
+    assert_eq!(
+        std::fs::read(dir.join("Files/sparse.bin")).unwrap(),
+        vec![0; 64],
+        "sparse data is dense"
+    );
+    assert_eq!(
+        record(&records, "Files/bare.txt").attributes,
+        0,
+        "no fileattr on a file: 0"
+    );
+    assert_eq!(
+        record(&records, "Files/baredir").attributes,
+        0x10,
+        "no fileattr on a directory: DIRECTORY"
+    );
+    let old = record(&records, "Files/old.txt");
+    assert_eq!(
+        old.creation_time.as_deref(),
+        Some("1700000000.5"),
+        "BuildKit's unpadded time, not 'fixed'"
+    );
+    assert_eq!(old.sddl.as_deref(), Some("O:BAG:BA"));
+    assert!(
+        old.pax.contains(&("mtime".to_string(), "-1.5".to_string())),
+        "{:?}",
+        old.pax
+    );
+}
+
+#[test]
+fn delta_layer_shapes() {
+    let work = tempfile::tempdir().unwrap();
+    let store = store(work.path());
+    let base = work.path().join("base.tar");
+    base_layer().write(&base);
+    store.import_tar(&base, "base", "windows", None).unwrap();
+    let before: Vec<String> = Union::open(&store, "base")
+        .unwrap()
+        .walk()
+        .unwrap()
+        .into_iter()
+        .map(|n| n.path)
+        .collect();
+
+    // Only the Files and Hives directory entries: a real layer that changes nothing.
+    let empty = work.path().join("empty.tar");
+    Layer::new().dir("Files").dir("Hives").write(&empty);
+    let image = store.import_tar(&empty, "empty", "windows", Some("base")).unwrap();
+    assert_eq!(image.chain.len(), 2);
+    let after: Vec<String> = Union::open(&store, "empty")
+        .unwrap()
+        .walk()
+        .unwrap()
+        .into_iter()
+        .map(|n| n.path)
+        .collect();
+    assert_eq!(before, after);
+
+    // Opaque markers mean nothing on Windows; a re-cased directory merges; UtilityVM is kept
+    // verbatim outside C:\; zstd is recognised.
+    let delta = work.path().join("delta.tar");
+    Layer::new()
+        .dir("Files")
+        .dir("Hives")
+        .whiteout("Files/Dir/.wh..wh..opq")
+        .file("Files/DIR/y.txt", b"y")
+        .dir("UtilityVM")
+        .dir("UtilityVM/Files")
+        .file("UtilityVM/Files/vm.txt", b"vm")
+        .write(&delta);
+    let compressed = work.path().join("delta.tar.zst");
+    std::fs::write(
+        &compressed,
+        zstd::encode_all(std::fs::read(&delta).unwrap().as_slice(), 3).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(LayerStore::detect_os(&compressed).unwrap(), "windows", "through zstd");
+    let image = store.import_tar(&compressed, "delta", "windows", Some("base")).unwrap();
+    let union = Union::open(&store, "delta").unwrap();
+    assert_eq!(names(&union, "/dir"), ["/Dir/inner.txt", "/Dir/y.txt"]);
+    assert!(union.stat("/vm.txt").unwrap().is_none());
+    let top = store.layer_dir(&strata_storage::digest::parse_digest(&image.chain[1]).unwrap());
+    assert_eq!(std::fs::read(top.join("UtilityVM/Files/vm.txt")).unwrap(), b"vm");
 }

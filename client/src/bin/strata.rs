@@ -208,9 +208,10 @@ enum LayerCommand {
         /// The image it goes on top of (default: it is a base layer).
         #[arg(long)]
         parent: Option<String>,
-        /// `linux` or `windows`.
-        #[arg(long, default_value = "linux")]
-        os: String,
+        /// `linux` or `windows` (default: `windows` when the tar starts with `Files`, `Hives`
+        /// or `UtilityVM`, else `linux`).
+        #[arg(long)]
+        os: Option<String>,
     },
     /// List the images of the layer store and their layers.
     Ls,
@@ -465,10 +466,10 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
 async fn layer_command(ctx: &Context, global: &Global, command: &LayerCommand) -> Result<(), ClientError> {
     match command {
         LayerCommand::Import { file, name, parent, os } => {
-            if os != "linux" && os != "windows" {
+            if let Some(os) = os.as_deref().filter(|os| !matches!(*os, "linux" | "windows")) {
                 return Err(ClientError::Usage(format!("--os {os:?}: expected linux or windows")));
             }
-            let image = ctx.layer_import(file, name, os, parent.as_deref()).await?;
+            let image = ctx.layer_import(file, name, os.as_deref(), parent.as_deref()).await?;
             if global.format == Format::Json {
                 print_value(&serde_json::to_value(&image).expect("json"));
             } else {

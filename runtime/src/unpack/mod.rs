@@ -25,7 +25,7 @@ pub(crate) mod error;
 mod fs;
 pub(crate) mod header;
 mod path;
-mod stream;
+pub(crate) mod stream;
 
 use std::io::Read;
 use std::path::Path;

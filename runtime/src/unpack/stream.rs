@@ -11,7 +11,7 @@ use super::Compression;
 use super::error::{UnpackError, corrupt};
 
 /// Wraps `input` in the decoder for `compression`.
-pub(super) fn decompress<'a>(
+pub(crate) fn decompress<'a>(
     input: impl Read + 'a,
     compression: Compression,
 ) -> Result<Box<dyn Read + 'a>, UnpackError> {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 
+use super::beneath;
 use super::names::{escape_component, fold_key};
 use super::{ATTR_DIRECTORY, Record, RecordKind, SIDECAR, Stream, read_sidecar};
 use crate::unpack::UnpackError;
@@ -16,6 +17,10 @@ use crate::unpack::error::{io_at, shown};
 use crate::unpack::header::{EntryHeader, Kind};
 
 const TOPS: [&str; 3] = ["Files", "Hives", "UtilityVM"];
+/// NTFS's longest name component.
+const MAX_COMPONENT_UNITS: usize = 255;
+/// The longest Windows path (`\\?\` form).
+const MAX_PATH_UNITS: usize = 32_767;
 
 fn bad(entry: &str, reason: impl Into<String>) -> UnpackError {
     UnpackError::Windows {
@@ -44,7 +49,7 @@ pub(super) struct Importer {
     /// The last entry, kept until its alternate data streams (which follow it) are read.
     pending: Option<Record>,
     /// Files of the parent layers by case-folded path (loaded for the first cross-layer link).
-    parent_files: Option<HashMap<String, PathBuf>>,
+    parent_files: Option<HashMap<String, (PathBuf, String)>>,
     streams: u64,
     stats: Stats,
 }
@@ -96,7 +101,7 @@ impl Importer {
         }
     }
 
-    fn parent_file(&mut self, key: &str) -> Option<PathBuf> {
+    fn parent_file(&mut self, key: &str) -> Option<(PathBuf, String)> {
         if self.parent_files.is_none() {
             let mut index = HashMap::new();
             // Farthest first, so nearer layers override.
@@ -104,7 +109,7 @@ impl Importer {
                 for r in read_sidecar(dir).unwrap_or_default() {
                     match r.kind {
                         RecordKind::File => {
-                            index.insert(fold_key(&r.path), dir.join(r.disk_path()));
+                            index.insert(fold_key(&r.path), (dir.clone(), r.disk_path().to_owned()));
                         }
                         RecordKind::Whiteout => {
                             index.remove(&fold_key(&r.path));
@@ -119,11 +124,7 @@ impl Importer {
     }
 
     fn write_content(&mut self, rel: &str, entry: &str, content: &mut dyn Read) -> Result<u64, UnpackError> {
-        let path = self.root.join(rel);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| io_at(entry.as_bytes(), e))?;
-        }
-        let mut file = File::create(&path).map_err(|e| io_at(entry.as_bytes(), e))?;
+        let mut file = beneath::create_file(&self.root, rel).map_err(|e| io_at(entry.as_bytes(), e))?;
         let n = std::io::copy(content, &mut file).map_err(|e| io_at(entry.as_bytes(), e))?;
         self.stats.file_bytes += n;
         Ok(n)
@@ -154,8 +155,20 @@ fn split_name(raw: &[u8]) -> Result<(String, Vec<String>), UnpackError> {
                     reason: "NUL in the name",
                 });
             }
+            p if p.encode_utf16().count() > MAX_COMPONENT_UNITS => {
+                return Err(bad(
+                    &entry,
+                    format!("a name component is over {MAX_COMPONENT_UNITS} UTF-16 units (NTFS's limit)"),
+                ));
+            }
             p => parts.push(p.to_owned()),
         }
+    }
+    if name.encode_utf16().count() > MAX_PATH_UNITS {
+        return Err(bad(
+            &entry,
+            format!("the path is over {MAX_PATH_UNITS} UTF-16 units (Windows's limit)"),
+        ));
     }
     if !TOPS.contains(&parts[0].as_str()) {
         return Err(bad(&entry, "entries must be under Files/, Hives/ or UtilityVM/"));
@@ -274,7 +287,7 @@ impl Sink for Importer {
             // `Files`, `Hives`, `UtilityVM` themselves: the layer directory has them.
             let kind = RecordKind::Dir;
             let record = record_of(h, &name, kind)?;
-            std::fs::create_dir_all(self.root.join(&name)).map_err(|e| io_at(name.as_bytes(), e))?;
+            beneath::open_dir(&self.root, &name, true).map_err(|e| io_at(name.as_bytes(), e))?;
             self.seen.insert(
                 key,
                 Seen {
@@ -319,7 +332,7 @@ impl Sink for Importer {
         }
         let dir = match kind {
             RecordKind::Dir => {
-                std::fs::create_dir_all(self.root.join(&disk)).map_err(|e| io_at(name.as_bytes(), e))?;
+                beneath::open_dir(&self.root, &disk, true).map_err(|e| io_at(name.as_bytes(), e))?;
                 true
             }
             RecordKind::File => {
@@ -329,10 +342,9 @@ impl Sink for Importer {
             RecordKind::Symlink | RecordKind::Junction => {
                 // The target is data: a placeholder holds the name, nothing points anywhere.
                 record.target = Some(String::from_utf8_lossy(&h.link).into_owned());
-                let placeholder = self.root.join(&disk);
                 let dir = kind == RecordKind::Junction || is_dir_attr(&record);
                 if dir {
-                    std::fs::create_dir_all(&placeholder).map_err(|e| io_at(name.as_bytes(), e))?;
+                    beneath::open_dir(&self.root, &disk, true).map_err(|e| io_at(name.as_bytes(), e))?;
                 } else {
                     self.write_content(&disk, &name, &mut std::io::empty())?;
                 }
@@ -341,6 +353,13 @@ impl Sink for Importer {
             RecordKind::HardLink => {
                 let target = String::from_utf8_lossy(&h.link).into_owned();
                 let target = target.trim_end_matches('/').to_owned();
+                if target.split('/').any(|c| matches!(c, "" | "." | "..")) {
+                    return Err(UnpackError::HardLinkEscape {
+                        entry: name.clone(),
+                        target,
+                        reason: "has an empty, `.` or `..` component",
+                    });
+                }
                 if !(target.starts_with("Files/") || target.starts_with("UtilityVM/Files/")) {
                     return Err(bad(
                         &name,
@@ -348,8 +367,8 @@ impl Sink for Importer {
                     ));
                 }
                 let target_key = fold_key(&target);
-                let source = match self.seen.get(&target_key) {
-                    Some(s) if !s.dir => self.root.join(&s.disk),
+                let (source_base, source_rel) = match self.seen.get(&target_key) {
+                    Some(s) if !s.dir => (self.root.clone(), s.disk.clone()),
                     Some(_) => return Err(bad(&name, format!("hard link to the directory {target:?}"))),
                     None => self.parent_file(&target_key).ok_or_else(|| {
                         bad(
@@ -358,13 +377,8 @@ impl Sink for Importer {
                         )
                     })?,
                 };
-                let dest = self.root.join(&disk);
-                if let Some(parent) = dest.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| io_at(name.as_bytes(), e))?;
-                }
-                if std::fs::hard_link(&source, &dest).is_err() {
-                    std::fs::copy(&source, &dest).map_err(|e| io_at(name.as_bytes(), e))?;
-                }
+                beneath::hard_link(&source_base, &source_rel, &self.root, &disk)
+                    .map_err(|e| io_at(name.as_bytes(), e))?;
                 record.target = Some(target);
                 false
             }

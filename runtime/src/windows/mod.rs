@@ -18,6 +18,7 @@
 //! `Files/` or `UtilityVM/Files/` and never in a base layer; a stream must follow its owner;
 //! hard links only to files of this layer or a parent layer, found case-insensitively.
 
+pub(crate) mod beneath;
 mod import;
 mod names;
 mod union;

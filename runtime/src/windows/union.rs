@@ -19,8 +19,17 @@ pub struct WindowsNode {
     pub record: Record,
     /// Which layer it comes from, 0 being the base.
     pub layer: usize,
-    /// Where its data is on the host.
-    pub host: PathBuf,
+    /// The layer directory holding its data.
+    pub layer_dir: PathBuf,
+    /// Where its data is, relative to `layer_dir`.
+    pub rel: String,
+}
+
+impl WindowsNode {
+    /// Opens its data (never following a link, whatever the path length).
+    pub fn open(&self) -> std::io::Result<std::fs::File> {
+        super::beneath::open_file(&self.layer_dir, &self.rel)
+    }
 }
 
 /// The union of a Windows image's layers.
@@ -66,12 +75,12 @@ impl WindowsUnion {
         for r in records.into_iter().filter(|r| r.kind != RecordKind::Whiteout) {
             let Some(path) = c_path(&r.path) else { continue };
             let key = fold_c(&path);
-            let mut host = dir.join(r.disk_path());
+            let (mut layer_dir, mut rel) = (dir.to_owned(), r.disk_path().to_owned());
             let mut record = r;
             if record.kind == RecordKind::HardLink {
                 let target = record.target.as_deref().and_then(c_path).map(|t| fold_c(&t));
                 if let Some(t) = target.and_then(|t| self.nodes.get(&t)) {
-                    host = t.host.clone();
+                    (layer_dir, rel) = (t.layer_dir.clone(), t.rel.clone());
                     record.size = t.record.size;
                 }
             }
@@ -85,7 +94,8 @@ impl WindowsUnion {
                     path,
                     record,
                     layer,
-                    host,
+                    layer_dir,
+                    rel,
                 },
             );
         }
