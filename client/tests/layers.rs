@@ -16,7 +16,7 @@ use std::process::Command;
 use cli::{Strata, oci};
 use serde_json::Value;
 use strata_tests::LocalRegistry;
-use strata_tests::oci::{Entry, Image, write_layout};
+use strata_tests::oci::{Entry, Image, OCI_MANIFEST, init_layout, write_image, write_index, write_layout};
 
 /// busybox and its links, then a layer that deletes, replaces, hides and links.
 fn busybox_layers() -> Vec<Vec<Entry>> {
@@ -323,4 +323,68 @@ fn a_layer_that_does_not_unpack_leaves_no_layer_and_no_debris() {
         tmp.display()
     );
     assert_eq!(strata.run(&["fs", "ls", "evil"]).code, 3);
+}
+
+#[test]
+fn a_pulled_windows_image_unpacks_into_windows_layers() {
+    let (_rt, registry) = registry();
+    let work = tempfile::tempdir().unwrap();
+    let strata = Strata::new(work.path());
+    let src = work.path().join("win");
+    init_layout(&src);
+    let platform = serde_json::json!({ "os": "windows", "architecture": "amd64", "os.version": "10.0.20348.2113" });
+    let layers = vec![
+        vec![
+            Entry::Dir("Files/"),
+            Entry::Dir("Files/Windows/"),
+            Entry::File("Files/Windows/win.ini", b"[fonts]\r\n".to_vec(), 0o644),
+            Entry::File("Files/readme.txt", b"read me".to_vec(), 0o644),
+        ],
+        vec![
+            Entry::Dir("Files/"),
+            Entry::Dir("Hives/"),
+            Entry::File("Hives/Software_Delta", b"regf".to_vec(), 0o644),
+            Entry::File("Files/.wh.README.TXT", Vec::new(), 0o644),
+            Entry::File("Files/WINDOWS/new.txt", b"new".to_vec(), 0o644),
+        ],
+    ];
+    let (image, manifest) = write_image(&src, &platform, &layers);
+    write_index(&src, &[("v1", OCI_MANIFEST, image.manifest.clone(), manifest.len())]);
+    let reference = format!("{}/win/app:v1", registry.addr);
+    strata.ok(&["copy", &oci(&src, "v1"), &reference]);
+
+    strata.ok(&["pull", "--platform", "windows/amd64", &reference]);
+    let listing = strata.json(&["fs", "ls", &reference, "/"]);
+    let names: Vec<&str> = listing
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["/Windows"], "readme.txt is deleted by .wh.README.TXT");
+    let windows = strata.json(&["fs", "ls", &reference, "c:\\windows"]);
+    let entries: Vec<(&str, u64)> = windows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["path"].as_str().unwrap(), n["attributes"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(entries, [("/Windows/new.txt", 0), ("/Windows/win.ini", 0)]);
+    assert_eq!(
+        strata.ok(&["fs", "cat", &reference, "C:\\WINDOWS\\WIN.INI"]),
+        "[fonts]\r\n"
+    );
+    let text = strata.ok(&["fs", "ls", &reference, "/windows"]);
+    assert!(
+        text.lines().all(|l| l.starts_with("------")),
+        "attribute column:\n{text}"
+    );
+    let layers = strata.json(&["layer", "ls"]);
+    assert_eq!(layers[0]["os"], "windows");
+    let top = strata
+        .home()
+        .join("layers")
+        .join(layers[0]["chain"][1].as_str().unwrap().trim_start_matches("sha256:"));
+    assert_eq!(std::fs::read(top.join("Hives/Software_Delta")).unwrap(), b"regf");
+    assert!(top.join("windows.jsonl").is_file());
 }

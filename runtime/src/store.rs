@@ -65,14 +65,6 @@ pub enum StoreError {
     /// The image's manifest and config disagree, or name something malformed.
     #[error("{0}")]
     Invalid(String),
-    /// A layer media type we cannot unpack.
-    #[error("layer {digest}: media type {media_type} cannot be unpacked")]
-    MediaType {
-        /// The layer blob.
-        digest: String,
-        /// Its media type.
-        media_type: String,
-    },
     /// No such image or layer.
     #[error("not in the layer store: {0}")]
     NotFound(String),
@@ -340,12 +332,15 @@ impl LayerStore {
         };
         let blob = File::open(&layer.blob).map_err(io("open", &layer.blob))?;
         let mut input = BufReader::with_capacity(1 << 20, blob);
-        let compression = match &layer.media_type {
-            Some(media_type) => Compression::from_media_type(media_type).ok_or_else(|| StoreError::MediaType {
-                digest: shown.clone(),
-                media_type: media_type.clone(),
-            })?,
-            None => Compression::sniff(input.fill_buf().map_err(io("read", &layer.blob))?),
+        // By media type; an unknown one (or none) by the first bytes.
+        let compression = match layer.media_type.as_deref().and_then(Compression::from_media_type) {
+            Some(c) => c,
+            None => {
+                if let Some(media_type) = &layer.media_type {
+                    tracing::info!(%media_type, layer = %shown, "unknown layer media type; recognising the compression from the content");
+                }
+                Compression::sniff(input.fill_buf().map_err(io("read", &layer.blob))?)
+            }
         };
         let tmp = tempdir_in(&self.root.join(".tmp"))?;
         let result = (|| {

@@ -604,3 +604,78 @@ fn delta_layer_shapes() {
     let top = store.layer_dir(&strata_storage::digest::parse_digest(&image.chain[1]).unwrap());
     assert_eq!(std::fs::read(top.join("UtilityVM/Files/vm.txt")).unwrap(), b"vm");
 }
+
+#[test]
+fn links_streams_and_windows_reserved_names() {
+    let work = tempfile::tempdir().unwrap();
+    let tar = work.path().join("links.tar");
+    let link = |l: Layer, name: &str, target: &str, attr: &str| {
+        l.entry(
+            name,
+            tar::EntryType::Symlink,
+            &[],
+            Some(target),
+            &[("MSWINDOWS.fileattr", attr)],
+        )
+    };
+    let mut layer = Layer::new().dir("Files").dir("Files/lib");
+    layer = link(layer, "Files/rel.dll", "..\\lib\\x.dll", "1056");
+    layer = link(layer, "Files/nt.exe", "\\\\?\\C:\\Windows\\notepad.exe", "1056");
+    layer = link(layer, "Files/unc", "\\\\srv\\share", "1056");
+    layer = link(layer, "Files/dirlink", "C:\\Windows", "1040");
+    layer
+        .file("Files/two.txt", b"two")
+        .entry("Files/two.txt:one", tar::EntryType::Regular, b"1", None, &[])
+        .entry("Files/two.txt:two:$DATA", tar::EntryType::Regular, b"22", None, &[])
+        .dir("Files/withstream")
+        .entry(
+            "Files/withstream:meta",
+            tar::EntryType::Regular,
+            b"dir stream",
+            None,
+            &[],
+        )
+        .file("Files/con", b"device name")
+        .file("Files/aux.txt", b"device name")
+        .file("Files/trailing.", b"dot")
+        .file("Files/tab\there", b"control")
+        .write(&tar);
+    let store = store(work.path());
+    let image = store.import_tar(&tar, "links", "windows", None).unwrap();
+    let dir = store.layer_dir(&strata_storage::digest::parse_digest(&image.chain[0]).unwrap());
+    let records = read_sidecar(&dir).unwrap();
+    for (path, target) in [
+        ("Files/rel.dll", "..\\lib\\x.dll"),
+        ("Files/nt.exe", "\\\\?\\C:\\Windows\\notepad.exe"),
+        ("Files/unc", "\\\\srv\\share"),
+        ("Files/dirlink", "C:\\Windows"),
+    ] {
+        let r = record(&records, path);
+        assert_eq!(
+            (r.kind, r.target.as_deref()),
+            (RecordKind::Symlink, Some(target)),
+            "{path}"
+        );
+    }
+    assert!(
+        std::fs::symlink_metadata(dir.join("Files/dirlink")).unwrap().is_dir(),
+        "a directory link's placeholder"
+    );
+    let two = record(&records, "Files/two.txt");
+    let streams: Vec<(&str, u64)> = two.streams.iter().map(|s| (s.name.as_str(), s.size)).collect();
+    assert_eq!(streams, [("one", 1), ("two:$DATA", 2)], "both spellings, as written");
+    assert_eq!(record(&records, "Files/withstream").streams[0].name, "meta");
+    assert_eq!(
+        record(&records, "Files/tab\there").disk.as_deref(),
+        Some("Files/tab%09here")
+    );
+    let union = Union::open(&store, "links").unwrap();
+    for name in ["/con", "/aux.txt", "/trailing.", "/tab\there"] {
+        assert!(union.stat(name).unwrap().is_some(), "{name} is kept");
+    }
+    let listing = names(&union, "/");
+    assert!(
+        !listing.iter().any(|n| n.contains(':')),
+        "streams are not entries: {listing:?}"
+    );
+}
