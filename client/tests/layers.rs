@@ -349,7 +349,7 @@ fn a_pulled_windows_image_unpacks_into_windows_layers() {
         ],
     ];
     let (image, manifest) = write_image(&src, &platform, &layers);
-    write_index(&src, &[("v1", OCI_MANIFEST, image.manifest.clone(), manifest.len())]);
+    write_index(&src, &[("v1", OCI_MANIFEST, image.manifest, manifest.len())]);
     let reference = format!("{}/win/app:v1", registry.addr);
     strata.ok(&["copy", &oci(&src, "v1"), &reference]);
 
