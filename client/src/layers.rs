@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use bytes::Bytes;
 use serde_json::Value;
 use strata_runtime::store::{ImageLayers, LayerSource, LayerStore, StoreError};
 use strata_storage::Digest;
@@ -54,37 +55,8 @@ pub async fn unpack(
     name: &str,
     options: &Options,
 ) -> Result<Option<ImageLayers>> {
-    let endpoint = Endpoint::Layout {
-        layout: layout.clone(),
-        name: Some(name.to_owned()),
-    };
-    let (bytes, media_type, digest) = transfer::resolve(&endpoint).await?;
-    let manifest = if is_index(&media_type, &bytes) {
-        let index = image::parse_index(&bytes, &digest)?;
-        let mut present = Vec::new();
-        for d in &index.manifests {
-            if layout.has_blob(&d.digest()?).await? {
-                present.push(d.clone());
-            }
-        }
-        let want = match &options.selection {
-            Selection::Platforms(p) if !p.is_empty() => p[0].clone(),
-            _ => PlatformSpec::host(),
-        };
-        let chosen = match platform::select(&present, &want, options.os_version.as_deref()) {
-            Ok(d) => d.clone(),
-            Err(_) if present.len() == 1 => present[0].clone(),
-            Err(e) => return Err(e),
-        };
-        let d = chosen.digest()?;
-        let bytes = layout.read_blob(&d, MAX_CONFIG).await?;
-        if is_index(&chosen.media_type, &bytes) {
-            return Err(ClientError::Other(format!("{name}: nested indexes cannot be unpacked")));
-        }
-        image::parse_manifest(&bytes, &d)?
-    } else {
-        image::parse_manifest(&bytes, &digest)?
-    };
+    let image = resolve(layout, name, options).await?;
+    let manifest = &image.manifest;
     if !IMAGE_CONFIGS.contains(&manifest.config.media_type.as_str()) {
         tracing::warn!(
             "{name} is not a container image (config {}); nothing to unpack",
@@ -92,12 +64,81 @@ pub async fn unpack(
         );
         return Ok(None);
     }
-    let (os, layers) = sources(layout, name, &manifest).await?;
+    let (os, layers) = sources(layout, name, manifest).await?;
     let store = store.clone();
     let name = name.to_owned();
     blocking(move || store.import_image(&name, &os, &layers))
         .await
         .map(Some)
+}
+
+/// An image of a layout, down to one platform.
+#[derive(Debug, Clone)]
+pub struct LocalImage {
+    /// The manifest, as stored.
+    pub bytes: Bytes,
+    /// Its media type.
+    pub media_type: String,
+    /// Its digest.
+    pub digest: Digest,
+    /// Parsed.
+    pub manifest: ImageManifest,
+}
+
+impl LocalImage {
+    /// The image config.
+    pub async fn config(&self, layout: &OciLayout) -> Result<Value> {
+        let digest = self.manifest.config.digest()?;
+        serde_json::from_slice(&layout.read_blob(&digest, MAX_CONFIG).await?)
+            .map_err(|e| ClientError::Other(format!("config {digest} does not parse: {e}")))
+    }
+}
+
+/// The manifest image `name` of `layout` names: for an index, the entry the platform selection
+/// picks (the host's by default) among those the layout holds.
+pub async fn resolve(layout: &OciLayout, name: &str, options: &Options) -> Result<LocalImage> {
+    let endpoint = Endpoint::Layout {
+        layout: layout.clone(),
+        name: Some(name.to_owned()),
+    };
+    let (bytes, media_type, digest) = transfer::resolve(&endpoint).await?;
+    if !is_index(&media_type, &bytes) {
+        let manifest = image::parse_manifest(&bytes, &digest)?;
+        return Ok(LocalImage {
+            bytes,
+            media_type,
+            digest,
+            manifest,
+        });
+    }
+    let index = image::parse_index(&bytes, &digest)?;
+    let mut present = Vec::new();
+    for d in &index.manifests {
+        if layout.has_blob(&d.digest()?).await? {
+            present.push(d.clone());
+        }
+    }
+    let want = match &options.selection {
+        Selection::Platforms(p) if !p.is_empty() => p[0].clone(),
+        _ => PlatformSpec::host(),
+    };
+    let chosen = match platform::select(&present, &want, options.os_version.as_deref()) {
+        Ok(d) => d.clone(),
+        Err(_) if present.len() == 1 => present[0].clone(),
+        Err(e) => return Err(e),
+    };
+    let d = chosen.digest()?;
+    let bytes = layout.read_blob(&d, MAX_CONFIG).await?;
+    if is_index(&chosen.media_type, &bytes) {
+        return Err(ClientError::Other(format!("{name}: nested indexes cannot be unpacked")));
+    }
+    let manifest = image::parse_manifest(&bytes, &d)?;
+    Ok(LocalImage {
+        bytes,
+        media_type: chosen.media_type,
+        digest: d,
+        manifest,
+    })
 }
 
 /// The OS and the layers (with their diff_ids) of an image manifest.

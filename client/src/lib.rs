@@ -12,10 +12,12 @@
 //! - [`archive`]: docker-archive tarballs (`docker save` / `docker load`) to and from layouts.
 //! - [`transfer`]: [`transfer::copy`] between [`transfer::Endpoint`]s.
 //! - [`layers`]: pulled images unpacked into the runtime's layer store.
+//! - [`containers`]: containers run from the layer store.
 
 pub mod archive;
 pub mod auth;
 pub mod commands;
+pub mod containers;
 pub mod error;
 pub mod image;
 pub mod layers;

@@ -1,14 +1,12 @@
 //! `strata-runtime`: the Windows-style layer store and the container runtime.
 //!
 //! - [`unpack`] applies Linux image layers (untrusted tar streams) to a directory, safely.
-//!
 //! - [`store`] is the layer store: one directory per layer, named by chain id, shared by images.
-//!
 //! - [`windows`] imports Windows layers with full fidelity (sidecar metadata, case rules).
 //! - [`union`] is the read-only union view of an image's layers.
-//!
-//! The runtime itself is not built yet.
+//! - [`container`] runs containers: scratch layers, namespaces, cgroups, volumes.
 
+pub mod container;
 pub mod store;
 pub mod union;
 pub mod unpack;

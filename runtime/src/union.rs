@@ -222,6 +222,12 @@ impl LinuxUnion {
         self.lookup(path, false, 0)
     }
 
+    /// The entry at `path`, following symbolic links (inside the union); its `path` is free of
+    /// links. `None` if there is none.
+    pub fn resolve(&self, path: &str) -> Result<Option<Node>> {
+        self.lookup(path, true, 0)
+    }
+
     /// The entries of directory `path` (following symbolic links), sorted by name; or the entry
     /// itself when it is not a directory.
     pub fn list(&self, path: &str) -> Result<Vec<Node>> {

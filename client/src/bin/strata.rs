@@ -10,17 +10,22 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 use strata_client::auth::{Credentials, DockerConfig};
-use strata_client::commands::{Context, Target, default_home};
+use strata_client::commands::{Context, Target, default_home, local_name};
+use strata_client::containers::{RunOptions, inspect_container, ps_rows};
 use strata_client::platform::PlatformSpec;
 use strata_client::progress::{Bars, Lines, Progress};
 use strata_client::registry::ClientOptions;
 use strata_client::transfer::{Options, Report, Selection};
 use strata_client::{ClientError, Reference};
+use strata_runtime::container::{Limits, Network};
 
 /// Pull, push, copy, inspect, list and delete images on any OCI registry.
 #[derive(Debug, Parser)]
 #[command(name = "strata", version)]
 struct Cli {
+    /// Short for --verbose (before the command: `run -v` mounts a volume).
+    #[arg(short = 'v')]
+    verbose_short: bool,
     #[command(flatten)]
     global: Global,
     #[command(subcommand)]
@@ -38,8 +43,8 @@ struct Global {
     /// Print only essential output.
     #[arg(short, long, global = true)]
     quiet: bool,
-    /// Say what happens to each blob, and log requests.
-    #[arg(short, long, global = true)]
+    /// Say what happens to each blob, and log requests (`-v` before the command).
+    #[arg(long, global = true)]
     verbose: bool,
     /// Blobs transferred at once.
     #[arg(long, global = true, default_value_t = 4)]
@@ -80,7 +85,7 @@ enum Format {
     Json,
 }
 
-#[derive(Debug, Args, Clone)]
+#[derive(Debug, Args, Clone, Default)]
 struct PlatformArgs {
     /// Platform to select from an index (repeatable): os/arch[/variant][:os.version] or
     /// os(os.version)/arch. Default: this host's.
@@ -146,9 +151,9 @@ enum Command {
         #[command(flatten)]
         platform: PlatformArgs,
     },
-    /// Show an image's manifest summary, raw manifest or config.
+    /// Show a container, or an image's manifest summary, raw manifest or config.
     Inspect {
-        /// Image (registry reference or oci:DIR[:NAME]).
+        /// Container, or image (registry reference, oci:DIR[:NAME], docker-archive:FILE).
         image: String,
         /// Print the manifest exactly as stored.
         #[arg(long, conflicts_with = "config")]
@@ -156,6 +161,9 @@ enum Command {
         /// Print the image config.
         #[arg(long)]
         config: bool,
+        /// Read the image from the local store instead of its registry.
+        #[arg(short, long)]
+        local: bool,
     },
     /// List the tags of a repository.
     Tags {
@@ -191,9 +199,185 @@ enum Command {
     /// The layer store: layers of unpacked images.
     #[command(subcommand)]
     Layer(LayerCommand),
+    /// Run a command in a new container (exit code: the command's).
+    Run {
+        #[command(flatten)]
+        run: RunArgs,
+        /// Remove the container when it exits.
+        #[arg(long)]
+        rm: bool,
+        /// Run in the background; print the container id (output: strata logs).
+        #[arg(short, long)]
+        detach: bool,
+        /// Image (pulled if not in the local store).
+        image: String,
+        /// Command and arguments (default: the image's).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+    /// Create a container without starting it; print its id.
+    Create {
+        #[command(flatten)]
+        run: RunArgs,
+        /// Image (pulled if not in the local store).
+        image: String,
+        /// Command and arguments (default: the image's).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+    /// Start a created or stopped container (in the background unless -a).
+    Start {
+        /// Container name or id.
+        container: String,
+        /// Wait for it, with its output here; exit with its code.
+        #[arg(short, long)]
+        attach: bool,
+    },
+    /// Stop a container: SIGTERM, then SIGKILL after the timeout.
+    Stop {
+        /// Container name or id.
+        container: String,
+        /// Seconds to wait before SIGKILL.
+        #[arg(short, long, default_value_t = 10)]
+        time: u64,
+    },
+    /// Send a signal to a container's main process.
+    Kill {
+        /// Container name or id.
+        container: String,
+        /// Signal name or number.
+        #[arg(short, long, default_value = "KILL")]
+        signal: String,
+    },
+    /// List containers (running ones unless -a).
+    Ps {
+        /// Every container.
+        #[arg(short, long)]
+        all: bool,
+    },
+    /// Remove containers.
+    Rm {
+        /// Kill running ones first.
+        #[arg(short, long)]
+        force: bool,
+        /// Container names or ids.
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Print the output of a detached container.
+    Logs {
+        /// Container name or id.
+        container: String,
+    },
+    /// Make a container's changes a new image (layer and history entry).
+    Commit {
+        /// Author.
+        #[arg(short, long)]
+        author: Option<String>,
+        /// Commit message.
+        #[arg(short, long)]
+        message: Option<String>,
+        /// Container name or id.
+        container: String,
+        /// Name of the new image (default: committed/CONTAINER:latest).
+        image: Option<String>,
+    },
+    /// Copy between the host and a container: CONTAINER:PATH HOSTPATH or HOSTPATH CONTAINER:PATH.
+    Cp {
+        /// Source.
+        src: String,
+        /// Destination.
+        dst: String,
+    },
+    /// Named volumes.
+    #[command(subcommand)]
+    Volume(VolumeCommand),
     /// Read an unpacked image's files: the union of its layers.
     #[command(subcommand)]
     Fs(FsCommand),
+}
+
+#[derive(Debug, Args, Clone)]
+struct RunArgs {
+    /// Container name.
+    #[arg(long)]
+    name: Option<String>,
+    /// Environment variable KEY=VALUE (or KEY: from this environment); repeatable.
+    #[arg(short, long = "env", value_name = "KEY=VALUE")]
+    env: Vec<String>,
+    /// Working directory in the container.
+    #[arg(short, long)]
+    workdir: Option<String>,
+    /// User (name or uid, optionally :group).
+    #[arg(short, long)]
+    user: Option<String>,
+    /// A volume NAME:/path[:ro] or a bind mount /host/path:/path[:ro]; repeatable.
+    #[arg(short = 'v', long = "volume", value_name = "SOURCE:/PATH[:ro]")]
+    volumes: Vec<String>,
+    /// `none` (loopback only) or `host`.
+    #[arg(long, default_value = "none")]
+    network: String,
+    /// Memory limit (e.g. 256m, 1g).
+    #[arg(long, value_parser = strata_client::containers::parse_memory)]
+    memory: Option<u64>,
+    /// CPUs (e.g. 0.5).
+    #[arg(long)]
+    cpus: Option<f64>,
+    /// Most processes.
+    #[arg(long)]
+    pids_limit: Option<u64>,
+}
+
+impl RunArgs {
+    fn options(&self, command: &[String]) -> Result<RunOptions, ClientError> {
+        let network = match self.network.as_str() {
+            "none" => Network::None,
+            "host" => Network::Host,
+            other => {
+                return Err(ClientError::Usage(format!(
+                    "--network {other:?}: expected none or host"
+                )));
+            }
+        };
+        if self.cpus.is_some_and(|c| c <= 0.0 || !c.is_finite()) {
+            return Err(ClientError::Usage("--cpus must be positive".into()));
+        }
+        Ok(RunOptions {
+            name: self.name.clone(),
+            env: self.env.clone(),
+            workdir: self.workdir.clone(),
+            user: self.user.clone(),
+            volumes: self.volumes.clone(),
+            network,
+            limits: Limits {
+                memory: self.memory,
+                cpus: self.cpus,
+                pids: self.pids_limit,
+            },
+            command: command.to_vec(),
+        })
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum VolumeCommand {
+    /// Create a named volume.
+    Create {
+        /// Name.
+        name: String,
+    },
+    /// List volumes.
+    Ls,
+    /// Show a volume.
+    Inspect {
+        /// Name.
+        name: String,
+    },
+    /// Remove a volume (refused while a container uses it).
+    Rm {
+        /// Name.
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -324,7 +508,7 @@ fn registry_host(value: &str) -> String {
     }
 }
 
-async fn run(cli: Cli) -> Result<(), ClientError> {
+async fn run(cli: Cli) -> Result<i32, ClientError> {
     let env = |k: &str| std::env::var(k).ok();
     let global = &cli.global;
     let home = global.home.clone().unwrap_or_else(|| default_home(env));
@@ -414,8 +598,20 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
                 .await?;
             print_report(global, "copied to", dst, &report);
         }
-        Command::Inspect { image, raw, config } => {
-            print_value(&ctx.inspect(&Target::parse(image)?, *raw, *config).await?);
+        Command::Inspect {
+            image,
+            raw,
+            config,
+            local,
+        } => {
+            if *local {
+                let target = Target::Layout(ctx.home.join("store"), Some(local_name(image)));
+                print_value(&ctx.inspect(&target, *raw, *config).await?);
+            } else if let Ok(c) = ctx.containers()?.find(image) {
+                print_value(&inspect_container(&c));
+            } else {
+                print_value(&ctx.inspect(&Target::parse(image)?, *raw, *config).await?);
+            }
         }
         Command::Tags { repo } => print_list(global, &ctx.tags(&reference(repo)?).await?, "tags"),
         Command::Catalog { registry } => {
@@ -453,6 +649,134 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
         }
         Command::Layer(command) => layer_command(&ctx, global, command).await?,
         Command::Fs(command) => fs_command(&ctx, global, command)?,
+        Command::Run {
+            run,
+            rm,
+            detach,
+            image,
+            command,
+        } => {
+            let options = run.options(command)?;
+            let transfer = transfer_options(&PlatformArgs::default(), global, &ctx, "pull")?;
+            let container = ctx.create(image, &options, &transfer).await?;
+            let result = ctx.start(&container, *detach).await;
+            if *detach {
+                result?;
+                println!("{}", container.config.id);
+                return Ok(0);
+            }
+            if *rm {
+                let container = ctx.containers()?.find(&container.config.id)?;
+                ctx.remove_container(&container, true).await?;
+            }
+            return Ok(result?.unwrap_or(0));
+        }
+        Command::Create { run, image, command } => {
+            let options = run.options(command)?;
+            let transfer = transfer_options(&PlatformArgs::default(), global, &ctx, "pull")?;
+            let container = ctx.create(image, &options, &transfer).await?;
+            println!("{}", container.config.id);
+        }
+        Command::Start { container, attach } => {
+            let c = ctx.containers()?.find(container)?;
+            if let Some(code) = ctx.start(&c, !attach).await? {
+                return Ok(code);
+            }
+            println!("{}", c.config.name);
+        }
+        Command::Stop { container, time } => {
+            let c = ctx.containers()?.find(container)?;
+            ctx.stop(&c, Duration::from_secs(*time)).await?;
+            println!("{}", c.config.name);
+        }
+        Command::Kill { container, signal } => {
+            let c = ctx.containers()?.find(container)?;
+            ctx.signal(&c, signal)?;
+            println!("{}", c.config.name);
+        }
+        Command::Ps { all } => {
+            let list: Vec<_> = ctx
+                .containers()?
+                .list()?
+                .into_iter()
+                .filter(|c| *all || c.is_running())
+                .collect();
+            let rows = ps_rows(&list);
+            if global.format == Format::Json {
+                print_value(&Value::Array(rows));
+            } else {
+                println!(
+                    "{:<12}  {:<20}  {:<30}  {:<10}  COMMAND",
+                    "ID", "NAME", "IMAGE", "STATUS"
+                );
+                for c in &list {
+                    let status = match (c.state.status, c.state.exit_code) {
+                        (s, Some(code)) => format!("{s:?}({code})").to_lowercase(),
+                        (s, None) => format!("{s:?}").to_lowercase(),
+                    };
+                    println!(
+                        "{:<12}  {:<20}  {:<30}  {:<10}  {}",
+                        &c.config.id[..12],
+                        c.config.name,
+                        c.config.image,
+                        status,
+                        c.config.process.args.join(" ")
+                    );
+                }
+            }
+        }
+        Command::Rm { force, containers } => {
+            let store = ctx.containers()?;
+            for name in containers {
+                let c = store.find(name)?;
+                ctx.remove_container(&c, *force).await?;
+                println!("{name}");
+            }
+        }
+        Command::Logs { container } => {
+            let c = ctx.containers()?.find(container)?;
+            let mut log = match std::fs::File::open(c.log()) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+                Err(e) => return Err(ClientError::Other(format!("read the log: {e}"))),
+            };
+            std::io::copy(&mut log, &mut std::io::stdout().lock())
+                .map_err(|e| ClientError::Other(format!("write stdout: {e}")))?;
+        }
+        Command::Commit {
+            author,
+            message,
+            container,
+            image,
+        } => {
+            let c = ctx.containers()?.find(container)?;
+            let target = image
+                .clone()
+                .unwrap_or_else(|| format!("committed/{}:latest", c.config.name.to_ascii_lowercase()));
+            let digest = ctx.commit(&c, &target, author.as_deref(), message.as_deref()).await?;
+            println!("{digest}");
+        }
+        Command::Cp { src, dst } => {
+            let store = ctx.containers()?;
+            let split = |s: &str| -> Option<(String, String)> {
+                let (name, path) = s.split_once(':')?;
+                (!name.is_empty() && !name.contains('/')).then(|| (name.to_owned(), path.to_owned()))
+            };
+            let bytes = match (split(src), split(dst)) {
+                (Some((name, path)), None) => ctx.copy_out(&store.find(&name)?, &path, std::path::Path::new(dst))?,
+                (None, Some((name, path))) => ctx.copy_in(&store.find(&name)?, std::path::Path::new(src), &path)?,
+                _ => {
+                    return Err(ClientError::Usage(
+                        "cp copies between the host and a container: CONTAINER:PATH HOSTPATH or HOSTPATH CONTAINER:PATH"
+                            .into(),
+                    ));
+                }
+            };
+            if !global.quiet {
+                eprintln!("copied {bytes} bytes");
+            }
+        }
+        Command::Volume(command) => volume_command(&ctx, global, command)?,
         Command::Rmi { image } => {
             let removed = ctx.rmi(image).await?;
             if !global.quiet {
@@ -460,7 +784,7 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
             }
         }
     }
-    Ok(())
+    Ok(0)
 }
 
 async fn layer_command(ctx: &Context, global: &Global, command: &LayerCommand) -> Result<(), ClientError> {
@@ -541,9 +865,47 @@ fn fs_command(ctx: &Context, global: &Global, command: &FsCommand) -> Result<(),
     Ok(())
 }
 
+fn volume_command(ctx: &Context, global: &Global, command: &VolumeCommand) -> Result<(), ClientError> {
+    let volumes = ctx.volumes()?;
+    match command {
+        VolumeCommand::Create { name } => println!("{}", volumes.create(name)?.name),
+        VolumeCommand::Ls => {
+            let list = volumes.list()?;
+            if global.format == Format::Json {
+                print_value(&serde_json::to_value(&list).expect("json"));
+            } else {
+                for v in list {
+                    println!("{}", v.name);
+                }
+            }
+        }
+        VolumeCommand::Inspect { name } => print_value(&serde_json::to_value(volumes.get(name)?).expect("json")),
+        VolumeCommand::Rm { name } => {
+            volumes.remove(name, &ctx.containers()?)?;
+            println!("{name}");
+        }
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
+    // The container helper and PID 1 run before anything else (they need a single thread).
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.len() >= 3 && (args[1] == "__init" || args[1] == "__pid1") {
+        let dir = PathBuf::from(&args[2]);
+        let code = if args[1] == "__init" {
+            strata_runtime::container::init::main(&dir, args.get(3).is_some_and(|a| a == "--detached"))
+        } else {
+            strata_runtime::container::init::pid1(&dir)
+        };
+        return ExitCode::from(code.clamp(0, 255) as u8);
+    }
     let cli = Cli::parse();
-    let level = if cli.global.verbose { "info" } else { "warn" };
+    let level = if cli.global.verbose || cli.verbose_short {
+        "info"
+    } else {
+        "warn"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     tracing_subscriber::fmt()
@@ -557,7 +919,7 @@ fn main() -> ExitCode {
         .build()
         .expect("tokio runtime");
     match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
             eprintln!("strata: {e}");
             ExitCode::from(e.exit_code() as u8)

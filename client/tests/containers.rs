@@ -1,0 +1,334 @@
+//! Containers end to end, as root (CI runs as root): the `strata` binary runs a busybox image
+//! (built here from Debian's busybox-static) from our registry in real namespaces over a real
+//! overlayfs, with cgroup limits, volumes, cp, commit, push and pull.
+
+#[path = "peers/cli.rs"]
+#[allow(dead_code)] // shared with the peers tests, which use all of it
+mod cli;
+
+use std::path::Path;
+
+use cli::{Strata, oci};
+use strata_tests::LocalRegistry;
+use strata_tests::oci::{Entry, init_layout, write_image, write_index, write_layout};
+
+/// The busybox applets the tests use, as links in `/bin`.
+const APPLETS: [&str; 14] = [
+    "bin/sh",
+    "bin/echo",
+    "bin/cat",
+    "bin/id",
+    "bin/pwd",
+    "bin/ls",
+    "bin/rm",
+    "bin/sleep",
+    "bin/touch",
+    "bin/hostname",
+    "bin/mkdir",
+    "bin/test",
+    "bin/env",
+    "bin/wc",
+];
+
+/// A busybox image with users, in `dir`, pushed to the registry as `reference`.
+fn busybox_image(strata: &Strata, dir: &Path, reference: &str) {
+    let busybox = std::fs::read("/bin/busybox").expect("/bin/busybox (install busybox-static)");
+    let mut base = vec![Entry::Dir("bin/"), Entry::File("bin/busybox", busybox, 0o755)];
+    base.extend(APPLETS.iter().map(|a| Entry::Symlink(a, "busybox")));
+    let etc = vec![
+        Entry::Dir("etc/"),
+        Entry::File(
+            "etc/passwd",
+            b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home/nobody:/bin/false\n".to_vec(),
+            0o644,
+        ),
+        Entry::File("etc/group", b"root:x:0:\nnogroup:x:65534:\n".to_vec(), 0o644),
+        Entry::File("etc/motd", b"from the image\n".to_vec(), 0o644),
+        Entry::Dir("tmp/"),
+    ];
+    write_layout(dir, "v1", &[base, etc]);
+    strata.ok(&["copy", &oci(dir, "v1"), reference]);
+}
+
+/// Our registry on a runtime the test keeps alive.
+fn registry() -> (tokio::runtime::Runtime, LocalRegistry) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let registry = runtime.block_on(LocalRegistry::start());
+    (runtime, registry)
+}
+
+struct Setup {
+    _rt: tokio::runtime::Runtime,
+    registry: LocalRegistry,
+    work: tempfile::TempDir,
+    strata: Strata,
+    image: String,
+}
+
+fn setup() -> Setup {
+    let (rt, registry) = registry();
+    let work = tempfile::tempdir().unwrap();
+    let strata = Strata::new(work.path());
+    let image = format!("{}/ctr/busybox:v1", registry.addr);
+    busybox_image(&strata, &work.path().join("src"), &image);
+    Setup {
+        _rt: rt,
+        registry,
+        work,
+        strata,
+        image,
+    }
+}
+
+#[test]
+fn run_gives_the_command_its_output_exit_code_env_directory_and_user() {
+    let s = setup();
+    let out = s.strata.ok(&["run", "--rm", &s.image, "echo", "hello", "world"]);
+    assert_eq!(out, "hello world\n");
+    let run = s.strata.run(&["run", "--rm", &s.image, "sh", "-c", "exit 42"]);
+    assert_eq!(run.code, 42, "{run:?}");
+    let out = s.strata.ok(&[
+        "run",
+        "--rm",
+        "-e",
+        "GREETING=hi",
+        "-w",
+        "/work/here",
+        "-u",
+        "nobody",
+        &s.image,
+        "sh",
+        "-c",
+        "echo $GREETING; pwd; id -u; id -g; echo $HOME; echo $PATH; echo $$",
+    ]);
+    assert_eq!(
+        out, "hi\n/work/here\n65534\n65534\n/home/nobody\n/bin\n1\n",
+        "env from -e, PATH from the image, PID 1"
+    );
+    let run = s.strata.run(&["run", "--rm", &s.image, "no-such-command"]);
+    assert_eq!(run.code, 127, "{run:?}");
+    assert!(run.stderr.contains("no-such-command"), "{}", run.stderr);
+    // Nothing is left behind by --rm.
+    let ps = s.strata.json(&["ps", "-a"]);
+    assert_eq!(ps.as_array().unwrap().len(), 0, "{ps:#}");
+}
+
+#[test]
+fn the_container_sees_only_its_own_root_and_cp_cannot_escape_it() {
+    let s = setup();
+    let marker = s.work.path().join("host-only-marker");
+    std::fs::write(&marker, "host").unwrap();
+    let script = format!(
+        "test -e {} && echo visible || echo hidden; ls /; hostname",
+        marker.display()
+    );
+    let out = s.strata.ok(&["run", "--name", "iso", &s.image, "sh", "-c", &script]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "hidden");
+    assert!(
+        lines.contains(&"proc") && lines.contains(&"etc") && !lines.contains(&"work"),
+        "{out}"
+    );
+
+    // cp in with `..` lands inside the container; cp out reads the container's files.
+    let host_file = s.work.path().join("in.txt");
+    std::fs::write(&host_file, "copied in").unwrap();
+    // `/tmp/<name>` on the host, were `..` to climb out of the container's root.
+    let name = format!("strata-escape-{}", std::process::id());
+    let host_target = Path::new("/tmp").join(&name);
+    let escape = format!("iso:../../../../../tmp/{name}");
+    s.strata.ok(&["cp", host_file.to_str().unwrap(), &escape]);
+    assert!(!host_target.exists(), "cp escaped the container");
+    let back = s.work.path().join("back.txt");
+    s.strata
+        .ok(&["cp", &format!("iso:/tmp/{name}"), back.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&back).unwrap(), "copied in");
+    let out = s.work.path().join("out.txt");
+    s.strata
+        .ok(&["cp", &format!("iso:/../../tmp/{name}"), out.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "copied in",
+        "`..` out of the container stays in it"
+    );
+    let motd = s.work.path().join("motd");
+    s.strata.ok(&["cp", "iso:/etc/motd", motd.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&motd).unwrap(), "from the image\n");
+    s.strata.ok(&["rm", "iso"]);
+}
+
+#[test]
+fn commit_makes_a_new_image_that_pushes_pulls_and_runs_elsewhere() {
+    let s = setup();
+    s.strata.ok(&[
+        "run",
+        "--name",
+        "builder",
+        &s.image,
+        "sh",
+        "-c",
+        "echo made > /tmp/new.txt; rm /etc/motd",
+    ]);
+    // The image itself does not change.
+    assert_eq!(
+        s.strata.ok(&["run", "--rm", &s.image, "cat", "/etc/motd"]),
+        "from the image\n"
+    );
+    let run = s.strata.run(&["run", "--rm", &s.image, "cat", "/tmp/new.txt"]);
+    assert_ne!(run.code, 0);
+
+    let committed = format!("{}/ctr/committed:v2", s.registry.addr);
+    let digest = s.strata.ok(&[
+        "commit",
+        "-a",
+        "Ann Author <ann@example.com>",
+        "-m",
+        "add new.txt, drop motd",
+        "builder",
+        &committed,
+    ]);
+    let summary = s.strata.json(&["inspect", "--local", &committed]);
+    assert_eq!(summary["digest"], digest.trim());
+    assert_eq!(summary["author"], "Ann Author <ann@example.com>");
+    let last = summary["history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["comment"], "add new.txt, drop motd");
+    assert_eq!(last["author"], "Ann Author <ann@example.com>");
+    assert_eq!(summary["layers"].as_array().unwrap().len(), 3, "one new layer");
+    // The deletion is a whiteout in the new layer, and the union hides the file.
+    let listing = s.strata.json(&["fs", "ls", &committed, "/etc"]);
+    let names: Vec<&str> = listing
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["/etc/group", "/etc/passwd"]);
+
+    // Push it, pull it into a fresh home, run it there.
+    s.strata.ok(&["push", &committed]);
+    let elsewhere = Strata::new(&s.work.path().join("elsewhere"));
+    elsewhere.ok(&["pull", &committed]);
+    let out = elsewhere.ok(&[
+        "run",
+        "--rm",
+        &committed,
+        "sh",
+        "-c",
+        "cat /tmp/new.txt; test -e /etc/motd || echo gone",
+    ]);
+    assert_eq!(out, "made\ngone\n");
+    s.strata.ok(&["rm", "builder"]);
+}
+
+#[test]
+fn volumes_outlive_containers_and_read_only_binds_refuse_writes() {
+    let s = setup();
+    s.strata.ok(&[
+        "run",
+        "--name",
+        "writer",
+        "-v",
+        "shared:/data",
+        &s.image,
+        "sh",
+        "-c",
+        "echo kept > /data/f",
+    ]);
+    let refused = s.strata.run(&["volume", "rm", "shared"]);
+    assert_ne!(refused.code, 0, "a volume in use is not removed");
+    assert!(refused.stderr.contains("writer"), "{}", refused.stderr);
+    s.strata.ok(&["rm", "writer"]);
+    assert_eq!(
+        s.strata
+            .ok(&["run", "--rm", "-v", "shared:/data", &s.image, "cat", "/data/f"]),
+        "kept\n"
+    );
+    let volume = s.strata.json(&["volume", "inspect", "shared"]);
+    let data = Path::new(volume["mountpoint"].as_str().unwrap());
+    assert_eq!(std::fs::read_to_string(data.join("f")).unwrap(), "kept\n");
+    s.strata.ok(&["volume", "rm", "shared"]);
+    assert!(!data.exists());
+
+    let host = s.work.path().join("ro");
+    std::fs::create_dir(&host).unwrap();
+    std::fs::write(host.join("x"), "host data").unwrap();
+    let bind = format!("{}:/ro:ro", host.display());
+    let run = s.strata.run(&[
+        "run",
+        "--rm",
+        "-v",
+        &bind,
+        &s.image,
+        "sh",
+        "-c",
+        "cat /ro/x; echo no > /ro/y",
+    ]);
+    assert_ne!(run.code, 0);
+    assert_eq!(run.stdout, "host data");
+    assert!(run.stderr.contains("Read-only file system"), "{}", run.stderr);
+    assert!(!host.join("y").exists());
+}
+
+#[test]
+fn detached_containers_log_stop_and_honour_limits() {
+    let s = setup();
+    let id = s.strata.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "bg",
+        "--memory",
+        "64m",
+        "--pids-limit",
+        "20",
+        &s.image,
+        "sh",
+        "-c",
+        "echo started; sleep 60",
+    ]);
+    assert_eq!(id.trim().len(), 64);
+    let ps = s.strata.json(&["ps"]);
+    assert_eq!(ps[0]["name"], "bg");
+    assert_eq!(ps[0]["status"], "running");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while s.strata.ok(&["logs", "bg"]) != "started\n" && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(s.strata.ok(&["logs", "bg"]), "started\n");
+    let limit = strata_runtime::container::cgroup::Cgroup::new(id.trim()).memory_limit();
+    assert_eq!(limit, Some(64 << 20), "the memory cgroup holds the limit");
+    // sh as PID 1 ignores SIGTERM: stop escalates to SIGKILL after the timeout.
+    s.strata.ok(&["stop", "-t", "1", "bg"]);
+    let ps = s.strata.json(&["ps", "-a"]);
+    assert_eq!(ps[0]["status"], "exited");
+    assert_eq!(ps[0]["exit_code"], 137);
+    assert!(s.strata.json(&["ps"]).as_array().unwrap().is_empty());
+    s.strata.ok(&["rm", "bg"]);
+}
+
+#[test]
+fn windows_images_are_not_run_here_and_say_why() {
+    let s = setup();
+    let src = s.work.path().join("win");
+    init_layout(&src);
+    let platform = serde_json::json!({ "os": "windows", "architecture": "amd64", "os.version": "10.0.20348.2113" });
+    let layers = vec![vec![
+        Entry::Dir("Files/"),
+        Entry::File("Files/hello.txt", b"hi".to_vec(), 0o644),
+    ]];
+    let (image, manifest) = write_image(&src, &platform, &layers);
+    write_index(
+        &src,
+        &[("v1", strata_tests::oci::OCI_MANIFEST, image.manifest, manifest.len())],
+    );
+    let reference = format!("{}/ctr/windows:v1", s.registry.addr);
+    s.strata.ok(&["copy", &oci(&src, "v1"), &reference]);
+    s.strata.ok(&["pull", "--platform", "windows/amd64", &reference]);
+    let run = s.strata.run(&["run", "--rm", &reference]);
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("Windows host"), "{}", run.stderr);
+}

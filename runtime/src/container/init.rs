@@ -1,0 +1,457 @@
+//! Starting a container: [`spawn`] runs the helper `strata __init <dir>`; [`main`] is that helper,
+//! which enters new namespaces (so it must run before the process has threads: the `strata`
+//! binary checks for `__init` first) and starts the container's PID 1, [`pid1`].
+
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sched::{CloneFlags, unshare};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{Gid, Pid, Uid, chdir, pivot_root, setgid, setgroups, sethostname, setsid, setuid};
+
+use super::cgroup::Cgroup;
+use super::mounts::resolve_in_root;
+use super::record::{Container, MountSource, Network, Status, now};
+use crate::store::{Result, StoreError};
+
+/// Exit code when the container could not be set up (as docker uses).
+pub const EXIT_SETUP: i32 = 125;
+/// Exit code when the command cannot be executed.
+pub const EXIT_CANNOT_RUN: i32 = 126;
+/// Exit code when the command is not found.
+pub const EXIT_NOT_FOUND: i32 = 127;
+
+const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Signals the helper passes on to the container.
+const FORWARDED: [Signal; 7] = [
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGWINCH,
+];
+
+/// Starts the helper for `container` with `exe` (the `strata` binary). Detached: in its own
+/// session, output appended to the container's log, stdin closed.
+pub fn spawn(exe: &Path, container: &Container, detached: bool) -> Result<Child> {
+    let mut command = Command::new(exe);
+    command.arg("__init").arg(&container.dir);
+    if detached {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(container.log())
+            .map_err(|e| io("open", &container.log(), e))?;
+        let err = log.try_clone().map_err(|e| io("open", &container.log(), e))?;
+        command.arg("--detached").stdin(Stdio::null()).stdout(log).stderr(err);
+    }
+    command.spawn().map_err(|e| io("start", exe, e))
+}
+
+fn io(op: &'static str, path: &Path, source: impl Into<std::io::Error>) -> StoreError {
+    StoreError::Io {
+        op,
+        path: path.to_owned(),
+        source: source.into(),
+    }
+}
+
+fn setup<T>(what: &str, r: std::result::Result<T, impl std::fmt::Display>) -> std::result::Result<T, String> {
+    r.map_err(|e| format!("{what}: {e}"))
+}
+
+/// The helper (`strata __init DIR [--detached]`): enters new namespaces, sets the container up,
+/// starts its PID 1 (`strata __pid1 DIR`), passes signals on, records how it ended. Returns the
+/// exit code. Must run before the process has threads.
+pub fn main(dir: &Path, detached: bool) -> i32 {
+    let mut container = match Container::load(dir) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("strata: {e}");
+            return EXIT_SETUP;
+        }
+    };
+    let code = match run(&mut container, detached) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("strata: container setup failed: {e}");
+            EXIT_SETUP
+        }
+    };
+    container.state.status = Status::Exited;
+    container.state.exit_code = Some(code);
+    container.state.finished_at = Some(now());
+    if let Err(e) = container.save_state() {
+        eprintln!("strata: {e}");
+    }
+    Cgroup::new(&container.config.id).remove();
+    code
+}
+
+fn run(container: &mut Container, detached: bool) -> std::result::Result<i32, String> {
+    let config = container.config.clone();
+    if detached {
+        setup("setsid", setsid())?;
+    }
+    let mut flags =
+        CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWPID;
+    if config.network == Network::None {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
+    setup("new namespaces", unshare(flags))?;
+    let home = container
+        .dir
+        .parent()
+        .and_then(Path::parent)
+        .ok_or("the container directory is not in STRATA_HOME/containers")?
+        .to_owned();
+    let cgroup = Cgroup::new(&config.id);
+    setup("cgroup", cgroup.enter(std::process::id() as i32, &config.limits))?;
+    if config.network == Network::None {
+        setup("loopback", super::netlink::loopback_up())?;
+    }
+
+    setup(
+        "make mounts private",
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None::<&str>,
+        ),
+    )?;
+    let rootfs = container.dir.join("rootfs");
+    mount_union(container, &rootfs)?;
+    for m in &config.mounts {
+        let source = match &m.source {
+            MountSource::Volume(name) => home.join("volumes").join(name).join("_data"),
+            MountSource::Bind(path) => path.clone(),
+        };
+        let target = setup(&m.target, resolve_in_root(&rootfs, &m.target, true))?;
+        if source.is_dir() {
+            setup("create mount point", std::fs::create_dir_all(&target))?;
+        } else if !target.exists() {
+            setup("create mount point", std::fs::write(&target, b""))?;
+        }
+        let bind = MsFlags::MS_BIND | MsFlags::MS_REC;
+        setup(
+            &format!("mount {}", source.display()),
+            mount(Some(&source), &target, None::<&str>, bind, None::<&str>),
+        )?;
+        if m.read_only {
+            let ro = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+            setup(
+                "remount read-only",
+                mount(None::<&str>, &target, None::<&str>, ro, None::<&str>),
+            )?;
+        }
+    }
+
+    let mut forwarded = SigSet::empty();
+    for s in FORWARDED {
+        forwarded.add(s);
+    }
+    forwarded.add(Signal::SIGCHLD);
+    setup(
+        "block signals",
+        sigprocmask(SigmaskHow::SIG_BLOCK, Some(&forwarded), None),
+    )?;
+    // The first process started in the new PID namespace is its PID 1 (std resets the signal
+    // mask in the child).
+    let exe = setup("find strata", std::env::current_exe())?;
+    let child = setup(
+        "start the container process",
+        Command::new(exe).arg("__pid1").arg(&container.dir).spawn(),
+    )?;
+    let pid = Pid::from_raw(child.id() as i32);
+    container.state.status = Status::Running;
+    container.state.helper_pid = Some(std::process::id() as i32);
+    container.state.pid = Some(pid.as_raw());
+    container.state.started_at = Some(now());
+    container.state.exit_code = None;
+    container.state.finished_at = None;
+    setup("state", container.save_state())?;
+    Ok(supervise(pid, &forwarded))
+}
+
+/// The container's PID 1 (`strata __pid1 DIR`): `/proc`, `/dev`, `/sys`, the root switch, the
+/// user, then `exec` of the command. Returns (an exit code) only on failure.
+pub fn pid1(dir: &Path) -> i32 {
+    let container = match Container::load(dir) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("strata: {e}");
+            return EXIT_SETUP;
+        }
+    };
+    match container_init(&container.config, &dir.join("rootfs")) {
+        Ok(never) => match never {},
+        Err((code, message)) => {
+            eprintln!("strata: {message}");
+            code
+        }
+    }
+}
+
+/// Waits for the container's PID 1, passing on signals; returns its exit code.
+fn supervise(child: Pid, signals: &SigSet) -> i32 {
+    loop {
+        let Ok(signal) = signals.wait() else { continue };
+        if signal != Signal::SIGCHLD {
+            let _ = kill(child, signal);
+            continue;
+        }
+        loop {
+            match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(_, code)) => return code,
+                Ok(WaitStatus::Signaled(_, signal, _)) => return 128 + signal as i32,
+                Ok(WaitStatus::StillAlive) => break,
+                Ok(_) => continue,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => return EXIT_SETUP,
+            }
+        }
+    }
+}
+
+/// Mounts the overlay of the image's layers under the scratch layer at `rootfs`.
+fn mount_union(container: &Container, rootfs: &Path) -> std::result::Result<(), String> {
+    let mut lowers: Vec<PathBuf> = container.config.layers.iter().rev().map(|l| l.join("Files")).collect();
+    if lowers.is_empty() {
+        let empty = container.dir.join("empty");
+        setup("create", std::fs::create_dir_all(&empty))?;
+        lowers.push(empty);
+    }
+    // Relative paths from the layer store keep the option string short (it must fit a page).
+    let base = lowers[0].parent().and_then(Path::parent).map(Path::to_owned);
+    let relative: Vec<String> = match &base {
+        Some(b) if lowers.iter().all(|l| l.starts_with(b)) => lowers
+            .iter()
+            .map(|l| l.strip_prefix(b).expect("checked").display().to_string())
+            .collect(),
+        _ => lowers.iter().map(|l| l.display().to_string()).collect(),
+    };
+    if let Some(b) = &base {
+        setup("enter the layer store", chdir(b.as_path()))?;
+    }
+    let data = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        relative.join(":"),
+        container.dir.join("upper").display(),
+        container.dir.join("work").display()
+    );
+    setup(
+        "mount the overlay",
+        mount(
+            Some("overlay"),
+            rootfs,
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(data.as_str()),
+        ),
+    )
+}
+
+/// Runs as the container's PID 1: the rest of the file system, the root switch, the user, then
+/// the command. Returns only on failure, with the exit code to use.
+fn container_init(
+    config: &super::record::ContainerConfig,
+    rootfs: &Path,
+) -> std::result::Result<std::convert::Infallible, (i32, String)> {
+    let fail = |m: String| (EXIT_SETUP, m);
+    // A mount namespace of its own (a copy of the helper's, union and volumes included):
+    // pivot_root switches the root of every process of a namespace, the helper's too otherwise.
+    unshare(CloneFlags::CLONE_NEWNS).map_err(|e| fail(format!("mount namespace: {e}")))?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| fail(format!("make mounts private: {e}")))?;
+    special_mounts(rootfs, config.network).map_err(fail)?;
+    sethostname(&config.hostname).map_err(|e| fail(format!("hostname: {e}")))?;
+    chdir(rootfs).map_err(|e| fail(format!("chdir: {e}")))?;
+    pivot_root(".", ".").map_err(|e| fail(format!("pivot_root: {e}")))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(|e| fail(format!("detach the old root: {e}")))?;
+    chdir("/").map_err(|e| fail(format!("chdir: {e}")))?;
+
+    let cwd = if config.process.cwd.is_empty() {
+        "/"
+    } else {
+        &config.process.cwd
+    };
+    std::fs::create_dir_all(cwd).map_err(|e| fail(format!("working directory {cwd}: {e}")))?;
+    chdir(cwd).map_err(|e| fail(format!("working directory {cwd}: {e}")))?;
+    let user = super::user::resolve(&config.process.user).map_err(fail)?;
+    setgroups(&[Gid::from_raw(user.gid)]).map_err(|e| fail(format!("setgroups: {e}")))?;
+    setgid(Gid::from_raw(user.gid)).map_err(|e| fail(format!("setgid: {e}")))?;
+    setuid(Uid::from_raw(user.uid)).map_err(|e| fail(format!("setuid: {e}")))?;
+
+    let mut env = config.process.env.clone();
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.push(DEFAULT_PATH.into());
+    }
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", user.home));
+    }
+    if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
+        env.push(format!("HOSTNAME={}", config.hostname));
+    }
+    let Some(program) = config.process.args.first() else {
+        return Err((
+            EXIT_CANNOT_RUN,
+            "no command: the image has none and none was given".into(),
+        ));
+    };
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(&DEFAULT_PATH[5..])
+        .to_owned();
+    let exe = find_program(program, &path).ok_or((EXIT_NOT_FOUND, format!("{program}: command not found")))?;
+    let cstr = |s: &str| CString::new(s).map_err(|_| (EXIT_CANNOT_RUN, format!("{s:?} has a NUL byte")));
+    let args = config
+        .process
+        .args
+        .iter()
+        .map(|a| cstr(a))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let envp = env
+        .iter()
+        .map(|e| cstr(e))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let exe = cstr(&exe)?;
+    let e = nix::unistd::execve(&exe, &args, &envp).unwrap_err();
+    let code = if e == nix::errno::Errno::ENOENT {
+        EXIT_NOT_FOUND
+    } else {
+        EXIT_CANNOT_RUN
+    };
+    Err((code, format!("{program}: {e}")))
+}
+
+/// `program` if it has a `/`, else the first executable file of that name in `path`.
+fn find_program(program: &str, path: &str) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    if program.contains('/') {
+        return Some(program.to_owned());
+    }
+    path.split(':').filter(|d| !d.is_empty()).find_map(|dir| {
+        let candidate = format!("{}/{program}", dir.trim_end_matches('/'));
+        let md = std::fs::metadata(&candidate).ok()?;
+        (md.is_file() && md.permissions().mode() & 0o111 != 0).then_some(candidate)
+    })
+}
+
+/// `/proc`, a minimal `/dev`, and `/sys` (read-only) inside the new root.
+fn special_mounts(rootfs: &Path, network: Network) -> std::result::Result<(), String> {
+    let dir = |p: &str| -> std::result::Result<PathBuf, String> {
+        let host = setup(p, resolve_in_root(rootfs, p, true))?;
+        setup(p, std::fs::create_dir_all(&host))?;
+        Ok(host)
+    };
+    let quiet = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let proc_dir = dir("/proc")?;
+    setup(
+        "mount /proc",
+        mount(Some("proc"), &proc_dir, Some("proc"), quiet, None::<&str>),
+    )?;
+    let dev = dir("/dev")?;
+    setup(
+        "mount /dev",
+        mount(
+            Some("tmpfs"),
+            &dev,
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID,
+            Some("mode=755,size=65536k"),
+        ),
+    )?;
+    for node in ["null", "zero", "full", "random", "urandom", "tty"] {
+        let target = dev.join(node);
+        setup("create device", std::fs::write(&target, b""))?;
+        let host = format!("/dev/{node}");
+        setup(
+            &format!("bind {host}"),
+            mount(
+                Some(host.as_str()),
+                &target,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            ),
+        )?;
+    }
+    for (link, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+        ("ptmx", "pts/ptmx"),
+    ] {
+        setup("create /dev link", std::os::unix::fs::symlink(target, dev.join(link)))?;
+    }
+    let pts = dev.join("pts");
+    setup("create /dev/pts", std::fs::create_dir(&pts))?;
+    setup(
+        "mount /dev/pts",
+        mount(
+            Some("devpts"),
+            &pts,
+            Some("devpts"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+            Some("newinstance,ptmxmode=0666,mode=0620"),
+        ),
+    )?;
+    let shm = dev.join("shm");
+    setup("create /dev/shm", std::fs::create_dir(&shm))?;
+    setup(
+        "mount /dev/shm",
+        mount(Some("shm"), &shm, Some("tmpfs"), quiet, Some("mode=1777,size=65536k")),
+    )?;
+    let sys = dir("/sys")?;
+    match network {
+        // sysfs shows the network namespace it is mounted from.
+        Network::None => setup(
+            "mount /sys",
+            mount(
+                Some("sysfs"),
+                &sys,
+                Some("sysfs"),
+                quiet | MsFlags::MS_RDONLY,
+                None::<&str>,
+            ),
+        ),
+        Network::Host => {
+            setup(
+                "bind /sys",
+                mount(
+                    Some("/sys"),
+                    &sys,
+                    None::<&str>,
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    None::<&str>,
+                ),
+            )?;
+            setup(
+                "remount /sys read-only",
+                mount(
+                    None::<&str>,
+                    &sys,
+                    None::<&str>,
+                    MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+                    None::<&str>,
+                ),
+            )
+        }
+    }
+}
