@@ -13,6 +13,7 @@ use strata_runtime::container::{
     Container, ContainerConfig, ContainerStore, Limits, Mount, MountSource, Network, Process, Status, alive, init, now,
 };
 use strata_runtime::union::{LinuxUnion, NodeKind};
+use strata_runtime::windows::scratch;
 use strata_storage::digest::{Algorithm, Hasher};
 
 use crate::commands::{Context, local_name};
@@ -288,11 +289,7 @@ impl Context {
         author: Option<&str>,
         message: Option<&str>,
     ) -> Result<String> {
-        if container.config.os == "windows" {
-            return Err(ClientError::Usage(
-                "committing Windows containers is not supported yet (see issue 6)".into(),
-            ));
-        }
+        let windows = container.config.os == "windows";
         let store = self.store()?;
         let parent = resolve(&store, &container.config.image, &Options::default()).await?;
         let mut config = parent.config(&store).await?;
@@ -319,7 +316,11 @@ impl Context {
             let compressed = Hashing::new(file);
             let gz = flate2::write::GzEncoder::new(compressed, flate2::Compression::fast());
             let mut raw = Hashing::new(gz);
-            write_diff(&upper, &mut raw)?;
+            if windows {
+                scratch::write_layer(&upper, &mut raw)?;
+            } else {
+                write_diff(&upper, &mut raw)?;
+            }
             let io = |e: std::io::Error| strata_runtime::store::StoreError::Io {
                 op: "write",
                 path: tmp2.clone(),
@@ -414,6 +415,23 @@ impl Context {
     /// `strata cp CONTAINER:PATH HOSTPATH`: copies out of the container's file system (links
     /// inside it resolved inside it). Returns the bytes copied.
     pub fn copy_out(&self, container: &Container, path: &str, host: &Path) -> Result<u64> {
+        if container.config.os == "windows" {
+            let union = scratch::container_union(&container.config.layers, &container.upper())?;
+            let node = union
+                .get(path)
+                .ok_or_else(|| ClientError::NotFound(format!("{}:{path}", container.config.name)))?;
+            let name = node.path.rsplit('/').next().filter(|n| !n.is_empty()).unwrap_or("root");
+            let dest = if host.is_dir() {
+                host.join(name)
+            } else {
+                host.to_owned()
+            };
+            let mut from = node
+                .open()
+                .map_err(|e| ClientError::io(format!("{}:{path}", container.config.name), e))?;
+            let mut to = std::fs::File::create(&dest).map_err(|e| ClientError::io(format!("{}", dest.display()), e))?;
+            return std::io::copy(&mut from, &mut to).map_err(|e| ClientError::io(format!("{}", dest.display()), e));
+        }
         let union = Self::container_union(container);
         let node = union
             .resolve(path)?
@@ -430,6 +448,14 @@ impl Context {
     /// `strata cp HOSTPATH CONTAINER:PATH`: copies into the container's scratch layer at the
     /// place `path` names inside the container. Returns the bytes copied.
     pub fn copy_in(&self, container: &Container, host: &Path, path: &str) -> Result<u64> {
+        if container.config.os == "windows" {
+            return Ok(scratch::copy_in(
+                &container.config.layers,
+                &container.upper(),
+                host,
+                path,
+            )?);
+        }
         let union = Self::container_union(container);
         let host_md = std::fs::symlink_metadata(host).map_err(|e| ClientError::io(format!("{}", host.display()), e))?;
         let (dir, name) = match union.resolve(path)? {

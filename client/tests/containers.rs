@@ -311,13 +311,15 @@ fn detached_containers_log_stop_and_honour_limits() {
 }
 
 #[test]
-fn windows_images_are_not_run_here_and_say_why() {
+fn windows_containers_are_created_copied_into_and_committed_but_not_run() {
     let s = setup();
     let src = s.work.path().join("win");
     init_layout(&src);
     let platform = serde_json::json!({ "os": "windows", "architecture": "amd64", "os.version": "10.0.20348.2113" });
     let layers = vec![vec![
         Entry::Dir("Files/"),
+        Entry::Dir("Files/Windows/"),
+        Entry::File("Files/Windows/win.ini", b"[old]".to_vec(), 0o644),
         Entry::File("Files/hello.txt", b"hi".to_vec(), 0o644),
     ]];
     let (image, manifest) = write_image(&src, &platform, &layers);
@@ -328,7 +330,75 @@ fn windows_images_are_not_run_here_and_say_why() {
     let reference = format!("{}/ctr/windows:v1", s.registry.addr);
     s.strata.ok(&["copy", &oci(&src, "v1"), &reference]);
     s.strata.ok(&["pull", "--platform", "windows/amd64", &reference]);
+
     let run = s.strata.run(&["run", "--rm", &reference]);
     assert_ne!(run.code, 0);
     assert!(run.stderr.contains("Windows host"), "{}", run.stderr);
+
+    s.strata.ok(&["create", "--name", "win", &reference]);
+    let new = s.work.path().join("new.txt");
+    std::fs::write(&new, "new file").unwrap();
+    s.strata.ok(&["cp", new.to_str().unwrap(), "win:C:\\WINDOWS"]);
+    let ini = s.work.path().join("win.ini");
+    std::fs::write(&ini, "[new]").unwrap();
+    s.strata.ok(&["cp", ini.to_str().unwrap(), "win:/windows/WIN.INI"]);
+    let back = s.work.path().join("back.ini");
+    s.strata.ok(&["cp", "win:/Windows/win.ini", back.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&back).unwrap(), "[new]");
+
+    let committed = format!("{}/ctr/windows:v2", s.registry.addr);
+    s.strata.ok(&["commit", "-m", "copied files", "win", &committed]);
+    // The committed union: the new file, the replaced one under its original name.
+    let listing = s.strata.json(&["fs", "ls", &committed, "/Windows"]);
+    let entries: Vec<(&str, u64)> = listing
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["path"].as_str().unwrap(), n["size"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(entries, [("/Windows/new.txt", 8), ("/Windows/win.ini", 5)]);
+    assert_eq!(s.strata.ok(&["fs", "cat", &committed, "C:\\windows\\win.ini"]), "[new]");
+    assert_eq!(s.strata.ok(&["fs", "cat", &committed, "/hello.txt"]), "hi");
+
+    // The new layer is a Windows layer: Files and Hives first, every entry under them, with
+    // the Windows PAX records.
+    let summary = s.strata.json(&["inspect", "--local", &committed]);
+    assert_eq!(summary["os"], "windows");
+    assert_eq!(summary["os.version"], "10.0.20348.2113");
+    let layer = summary["layers"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let blob = s
+        .strata
+        .store()
+        .join("blobs/sha256")
+        .join(layer.trim_start_matches("sha256:"));
+    let gz = std::fs::File::open(blob).unwrap();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(gz));
+    let mut names = Vec::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().display().to_string();
+        let attr = entry
+            .pax_extensions()
+            .unwrap()
+            .and_then(|mut p| p.find(|r| r.as_ref().is_ok_and(|r| r.key() == Ok("MSWINDOWS.fileattr"))))
+            .map(|r| r.unwrap().value().unwrap().to_owned());
+        names.push((name, attr));
+    }
+    assert_eq!(
+        names,
+        [
+            ("Files".to_string(), Some("16".to_string())),
+            ("Hives".to_string(), Some("16".to_string())),
+            ("Files/Windows/new.txt".to_string(), Some("32".to_string())),
+            ("Files/Windows/win.ini".to_string(), Some("0".to_string())),
+        ]
+    );
+    s.strata.ok(&["rm", "win"]);
 }
