@@ -285,6 +285,8 @@ fn detached_containers_log_stop_and_honour_limits() {
         "64m",
         "--pids-limit",
         "20",
+        "--cpus",
+        "0.5",
         &s.image,
         "sh",
         "-c",
@@ -299,8 +301,14 @@ fn detached_containers_log_stop_and_honour_limits() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     assert_eq!(s.strata.ok(&["logs", "bg"]), "started\n");
-    let limit = strata_runtime::container::cgroup::Cgroup::new(id.trim()).memory_limit();
-    assert_eq!(limit, Some(64 << 20), "the memory cgroup holds the limit");
+    let limits = strata_runtime::container::cgroup::Cgroup::new(id.trim()).limits();
+    assert_eq!(limits.memory, Some(64 << 20), "the memory cgroup holds the limit");
+    assert_eq!(limits.pids, Some(20));
+    assert_eq!(limits.cpus, Some(0.5));
+    // A running container is frozen while its changes are committed, then goes on.
+    let committed = format!("{}/ctr/bg:v1", s.registry.addr);
+    s.strata.ok(&["commit", "bg", &committed]);
+    assert_eq!(s.strata.json(&["ps"])[0]["status"], "running");
     // sh as PID 1 ignores SIGTERM: stop escalates to SIGKILL after the timeout.
     s.strata.ok(&["stop", "-t", "1", "bg"]);
     let ps = s.strata.json(&["ps", "-a"]);

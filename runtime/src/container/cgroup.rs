@@ -146,14 +146,25 @@ impl Cgroup {
         }
     }
 
-    /// The memory limit the kernel applies, for inspection and tests.
-    pub fn memory_limit(&self) -> Option<u64> {
-        let (dir, file) = if is_v2() {
-            (self.dir(None), "memory.max")
-        } else {
-            (self.dir(Some("memory")), "memory.limit_in_bytes")
+    /// The limits the kernel applies (while the container runs), for inspection and tests.
+    pub fn limits(&self) -> Limits {
+        let read = |controller: &str, v1: &str, v2: &str| -> Option<String> {
+            let (dir, file) = if is_v2() {
+                (self.dir(None), v2)
+            } else {
+                (self.dir(Some(controller)), v1)
+            };
+            Some(std::fs::read_to_string(dir.join(file)).ok()?.trim().to_owned())
         };
-        std::fs::read_to_string(dir.join(file)).ok()?.trim().parse().ok()
+        let cpus = read("cpu", "cpu.cfs_quota_us", "cpu.max")
+            .and_then(|q| q.split_whitespace().next()?.parse::<f64>().ok())
+            .filter(|q| *q > 0.0)
+            .map(|q| q / PERIOD_US as f64);
+        Limits {
+            memory: read("memory", "memory.limit_in_bytes", "memory.max").and_then(|m| m.parse().ok()),
+            cpus,
+            pids: read("pids", "pids.max", "pids.max").and_then(|p| p.parse().ok()),
+        }
     }
 }
 
