@@ -41,6 +41,8 @@ pub struct RunOptions {
     pub limits: Limits,
     /// The command (replaces the image's cmd).
     pub command: Vec<String>,
+    /// Remove the container when it exits (done by the helper for a detached run).
+    pub auto_remove: bool,
 }
 
 /// Parses `512m`, `1g`, `1048576` (bytes).
@@ -180,6 +182,7 @@ impl Context {
             mounts,
             limits: run.limits,
             network: run.network,
+            auto_remove: run.auto_remove,
         };
         Ok(self.containers()?.create(&config)?)
     }

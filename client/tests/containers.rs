@@ -316,6 +316,14 @@ fn detached_containers_log_stop_and_honour_limits() {
     assert_eq!(ps[0]["exit_code"], 137);
     assert!(s.strata.json(&["ps"]).as_array().unwrap().is_empty());
     s.strata.ok(&["rm", "bg"]);
+
+    // A detached --rm container removes itself when it ends.
+    s.strata.ok(&["run", "-d", "--rm", "--name", "brief", &s.image, "true"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !s.strata.json(&["ps", "-a"]).as_array().unwrap().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(s.strata.json(&["ps", "-a"]).as_array().unwrap().is_empty());
 }
 
 #[test]

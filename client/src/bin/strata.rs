@@ -355,6 +355,7 @@ impl RunArgs {
                 pids: self.pids_limit,
             },
             command: command.to_vec(),
+            auto_remove: false,
         })
     }
 }
@@ -656,7 +657,8 @@ async fn run(cli: Cli) -> Result<i32, ClientError> {
             image,
             command,
         } => {
-            let options = run.options(command)?;
+            let mut options = run.options(command)?;
+            options.auto_remove = *rm && *detach;
             let transfer = transfer_options(&PlatformArgs::default(), global, &ctx, "pull")?;
             let container = ctx.create(image, &options, &transfer).await?;
             let result = ctx.start(&container, *detach).await;

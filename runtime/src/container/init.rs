@@ -91,6 +91,13 @@ pub fn main(dir: &Path, detached: bool) -> i32 {
         eprintln!("strata: {e}");
     }
     Cgroup::new(&container.config.id).remove();
+    if container.config.auto_remove {
+        // The union is still mounted in this (private) mount namespace.
+        let _ = umount2(&container.dir.join("rootfs"), MntFlags::MNT_DETACH);
+        if let Err(e) = std::fs::remove_dir_all(&container.dir) {
+            eprintln!("strata: remove {}: {e}", container.dir.display());
+        }
+    }
     code
 }
 

@@ -92,6 +92,9 @@ pub struct ContainerConfig {
     /// Network.
     #[serde(default)]
     pub network: Network,
+    /// Removed when its process ends (`run --rm -d`; an attached `run --rm` removes it itself).
+    #[serde(default)]
+    pub auto_remove: bool,
 }
 
 /// Where a container is in its life.
