@@ -347,6 +347,19 @@ impl Context {
         let store = self.store()?;
         let layers = self.layers()?;
         let name = local_name(image);
+        let users: Vec<String> = self
+            .containers()?
+            .list()?
+            .into_iter()
+            .filter(|c| c.config.image == name)
+            .map(|c| c.config.name)
+            .collect();
+        if !users.is_empty() {
+            return Err(ClientError::Usage(format!(
+                "{name} is used by container(s) {}; remove them first",
+                users.join(", ")
+            )));
+        }
         let in_store = store.remove_ref(&name)?.is_some();
         let unpacked = {
             let (layers, name) = (layers.clone(), name.clone());
@@ -356,7 +369,8 @@ impl Context {
             return Err(ClientError::NotFound(format!("{name} in the local store")));
         }
         let freed = prune(&store).await?;
-        crate::layers::blocking(move || layers.gc()).await?;
+        let in_use = self.container_layers()?;
+        crate::layers::blocking(move || layers.gc_except(&in_use)).await?;
         Ok(freed)
     }
 
@@ -364,8 +378,19 @@ impl Context {
     pub async fn prune(&self) -> Result<(u64, usize)> {
         let blobs = prune(&self.store()?).await?;
         let layers = self.layers()?;
-        let removed = crate::layers::blocking(move || layers.gc()).await?;
+        let in_use = self.container_layers()?;
+        let removed = crate::layers::blocking(move || layers.gc_except(&in_use)).await?;
         Ok((blobs, removed.len()))
+    }
+
+    /// The layer directories containers stand on (kept by rmi and prune).
+    fn container_layers(&self) -> Result<Vec<PathBuf>> {
+        Ok(self
+            .containers()?
+            .list()?
+            .into_iter()
+            .flat_map(|c| c.config.layers)
+            .collect())
     }
 
     /// `strata login`: checks the credentials against the registry, then stores them.

@@ -158,7 +158,15 @@ fn the_container_sees_only_its_own_root_and_cp_cannot_escape_it() {
     let motd = s.work.path().join("motd");
     s.strata.ok(&["cp", "iso:/etc/motd", motd.to_str().unwrap()]);
     assert_eq!(std::fs::read_to_string(&motd).unwrap(), "from the image\n");
+    // The image stays while a container stands on it; prune keeps its layers too.
+    let rmi = s.strata.run(&["rmi", &s.image]);
+    assert_eq!(rmi.code, 2, "{rmi:?}");
+    assert!(rmi.stderr.contains("iso"), "{}", rmi.stderr);
+    s.strata.ok(&["prune"]);
+    s.strata.ok(&["cp", "iso:/etc/motd", motd.to_str().unwrap()]);
     s.strata.ok(&["rm", "iso"]);
+    s.strata.ok(&["rmi", &s.image]);
+    assert!(s.strata.json(&["layer", "ls"]).as_array().unwrap().is_empty());
 }
 
 #[test]

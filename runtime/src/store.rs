@@ -462,12 +462,23 @@ impl LayerStore {
 
     /// Removes every layer no image uses; returns their chain ids.
     pub fn gc(&self) -> Result<Vec<String>> {
-        let used: BTreeSet<String> = self
+        self.gc_except(&[])
+    }
+
+    /// [`LayerStore::gc`], keeping the layer directories `in_use` too (containers' layers).
+    pub fn gc_except(&self, in_use: &[PathBuf]) -> Result<Vec<String>> {
+        let mut used: BTreeSet<String> = self
             .images()?
             .into_iter()
             .flat_map(|i| i.chain)
             .filter_map(|c| parse_digest(&c).ok().map(|d| d.digest().to_owned()))
             .collect();
+        used.extend(
+            in_use
+                .iter()
+                .filter_map(|p| p.file_name())
+                .map(|n| n.to_string_lossy().into_owned()),
+        );
         let mut removed = Vec::new();
         for entry in std::fs::read_dir(&self.root).map_err(io("list", &self.root))? {
             let entry = entry.map_err(io("list", &self.root))?;
