@@ -449,7 +449,8 @@ impl Context {
     }
 
     /// `strata cp HOSTPATH CONTAINER:PATH`: copies into the container's scratch layer at the
-    /// place `path` names inside the container. Returns the bytes copied.
+    /// place `path` names inside the container (into a running Linux container through its
+    /// mounted root). Returns the bytes copied.
     pub fn copy_in(&self, container: &Container, host: &Path, path: &str) -> Result<u64> {
         if container.config.os == "windows" {
             return Ok(scratch::copy_in(
@@ -458,6 +459,9 @@ impl Context {
                 host,
                 path,
             )?);
+        }
+        if let Some(pid) = container.state.pid.filter(|_| container.is_running()) {
+            return Ok(strata_runtime::container::live::copy_into_running(pid, host, path)?);
         }
         let union = Self::container_union(container);
         let host_md = std::fs::symlink_metadata(host).map_err(|e| ClientError::io(format!("{}", host.display()), e))?;

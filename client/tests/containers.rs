@@ -313,6 +313,19 @@ fn detached_containers_log_stop_and_honour_limits() {
     assert_eq!(limits.memory, Some(64 << 20), "the memory cgroup holds the limit");
     assert_eq!(limits.pids, Some(20));
     assert_eq!(limits.cpus, Some(0.5));
+    // cp into the running container goes through its mounted root, and stays inside it.
+    let host_file = s.work.path().join("live.txt");
+    std::fs::write(&host_file, "live").unwrap();
+    let name = format!("strata-live-escape-{}", std::process::id());
+    s.strata
+        .ok(&["cp", host_file.to_str().unwrap(), &format!("bg:../../../tmp/{name}")]);
+    assert!(
+        !Path::new("/tmp").join(&name).exists(),
+        "cp escaped the running container"
+    );
+    let back = s.work.path().join("live-back.txt");
+    s.strata.ok(&["cp", &format!("bg:/tmp/{name}"), back.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&back).unwrap(), "live");
     // A running container is frozen while its changes are committed, then goes on.
     let committed = format!("{}/ctr/bg:v1", s.registry.addr);
     s.strata.ok(&["commit", "bg", &committed]);

@@ -21,6 +21,7 @@
 pub mod cgroup;
 pub mod diff;
 pub mod init;
+pub mod live;
 mod mounts;
 mod netlink;
 mod record;

@@ -1,0 +1,111 @@
+//! Copying into a *running* Linux container through its mounted root (`/proc/PID/root`), so the
+//! overlay sees the write as any write from inside would (changing an upper directory under a
+//! mounted overlay is undefined). Paths resolve with `openat2(RESOLVE_IN_ROOT)`: links and `..`
+//! stay inside the container's root, as the kernel would resolve them for the container.
+
+use std::fs::File;
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+use rustix::fs::{self as rfs, Mode, OFlags, ResolveFlags};
+
+use crate::store::{Result, StoreError};
+
+fn io(op: &'static str, path: &str, source: impl Into<std::io::Error>) -> StoreError {
+    StoreError::Io {
+        op,
+        path: path.into(),
+        source: source.into(),
+    }
+}
+
+const RESOLVE: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
+
+/// Opens directory `path` of the root `root` (no links followed outside it).
+fn open_dir(root: &OwnedFd, path: &str) -> Result<OwnedFd> {
+    let rel = path.trim_start_matches('/');
+    let rel = if rel.is_empty() { "." } else { rel };
+    rfs::openat2(
+        root,
+        rel,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+        RESOLVE,
+    )
+    .map_err(|e| io("open", path, e))
+}
+
+/// Copies host `host` to `path` in the container whose PID 1 is `pid`: into `path` when it is a
+/// directory, else as `path` (whose parent must exist). Returns the bytes copied.
+pub fn copy_into_running(pid: i32, host: &Path, path: &str) -> Result<u64> {
+    let proc_root = format!("/proc/{pid}/root");
+    let root = rfs::open(
+        &proc_root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| io("open", &proc_root, e))?;
+    let name_of = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
+    let (dir, name) = match open_dir(&root, path) {
+        Ok(_) => (
+            path.to_owned(),
+            name_of(host).ok_or_else(|| StoreError::Invalid(format!("{}: no file name", host.display())))?,
+        ),
+        Err(_) => {
+            let trimmed = path.trim_end_matches('/');
+            let (parent, name) = trimmed.rsplit_once('/').unwrap_or(("", trimmed));
+            (
+                if parent.is_empty() {
+                    "/".into()
+                } else {
+                    parent.to_owned()
+                },
+                name.to_owned(),
+            )
+        }
+    };
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+        return Err(StoreError::Invalid(format!("{path}: not a file name")));
+    }
+    let dir_fd = open_dir(&root, &dir)?;
+    copy_at(&dir_fd, &name, host)
+}
+
+fn copy_at(dir: &OwnedFd, name: &str, host: &Path) -> Result<u64> {
+    let shown = host.display().to_string();
+    let md = std::fs::symlink_metadata(host).map_err(|e| io("stat", &shown, e))?;
+    if md.is_dir() {
+        match rfs::mkdirat(dir, name, Mode::from_raw_mode(0o755)) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(io("create", name, e)),
+        }
+        let sub = rfs::openat(
+            dir,
+            name,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| io("open", name, e))?;
+        let mut total = 0;
+        for entry in std::fs::read_dir(host).map_err(|e| io("list", &shown, e))? {
+            let entry = entry.map_err(|e| io("list", &shown, e))?;
+            total += copy_at(&sub, &entry.file_name().to_string_lossy(), &entry.path())?;
+        }
+        return Ok(total);
+    }
+    if md.file_type().is_symlink() {
+        let target = std::fs::read_link(host).map_err(|e| io("read link", &shown, e))?;
+        rfs::symlinkat(&target, dir, name).map_err(|e| io("create", name, e))?;
+        return Ok(0);
+    }
+    let out = rfs::openat(
+        dir,
+        name,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o644),
+    )
+    .map_err(|e| io("create", name, e))?;
+    let mut out = File::from(out);
+    let mut from = File::open(host).map_err(|e| io("open", &shown, e))?;
+    std::io::copy(&mut from, &mut out).map_err(|e| io("copy", &shown, e))
+}
