@@ -70,6 +70,15 @@ pub enum StoreError {
     NotFound(String),
 }
 
+/// A [`StoreError::Io`] for `op` on `path`.
+pub(crate) fn io_error(op: &'static str, path: impl Into<PathBuf>, source: impl Into<std::io::Error>) -> StoreError {
+    StoreError::Io {
+        op,
+        path: path.into(),
+        source: source.into(),
+    }
+}
+
 /// Result alias for the store.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 

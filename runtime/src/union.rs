@@ -12,7 +12,7 @@ use std::fs::{File, Metadata};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use crate::store::{LayerStore, Result, StoreError};
+use crate::store::{LayerStore, Result, StoreError, io_error as io};
 use crate::windows::{RecordKind, WindowsNode, WindowsUnion};
 
 /// How many symbolic links one lookup follows at most (Linux's `MAXSYMLINKS`).
@@ -137,7 +137,7 @@ impl Union {
                 }
                 let file = found
                     .open()
-                    .map_err(|e| io("open", &found.layer_dir.join(&found.rel), e))?;
+                    .map_err(|e| io("open", found.layer_dir.join(&found.rel), e))?;
                 Ok((node, file))
             }
         }
@@ -418,14 +418,6 @@ fn normalize(path: &str) -> Result<Vec<String>> {
         }
     }
     Ok(parts)
-}
-
-fn io(op: &'static str, path: &Path, source: std::io::Error) -> StoreError {
-    StoreError::Io {
-        op,
-        path: path.to_owned(),
-        source,
-    }
 }
 
 fn lstat(path: &Path) -> Result<Option<Metadata>> {

@@ -123,8 +123,8 @@ impl Cgroup {
         } else {
             let dir = self.dir(Some("freezer"));
             write(&dir.join("freezer.state"), if frozen { "FROZEN" } else { "THAWED" })?;
-            // FREEZING settles into FROZEN once every task stopped.
-            for _ in 0..100 {
+            // FREEZING settles into FROZEN once every task stopped (seconds on a busy machine).
+            for _ in 0..1000 {
                 let state = std::fs::read_to_string(dir.join("freezer.state")).unwrap_or_default();
                 if state.trim() == if frozen { "FROZEN" } else { "THAWED" } {
                     return Ok(());

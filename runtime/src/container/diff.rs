@@ -9,15 +9,7 @@ use std::io::Write;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
-use crate::store::{Result, StoreError};
-
-fn io(op: &'static str, path: &Path, source: std::io::Error) -> StoreError {
-    StoreError::Io {
-        op,
-        path: path.to_owned(),
-        source,
-    }
-}
+use crate::store::{Result, io_error as io};
 
 fn opaque(dir: &Path) -> bool {
     let mut value = [0u8; 4];

@@ -15,7 +15,7 @@ use nix::unistd::{Gid, Pid, Uid, chdir, pivot_root, setgid, setgroups, sethostna
 use super::cgroup::Cgroup;
 use super::mounts::resolve_in_root;
 use super::record::{Container, MountSource, Network, Status, now};
-use crate::store::{Result, StoreError};
+use crate::store::{Result, io_error as io};
 
 /// Exit code when the container could not be set up (as docker uses).
 pub const EXIT_SETUP: i32 = 125;
@@ -47,19 +47,11 @@ pub fn spawn(exe: &Path, container: &Container, detached: bool) -> Result<Child>
             .create(true)
             .append(true)
             .open(container.log())
-            .map_err(|e| io("open", &container.log(), e))?;
-        let err = log.try_clone().map_err(|e| io("open", &container.log(), e))?;
+            .map_err(|e| io("open", container.log(), e))?;
+        let err = log.try_clone().map_err(|e| io("open", container.log(), e))?;
         command.arg("--detached").stdin(Stdio::null()).stdout(log).stderr(err);
     }
     command.spawn().map_err(|e| io("start", exe, e))
-}
-
-fn io(op: &'static str, path: &Path, source: impl Into<std::io::Error>) -> StoreError {
-    StoreError::Io {
-        op,
-        path: path.to_owned(),
-        source: source.into(),
-    }
 }
 
 fn setup<T>(what: &str, r: std::result::Result<T, impl std::fmt::Display>) -> std::result::Result<T, String> {

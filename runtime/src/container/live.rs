@@ -9,15 +9,7 @@ use std::path::Path;
 
 use rustix::fs::{self as rfs, Mode, OFlags, ResolveFlags};
 
-use crate::store::{Result, StoreError};
-
-fn io(op: &'static str, path: &str, source: impl Into<std::io::Error>) -> StoreError {
-    StoreError::Io {
-        op,
-        path: path.into(),
-        source: source.into(),
-    }
-}
+use crate::store::{Result, StoreError, io_error as io};
 
 const RESOLVE: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
 

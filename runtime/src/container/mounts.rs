@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::store::{Result, StoreError};
+use crate::store::{Result, StoreError, io_error as io};
 
 /// How many symbolic links one resolution follows.
 const MAX_LINKS: usize = 40;
@@ -55,14 +55,6 @@ fn split(path: &str) -> Vec<String> {
         .filter(|p| !p.is_empty() && *p != ".")
         .map(str::to_owned)
         .collect()
-}
-
-fn io(op: &'static str, path: &Path, source: std::io::Error) -> StoreError {
-    StoreError::Io {
-        op,
-        path: path.to_owned(),
-        source,
-    }
 }
 
 #[cfg(test)]

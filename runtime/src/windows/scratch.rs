@@ -16,18 +16,10 @@ use std::path::{Path, PathBuf};
 
 use super::names::{escape_component, fold_key};
 use super::{ATTR_DIRECTORY, Record, RecordKind, SIDECAR, WindowsUnion, beneath, read_sidecar};
-use crate::store::{Result, StoreError};
+use crate::store::{Result, StoreError, io_error as io};
 
 /// Win32 `FILE_ATTRIBUTE_ARCHIVE`, what a newly written file gets.
 const ATTR_ARCHIVE: u32 = 0x20;
-
-fn io(op: &'static str, path: &Path, source: std::io::Error) -> StoreError {
-    StoreError::Io {
-        op,
-        path: path.to_owned(),
-        source,
-    }
-}
 
 /// The union a Windows container sees: its image's layers (base first) under `upper`.
 pub fn container_union(layers: &[PathBuf], upper: &Path) -> Result<WindowsUnion> {
@@ -42,7 +34,7 @@ fn load(upper: &Path) -> Result<Vec<Record>> {
     match read_sidecar(upper) {
         Ok(r) => Ok(r),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(io("read", &upper.join(SIDECAR), e)),
+        Err(e) => Err(io("read", upper.join(SIDECAR), e)),
     }
 }
 
@@ -175,7 +167,7 @@ fn copy_tree(
         record.kind = RecordKind::Dir;
         record.attributes |= ATTR_DIRECTORY;
         record.size = 0;
-        beneath::open_dir(upper, &disk, true).map_err(|e| io("create", &upper.join(&disk), e))?;
+        beneath::open_dir(upper, &disk, true).map_err(|e| io("create", upper.join(&disk), e))?;
         let key = fold_key(&record.path);
         records.retain(|r| fold_key(&r.path) != key);
         records.push(record);
@@ -197,7 +189,7 @@ fn copy_tree(
     record.kind = RecordKind::File;
     record.target = None;
     let mut from = std::fs::File::open(host).map_err(|e| io("open", host, e))?;
-    let mut to = beneath::create_file(upper, &disk).map_err(|e| io("create", &upper.join(&disk), e))?;
+    let mut to = beneath::create_file(upper, &disk).map_err(|e| io("create", upper.join(&disk), e))?;
     record.size = std::io::copy(&mut from, &mut to).map_err(|e| io("copy", host, e))?;
     *bytes += record.size;
     let key = fold_key(&record.path);
