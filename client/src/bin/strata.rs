@@ -19,7 +19,8 @@ use strata_client::transfer::{Options, Report, Selection};
 use strata_client::{ClientError, Reference};
 use strata_runtime::container::{Limits, Network};
 
-/// Pull, push, copy, inspect, list and delete images on any OCI registry.
+/// Pull, push, copy, inspect, list and delete images on any OCI registry; unpack them into a
+/// local layer store and run containers from it.
 #[derive(Debug, Parser)]
 #[command(name = "strata", version)]
 struct Cli {
