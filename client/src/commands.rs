@@ -7,8 +7,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
-use strata_runtime::store::{ImageLayers, LayerStore};
-use strata_runtime::union::Union;
 
 use crate::auth::{Credentials, DockerConfig};
 use crate::error::{ClientError, Result};
@@ -149,42 +147,9 @@ impl Context {
     /// `strata pull`: [`Context::download`], then the image's layers into the layer store.
     pub async fn pull(&self, image: &Reference, options: &Options) -> Result<Report> {
         let report = self.download(image, options).await?;
+        #[cfg(feature = "runtime")]
         crate::layers::unpack(&self.store()?, &self.layers()?, &image.to_string(), options).await?;
         Ok(report)
-    }
-
-    /// The layer store (`STRATA_HOME/layers`), where pulled images are unpacked.
-    pub fn layers(&self) -> Result<LayerStore> {
-        let root = self.home.join("layers");
-        Ok(LayerStore::open(&root)?)
-    }
-
-    /// `strata layer import FILE`: a layer tar (plain, gzip or zstd) as image `name`, on top of
-    /// image `parent` if given. Returns the new image's layers.
-    /// The OS is detected from the tar's first entry unless given.
-    pub async fn layer_import(
-        &self,
-        file: &Path,
-        name: &str,
-        os: Option<&str>,
-        parent: Option<&str>,
-    ) -> Result<ImageLayers> {
-        let store = self.layers()?;
-        let (file, name, os) = (file.to_owned(), local_name(name), os.map(str::to_owned));
-        let parent = parent.map(local_name);
-        crate::layers::blocking(move || {
-            let os = match os {
-                Some(os) => os,
-                None => LayerStore::detect_os(&file)?.to_owned(),
-            };
-            store.import_tar(&file, &name, &os, parent.as_deref())
-        })
-        .await
-    }
-
-    /// The read-only union of an unpacked image's layers.
-    pub fn union(&self, image: &str) -> Result<Union> {
-        Ok(Union::open(&self.layers()?, &local_name(image))?)
     }
 
     /// `strata push IMAGE [DEST]`: an image from the local store to a registry.
@@ -342,55 +307,35 @@ impl Context {
             .collect())
     }
 
-    /// `strata rmi IMAGE`: removes a name from the local store, then every blob no name needs.
+    /// `strata rmi IMAGE`: removes a name from the local store (and the layer store), then every
+    /// blob and layer nothing needs. Refused while a container uses the image.
     pub async fn rmi(&self, image: &str) -> Result<u64> {
         let store = self.store()?;
-        let layers = self.layers()?;
         let name = local_name(image);
-        let users: Vec<String> = self
-            .containers()?
-            .list()?
-            .into_iter()
-            .filter(|c| c.config.image == name)
-            .map(|c| c.config.name)
-            .collect();
-        if !users.is_empty() {
-            return Err(ClientError::Usage(format!(
-                "{name} is used by container(s) {}; remove them first",
-                users.join(", ")
-            )));
-        }
+        #[cfg(feature = "runtime")]
+        self.refuse_if_used(&name)?;
         let in_store = store.remove_ref(&name)?.is_some();
-        let unpacked = {
-            let (layers, name) = (layers.clone(), name.clone());
-            crate::layers::blocking(move || layers.remove_image(&name)).await?
-        };
+        #[cfg(feature = "runtime")]
+        let unpacked = self.forget_unpacked(&name).await?;
+        #[cfg(not(feature = "runtime"))]
+        let unpacked = false;
         if !in_store && !unpacked {
             return Err(ClientError::NotFound(format!("{name} in the local store")));
         }
         let freed = prune(&store).await?;
-        let in_use = self.container_layers()?;
-        crate::layers::blocking(move || layers.gc_except(&in_use)).await?;
+        #[cfg(feature = "runtime")]
+        self.gc_layers().await?;
         Ok(freed)
     }
 
     /// `strata prune`: blobs and layers no image uses. Returns (blobs, layers) removed.
     pub async fn prune(&self) -> Result<(u64, usize)> {
         let blobs = prune(&self.store()?).await?;
-        let layers = self.layers()?;
-        let in_use = self.container_layers()?;
-        let removed = crate::layers::blocking(move || layers.gc_except(&in_use)).await?;
-        Ok((blobs, removed.len()))
-    }
-
-    /// The layer directories containers stand on (kept by rmi and prune).
-    fn container_layers(&self) -> Result<Vec<PathBuf>> {
-        Ok(self
-            .containers()?
-            .list()?
-            .into_iter()
-            .flat_map(|c| c.config.layers)
-            .collect())
+        #[cfg(feature = "runtime")]
+        let layers = self.gc_layers().await?;
+        #[cfg(not(feature = "runtime"))]
+        let layers = 0;
+        Ok((blobs, layers))
     }
 
     /// `strata login`: checks the credentials against the registry, then stores them.

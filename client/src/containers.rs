@@ -214,8 +214,14 @@ impl Context {
         }
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let now = Container::load(&container.dir)?;
-            if now.state.pid.is_some() || now.state.status == Status::Exited || Instant::now() > deadline {
+            // A `--rm` container that already ended has removed itself.
+            let now = match Container::load(&container.dir) {
+                Ok(c) => Some(c),
+                Err(_) if !container.dir.exists() => None,
+                Err(e) => return Err(e.into()),
+            };
+            let started = now.is_none_or(|c| c.state.pid.is_some() || c.state.status == Status::Exited);
+            if started || Instant::now() > deadline {
                 // Reap the helper in the background when it ends (it runs in its own session).
                 std::thread::spawn(move || child.wait());
                 return Ok(None);

@@ -2,13 +2,15 @@
 //! `strata pull` ends here, `strata rmi` and `strata prune` release layers, `strata layer import`
 //! brings in a tar, and `strata fs` reads the union.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use serde_json::Value;
 use strata_runtime::store::{ImageLayers, LayerSource, LayerStore, StoreError};
+use strata_runtime::union::Union;
 use strata_storage::Digest;
 
+use crate::commands::{Context, local_name};
 use crate::error::{ClientError, Result};
 use crate::image::{self, ImageManifest, is_index};
 use crate::layout::OciLayout;
@@ -197,4 +199,76 @@ fn blob_path(layout: &OciLayout, digest: &Digest) -> PathBuf {
         .join("blobs")
         .join(digest.algorithm().to_string())
         .join(digest.digest())
+}
+
+impl Context {
+    /// The layer store (`STRATA_HOME/layers`), where pulled images are unpacked.
+    pub fn layers(&self) -> Result<LayerStore> {
+        let root = self.home.join("layers");
+        Ok(LayerStore::open(&root)?)
+    }
+
+    /// `strata layer import FILE`: a layer tar (plain, gzip or zstd) as image `name`, on top of
+    /// image `parent` if given. Returns the new image's layers.
+    /// The OS is detected from the tar's first entry unless given.
+    pub async fn layer_import(
+        &self,
+        file: &Path,
+        name: &str,
+        os: Option<&str>,
+        parent: Option<&str>,
+    ) -> Result<ImageLayers> {
+        let store = self.layers()?;
+        let (file, name, os) = (file.to_owned(), local_name(name), os.map(str::to_owned));
+        let parent = parent.map(local_name);
+        crate::layers::blocking(move || {
+            let os = match os {
+                Some(os) => os,
+                None => LayerStore::detect_os(&file)?.to_owned(),
+            };
+            store.import_tar(&file, &name, &os, parent.as_deref())
+        })
+        .await
+    }
+
+    /// The read-only union of an unpacked image's layers.
+    pub fn union(&self, image: &str) -> Result<Union> {
+        Ok(Union::open(&self.layers()?, &local_name(image))?)
+    }
+
+    /// Refuses when a container uses image `name`.
+    pub(crate) fn refuse_if_used(&self, name: &str) -> Result<()> {
+        let users: Vec<String> = self
+            .containers()?
+            .list()?
+            .into_iter()
+            .filter(|c| c.config.image == name)
+            .map(|c| c.config.name)
+            .collect();
+        if users.is_empty() {
+            return Ok(());
+        }
+        Err(ClientError::Usage(format!(
+            "{name} is used by container(s) {}; remove them first",
+            users.join(", ")
+        )))
+    }
+
+    /// Forgets unpacked image `name`; whether it was unpacked.
+    pub(crate) async fn forget_unpacked(&self, name: &str) -> Result<bool> {
+        let (layers, name) = (self.layers()?, name.to_owned());
+        blocking(move || layers.remove_image(&name)).await
+    }
+
+    /// Removes the layers no image and no container uses; how many went.
+    pub(crate) async fn gc_layers(&self) -> Result<usize> {
+        let layers = self.layers()?;
+        let in_use: Vec<PathBuf> = self
+            .containers()?
+            .list()?
+            .into_iter()
+            .flat_map(|c| c.config.layers)
+            .collect();
+        Ok(blocking(move || layers.gc_except(&in_use)).await?.len())
+    }
 }

@@ -11,15 +11,20 @@
 //! - [`progress`]: progress bars and summary lines on stderr.
 //! - [`archive`]: docker-archive tarballs (`docker save` / `docker load`) to and from layouts.
 //! - [`transfer`]: [`transfer::copy`] between [`transfer::Endpoint`]s.
-//! - [`layers`]: pulled images unpacked into the runtime's layer store.
-//! - [`containers`]: containers run from the layer store.
+//! - [`layers`]: pulled images unpacked into the runtime's layer store (feature `runtime`).
+//! - [`containers`]: containers run from the layer store (feature `runtime`).
+//!
+//! The feature `runtime` (default, needed by the `strata` binary) brings in `strata-runtime`;
+//! without it the library is the registry client alone.
 
 pub mod archive;
 pub mod auth;
 pub mod commands;
+#[cfg(feature = "runtime")]
 pub mod containers;
 pub mod error;
 pub mod image;
+#[cfg(feature = "runtime")]
 pub mod layers;
 pub mod layout;
 pub mod platform;

@@ -896,12 +896,15 @@ fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if args.len() >= 3 && (args[1] == "__init" || args[1] == "__pid1") {
         let dir = PathBuf::from(&args[2]);
-        let code = if args[1] == "__init" {
+        let exit = if args[1] == "__init" {
             strata_runtime::container::init::main(&dir, args.get(3).is_some_and(|a| a == "--detached"))
         } else {
             strata_runtime::container::init::pid1(&dir)
         };
-        return ExitCode::from(code.clamp(0, 255) as u8);
+        for message in &exit.messages {
+            eprintln!("strata: {message}");
+        }
+        return ExitCode::from(exit.code.clamp(0, 255) as u8);
     }
     let cli = Cli::parse();
     let level = if cli.global.verbose || cli.verbose_short {

@@ -58,21 +58,34 @@ fn setup<T>(what: &str, r: std::result::Result<T, impl std::fmt::Display>) -> st
     r.map_err(|e| format!("{what}: {e}"))
 }
 
+/// How the helper or PID 1 ended: the exit code to use and what to tell the user (the binary
+/// prints it on stderr, which is the container's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exit {
+    /// Exit code.
+    pub code: i32,
+    /// Messages, in order.
+    pub messages: Vec<String>,
+}
+
 /// The helper (`strata __init DIR [--detached]`): enters new namespaces, sets the container up,
-/// starts its PID 1 (`strata __pid1 DIR`), passes signals on, records how it ended. Returns the
-/// exit code. Must run before the process has threads.
-pub fn main(dir: &Path, detached: bool) -> i32 {
+/// starts its PID 1 (`strata __pid1 DIR`), passes signals on, records how it ended. Must run
+/// before the process has threads.
+pub fn main(dir: &Path, detached: bool) -> Exit {
+    let mut messages = Vec::new();
     let mut container = match Container::load(dir) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("strata: {e}");
-            return EXIT_SETUP;
+            return Exit {
+                code: EXIT_SETUP,
+                messages: vec![e.to_string()],
+            };
         }
     };
     let code = match run(&mut container, detached) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("strata: container setup failed: {e}");
+            messages.push(format!("container setup failed: {e}"));
             EXIT_SETUP
         }
     };
@@ -80,17 +93,17 @@ pub fn main(dir: &Path, detached: bool) -> i32 {
     container.state.exit_code = Some(code);
     container.state.finished_at = Some(now());
     if let Err(e) = container.save_state() {
-        eprintln!("strata: {e}");
+        messages.push(e.to_string());
     }
     Cgroup::new(&container.config.id).remove();
     if container.config.auto_remove {
         // The union is still mounted in this (private) mount namespace.
         let _ = umount2(&container.dir.join("rootfs"), MntFlags::MNT_DETACH);
         if let Err(e) = std::fs::remove_dir_all(&container.dir) {
-            eprintln!("strata: remove {}: {e}", container.dir.display());
+            messages.push(format!("remove {}: {e}", container.dir.display()));
         }
     }
-    code
+    Exit { code, messages }
 }
 
 fn run(container: &mut Container, detached: bool) -> std::result::Result<i32, String> {
@@ -181,21 +194,23 @@ fn run(container: &mut Container, detached: bool) -> std::result::Result<i32, St
 }
 
 /// The container's PID 1 (`strata __pid1 DIR`): `/proc`, `/dev`, `/sys`, the root switch, the
-/// user, then `exec` of the command. Returns (an exit code) only on failure.
-pub fn pid1(dir: &Path) -> i32 {
+/// user, then `exec` of the command. Returns only on failure.
+pub fn pid1(dir: &Path) -> Exit {
     let container = match Container::load(dir) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("strata: {e}");
-            return EXIT_SETUP;
+            return Exit {
+                code: EXIT_SETUP,
+                messages: vec![e.to_string()],
+            };
         }
     };
     match container_init(&container.config, &dir.join("rootfs")) {
         Ok(never) => match never {},
-        Err((code, message)) => {
-            eprintln!("strata: {message}");
-            code
-        }
+        Err((code, message)) => Exit {
+            code,
+            messages: vec![message],
+        },
     }
 }
 
