@@ -8,7 +8,7 @@ use super::apply::{Applier, Stats};
 use super::error::{UnpackError, corrupt, shown};
 use super::fs::Root;
 use super::header::{EntryHeader, ExtensionKind, Extensions};
-use super::stream::{self, Hashing, Shared, discard};
+use super::stream::{self, BlockPadded, Hashing, Shared, discard};
 use super::{Compression, LimitKind, Options, Unpacked};
 
 const BLOCK: u64 = 512;
@@ -71,7 +71,7 @@ pub(crate) fn read_layer(
     mut applier: impl Sink,
 ) -> Result<Unpacked, UnpackError> {
     let limits = &options.limits;
-    let stream = Shared::new(Hashing::new(stream::decompress(input, compression)?));
+    let stream = Shared::new(BlockPadded::new(Hashing::new(stream::decompress(input, compression)?)));
     let mut budget = Budget {
         used: 0,
         limit: limits.max_total_bytes,
@@ -79,6 +79,8 @@ pub(crate) fn read_layer(
     let mut entries = 0u64;
     let mut headers = 0u64;
     let mut extensions = Extensions::default();
+    // Where the last entry's content ends, and its name: the real bytes must reach it.
+    let mut content_end = (0u64, Vec::new());
 
     let mut archive = tar::Archive::new(stream.clone());
     let raw_entries = archive.entries().map_err(|e| corrupt(None, e))?.raw(true);
@@ -134,6 +136,7 @@ pub(crate) fn read_layer(
         let header = extensions.resolve(entry.header())?;
         budget.charge(header.size, Some(&header.name))?;
         entries += 1;
+        content_end = (entry.raw_file_position() + header.size, header.name.clone());
         if header.size_from_pax_only {
             // The tar crate thinks the entry is empty; read its content and padding ourselves.
             let mut content = stream.clone().take(header.size);
@@ -152,11 +155,14 @@ pub(crate) fn read_layer(
         return Err(corrupt(None, "extension records at the end of the archive"));
     }
     drop(archive);
+    if stream.with(|s| s.real_bytes()) < content_end.0 {
+        return Err(corrupt(Some(&content_end.1), "the archive ends inside the entry"));
+    }
 
     finish_stream(&stream, &mut budget)?;
 
     let stats = applier.finish()?;
-    let (diff_id, total) = stream.with(|s| (s.digest(), s.byte_count()));
+    let (diff_id, total) = stream.with(|s| (s.inner().digest(), s.inner().byte_count()));
     tracing::debug!(%diff_id, entries, uncompressed_bytes = total, "unpacked layer");
     Ok(Unpacked {
         diff_id,

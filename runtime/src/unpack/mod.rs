@@ -4,8 +4,8 @@
 //! (possibly compressed) layer to an **empty** directory the way runc-based tools (containerd,
 //! umoci) do, following the OCI image-spec `layer.md`, while computing the layer's diff_id:
 //!
-//! - Nothing is created or changed outside the destination: names with `..` or a leading `/` are
-//!   refused, every directory is walked with `O_NOFOLLOW` from a descriptor of the destination (so
+//! - Nothing is created or changed outside the destination: names with `..` are refused, a
+//!   leading `/` means the layer root (as docker and containerd read it), every directory is walked with `O_NOFOLLOW` from a descriptor of the destination (so
 //!   writing through a symbolic link the layer made is refused), symbolic link targets are stored
 //!   verbatim and never followed, and hard links may only point at earlier entries of the layer.
 //! - Memory does not grow with the layer: content is streamed, and PAX and GNU extension records
@@ -31,6 +31,7 @@ use std::io::Read;
 use std::path::Path;
 
 pub use error::{LimitKind, MAX_SHOWN_NAME, UnpackError};
+pub use stream::decompress;
 
 /// Bounds on what one layer may contain; exceeding one fails with
 /// [`UnpackError::LimitExceeded`] or [`UnpackError::NameTooLong`].

@@ -1,8 +1,10 @@
 //! Entry names: the one place where a name from the layer becomes a path under the destination.
 //!
-//! A name is accepted only if every component is a plain name: no `..`, no leading `/`, no NUL,
-//! within the length limits. `.` components and repeated or trailing slashes are dropped, so
-//! `./usr//bin/` is `usr/bin`. The result, [`EntryPath`], cannot name anything outside the
+//! A name is accepted only if every component is a plain name: no `..`, no NUL, within the length
+//! limits. `.` components and repeated or trailing slashes are dropped, so `./usr//bin/` is
+//! `usr/bin`; leading slashes too, so `/etc/passwd` is `etc/passwd`: docker and containerd read
+//! absolute member names (which `umoci insert` and some tar builders write) relative to the layer
+//! root, and so do hard-link targets. The result, [`EntryPath`], cannot name anything outside the
 //! destination lexically; symbolic links on the way are the file system walk's job (`fs.rs`).
 
 use super::Limits;
@@ -89,7 +91,6 @@ enum Bad {
         limit: usize,
     },
     Nul,
-    Absolute,
     DotDot,
 }
 
@@ -103,9 +104,6 @@ fn normalize<'a>(raw: &'a [u8], limits: &Limits) -> Result<Vec<&'a [u8]>, Bad> {
     }
     if raw.contains(&0) {
         return Err(Bad::Nul);
-    }
-    if raw.first() == Some(&b'/') {
-        return Err(Bad::Absolute);
     }
     let mut components = Vec::new();
     for c in raw.split(|&b| b == b'/') {
@@ -138,7 +136,6 @@ fn entry_error(raw: &[u8], bad: Bad) -> UnpackError {
             entry,
             reason: "it contains a NUL byte",
         },
-        Bad::Absolute => UnpackError::AbsolutePath { entry },
         Bad::DotDot => UnpackError::Traversal { entry },
     }
 }
@@ -189,7 +186,6 @@ pub(super) fn parse_link_target(entry: &[u8], target: &[u8], limits: &Limits) ->
     };
     match normalize(target, limits) {
         Ok(components) => Ok(EntryPath::from_components(&components)),
-        Err(Bad::Absolute) => Err(escape("is an absolute path")),
         Err(Bad::DotDot) => Err(escape("has a `..` component")),
         Err(bad) => Err(entry_error(target, bad)),
     }
@@ -239,10 +235,19 @@ mod tests {
     fn escaping_names_are_rejected() {
         assert!(matches!(parse("../x"), Err(UnpackError::Traversal { .. })));
         assert!(matches!(parse("a/../b"), Err(UnpackError::Traversal { .. })));
-        assert!(matches!(parse("/etc"), Err(UnpackError::AbsolutePath { .. })));
         assert!(matches!(parse("a/.wh..."), Err(UnpackError::Traversal { .. })));
         assert!(matches!(parse("a\0b"), Err(UnpackError::InvalidName { .. })));
         assert!(matches!(parse(""), Err(UnpackError::InvalidName { .. })));
+    }
+
+    #[test]
+    fn absolute_names_are_relative_to_the_layer_root() {
+        assert_eq!(parse("/").unwrap(), Target::Path(EntryPath::default()));
+        assert_eq!(parse("/etc/passwd").unwrap(), Target::Path(path("etc/passwd")));
+        assert_eq!(parse("//etc//.wh.x").unwrap(), Target::Whiteout(path("etc/x")));
+        assert!(matches!(parse("/../etc"), Err(UnpackError::Traversal { .. })));
+        let target = parse_link_target(b"x", b"/bin/busybox", &Limits::default()).unwrap();
+        assert_eq!(target, path("bin/busybox"));
     }
 
     #[test]

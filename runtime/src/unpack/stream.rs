@@ -10,11 +10,8 @@ use strata_storage::digest::{Algorithm, Digest, Hasher};
 use super::Compression;
 use super::error::{UnpackError, corrupt};
 
-/// Wraps `input` in the decoder for `compression`.
-pub(crate) fn decompress<'a>(
-    input: impl Read + 'a,
-    compression: Compression,
-) -> Result<Box<dyn Read + 'a>, UnpackError> {
+/// Wraps `input` in the decoder for `compression`: what it reads is the tar stream.
+pub fn decompress<'a>(input: impl Read + 'a, compression: Compression) -> Result<Box<dyn Read + 'a>, UnpackError> {
     Ok(match compression {
         // The tar parser reads 512-byte headers; decoders buffer on their own.
         Compression::None => Box::new(BufReader::with_capacity(64 * 1024, input)),
@@ -58,6 +55,56 @@ impl<R: Read> Read for Hashing<R> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
         self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+/// Ends what `inner` reads on a 512-byte block boundary, adding zeros: a writer that leaves out
+/// the padding after the last entry and the end-of-archive blocks (`umoci insert` does) reads
+/// as Go's `archive/tar` reads it. The zeros are not part of the diff_id (they come after the
+/// hash), and they can only stand in for padding: the read loop checks that the real bytes
+/// cover every entry's content.
+pub(super) struct BlockPadded<R> {
+    inner: R,
+    read: u64,
+    /// Zeros still to give once `inner` ended.
+    zeros: Option<u64>,
+}
+
+impl<R> BlockPadded<R> {
+    pub(super) fn new(inner: R) -> Self {
+        BlockPadded {
+            inner,
+            read: 0,
+            zeros: None,
+        }
+    }
+
+    /// The wrapped reader.
+    pub(super) fn inner(&self) -> &R {
+        &self.inner
+    }
+
+    /// How many bytes came from the wrapped reader (without the added zeros).
+    pub(super) fn real_bytes(&self) -> u64 {
+        self.read
+    }
+}
+
+impl<R: Read> Read for BlockPadded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.zeros.is_none() {
+            let n = self.inner.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                self.read += n as u64;
+                return Ok(n);
+            }
+            self.zeros = Some((512 - self.read % 512) % 512);
+        }
+        let left = self.zeros.as_mut().expect("set above");
+        let n = (*left).min(buf.len() as u64) as usize;
+        buf[..n].fill(0);
+        *left -= n as u64;
         Ok(n)
     }
 }
@@ -110,5 +157,19 @@ mod tests {
         assert_eq!(out, b"hello world");
         assert_eq!(r.byte_count(), 11);
         assert_eq!(r.digest(), strata_storage::digest::sha256(b"hello world"));
+    }
+
+    #[test]
+    fn block_padding_ends_the_stream_on_a_block_boundary() {
+        let mut r = BlockPadded::new(&[7u8; 700][..]);
+        let mut out = Vec::new();
+        r.read_to_end(&mut out).unwrap();
+        assert_eq!(out.len(), 1024);
+        assert!(out[..700].iter().all(|&b| b == 7) && out[700..].iter().all(|&b| b == 0));
+        assert_eq!(r.real_bytes(), 700);
+        let mut whole = BlockPadded::new(&[1u8; 512][..]);
+        out.clear();
+        whole.read_to_end(&mut out).unwrap();
+        assert_eq!(out.len(), 512);
     }
 }

@@ -243,3 +243,38 @@ fn a_destination_that_is_not_empty_is_refused() {
     .unwrap_err();
     assert!(matches!(err, UnpackError::DestinationNotEmpty { .. }), "{err}");
 }
+
+#[test]
+fn an_archive_without_its_last_padding_and_end_blocks_unpacks_like_go_reads_it() {
+    // What `umoci insert` writes: the last file's content is the last byte of the stream.
+    let mut l = Layer::new();
+    l.file("bin/tool", 0o755, &[3u8; 1000])
+        .file("etc/passwd", 0o644, b"root:x:0:0::/:/bin/sh\n");
+    let mut tar = l.finish();
+    // Header, 1000 bytes padded to 1024, header, 22 bytes.
+    let end = 512 + 1024 + 512 + 22;
+    tar.truncate(end);
+    for cut in [end, end - 22 + 512] {
+        let mut data = tar.clone();
+        data.resize(cut, 0);
+        let sandbox = Sandbox::new();
+        let unpacked = unpack_linux(&data[..], Compression::None, &sandbox.dest, &Options::default()).unwrap();
+        assert_eq!(
+            unpacked.diff_id,
+            strata_storage::digest::sha256(&data),
+            "the real bytes"
+        );
+        assert_eq!(
+            std::fs::read(sandbox.dest.join("etc/passwd")).unwrap(),
+            b"root:x:0:0::/:/bin/sh\n"
+        );
+        assert_eq!(std::fs::read(sandbox.dest.join("bin/tool")).unwrap(), [3u8; 1000]);
+    }
+    // Cut inside the content: refused, even where the added zeros would cover the gap.
+    let err = refused_with(Compression::None, &Options::default(), "etc/passwd", |_| {
+        let mut data = tar.clone();
+        data.truncate(end - 2);
+        data
+    });
+    assert!(err.to_string().contains("ends inside the entry"), "{err}");
+}

@@ -58,10 +58,10 @@ fn up(name: &str) -> String {
 }
 
 #[test]
-fn traversal_and_absolute_names() {
+fn traversal_names() {
     linux("../evil", |_, l| raw_file(l, b"../evil"));
     linux("a/../../evil", |_, l| raw_file(l, b"a/../../evil"));
-    linux("/tmp/strata-evil", |_, l| raw_file(l, b"/tmp/strata-evil"));
+    linux("/../evil", |_, l| raw_file(l, b"/../evil"));
     let long = up("evil");
     linux("evil", |_, l| raw_file(l, long.as_bytes()));
     linux("../../evil", |_, l| {
