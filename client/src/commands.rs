@@ -27,6 +27,15 @@ pub struct Context {
     clients: Mutex<HashMap<String, Arc<RegistryClient>>>,
 }
 
+/// What `strata inspect` found.
+#[derive(Debug, Clone)]
+pub enum Inspection {
+    /// The manifest's bytes, exactly as stored.
+    Raw(bytes::Bytes),
+    /// A summary or the config.
+    Json(Value),
+}
+
 /// Where an image is: a registry, an OCI layout directory, or a docker-archive tarball.
 #[derive(Debug, Clone)]
 pub enum Target {
@@ -144,11 +153,29 @@ impl Context {
         transfer::copy(&src, &dst, options).await
     }
 
-    /// `strata pull`: [`Context::download`], then the image's layers into the layer store.
+    /// `strata pull`: an image from a registry into the local store, its layers unpacked into
+    /// the layer store. The name is recorded only once both are complete, so a pull that fails
+    /// (or is killed) leaves no half-usable image behind; what it downloaded stays for the next
+    /// try.
+    #[cfg(feature = "runtime")]
     pub async fn pull(&self, image: &Reference, options: &Options) -> Result<Report> {
-        let report = self.download(image, options).await?;
-        #[cfg(feature = "runtime")]
-        crate::layers::unpack(&self.store()?, &self.layers()?, &image.to_string(), options).await?;
+        let store = self.store()?;
+        let src = self.endpoint(&Target::Registry(image.clone())).await?;
+        let unnamed = Endpoint::Layout {
+            layout: store.clone(),
+            name: None,
+        };
+        let report = transfer::copy(&src, &unnamed, options).await?;
+        let digest = strata_storage::digest::parse_digest(&report.digest)?;
+        let bytes = store.read_blob(&digest, crate::layout::MAX_SMALL_BLOB).await?;
+        let size = bytes.len();
+        let name = image.to_string();
+        let chosen = crate::layers::select(&store, &name, bytes, report.media_type.clone(), digest, options).await?;
+        crate::layers::unpack_image(&store, &self.layers()?, &name, &chosen).await?;
+        store.set_ref(
+            &name,
+            &json!({ "mediaType": report.media_type, "digest": report.digest, "size": size }),
+        )?;
         Ok(report)
     }
 
@@ -193,16 +220,16 @@ impl Context {
         Ok(report)
     }
 
-    /// `strata inspect`: the manifest (`raw`), the config (`config`), or a summary.
-    pub async fn inspect(&self, target: &Target, raw: bool, config: bool) -> Result<Value> {
+    /// `strata inspect`: the manifest as stored (`raw`), the config (`config`), or a summary.
+    pub async fn inspect(&self, target: &Target, raw: bool, config: bool) -> Result<Inspection> {
         let mut scratch = None;
         let endpoint = self.source(target, &mut scratch).await?;
         let (bytes, media_type, digest) = transfer::resolve(&endpoint).await?;
+        if raw {
+            return Ok(Inspection::Raw(bytes));
+        }
         let manifest: Value =
             serde_json::from_slice(&bytes).map_err(|e| ClientError::Other(format!("manifest does not parse: {e}")))?;
-        if raw {
-            return Ok(manifest);
-        }
         let config_digest = manifest
             .get("config")
             .and_then(|c| c.get("digest"))
@@ -219,7 +246,9 @@ impl Context {
             None => None,
         };
         if config {
-            return config_value.ok_or_else(|| ClientError::Usage("an index has no config; pick a platform".into()));
+            return config_value
+                .map(Inspection::Json)
+                .ok_or_else(|| ClientError::Usage("an index has no config; pick a platform".into()));
         }
         let mut summary = json!({ "digest": digest.to_string(), "mediaType": media_type });
         if let Some(layers) = manifest.get("layers").and_then(Value::as_array) {
@@ -247,7 +276,16 @@ impl Context {
                 summary["history"] = history.clone();
             }
         }
-        Ok(summary)
+        Ok(Inspection::Json(summary))
+    }
+
+    /// The local store as an inspect target for image `name`, if it holds it.
+    pub fn local_target(&self, name: &str) -> Result<Option<Target>> {
+        let name = local_name(name);
+        Ok(self
+            .store()?
+            .find(&name)?
+            .map(|_| Target::Layout(self.home.join("store"), Some(name))))
     }
 
     /// `strata tags REPO`.
@@ -399,7 +437,7 @@ pub async fn prune(layout: &OciLayout) -> Result<u64> {
             continue;
         }
         let digest = strata_storage::digest::parse_digest(&d)?;
-        let Ok(bytes) = layout.read_blob(&digest, 8 * 1024 * 1024).await else {
+        let Ok(bytes) = layout.read_blob(&digest, crate::layout::MAX_SMALL_BLOB).await else {
             continue;
         };
         let Ok(v) = serde_json::from_slice::<Value>(&bytes) else {

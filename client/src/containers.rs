@@ -1,7 +1,6 @@
 //! Containers from the CLI: create, run, start, stop, kill, rm, ps, logs, cp and commit, on top
 //! of [`strata_runtime::container`]. Images come from the local store (pulled when missing).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -14,11 +13,11 @@ use strata_runtime::container::{
 };
 use strata_runtime::union::{LinuxUnion, NodeKind};
 use strata_runtime::windows::scratch;
-use strata_storage::digest::{Algorithm, Hasher};
 
 use crate::commands::{Context, local_name};
 use crate::error::{ClientError, Result};
-use crate::layers::{blocking, resolve};
+use crate::import::{ConfigChanges, History, append_layer, name_image, write_layer};
+use crate::layers::resolve;
 use crate::reference::Reference;
 use crate::transfer::Options;
 
@@ -33,6 +32,8 @@ pub struct RunOptions {
     pub workdir: Option<String>,
     /// `-u`.
     pub user: Option<String>,
+    /// `--entrypoint`: replaces the image's entrypoint and drops its cmd; empty clears it.
+    pub entrypoint: Option<String>,
     /// `-v NAME:/path[:ro]` or `-v /host:/path[:ro]`.
     pub volumes: Vec<String>,
     /// `--network`.
@@ -43,6 +44,38 @@ pub struct RunOptions {
     pub command: Vec<String>,
     /// Remove the container when it exits (done by the helper for a detached run).
     pub auto_remove: bool,
+    /// `-i`: pass stdin on (an attached run); otherwise the container reads nothing.
+    pub stdin: bool,
+}
+
+/// What `strata exec` runs in a running container.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    /// The command and its arguments.
+    pub command: Vec<String>,
+    /// `-e K=V` (added to the container's environment).
+    pub env: Vec<String>,
+    /// `-w` (default: the container's working directory).
+    pub workdir: Option<String>,
+    /// `-u` (default: the container's user).
+    pub user: Option<String>,
+    /// `-i`: pass stdin on.
+    pub stdin: bool,
+}
+
+/// `env` with `overrides` (`K=V`, or `K` to take this process's value) replacing the same keys.
+fn merge_env(mut env: Vec<String>, overrides: &[String]) -> Vec<String> {
+    let key = |e: &str| e.split_once('=').map_or(e, |(k, _)| k).to_owned();
+    for e in overrides {
+        let k = key(e);
+        env.retain(|x| key(x) != k);
+        env.push(if e.contains('=') {
+            e.clone()
+        } else {
+            format!("{e}={}", std::env::var(e).unwrap_or_default())
+        });
+    }
+    env
 }
 
 /// Parses `512m`, `1g`, `1048576` (bytes).
@@ -130,22 +163,18 @@ impl Context {
         let local = resolve(&store, &name, transfer).await?;
         let config = local.config(&store).await?;
         let c = config.get("config").cloned().unwrap_or(Value::Null);
-        let mut args = strings(c.get("Entrypoint"));
-        if run.command.is_empty() {
-            args.extend(strings(c.get("Cmd")));
-        } else {
+        let mut args = match &run.entrypoint {
+            Some(e) if e.is_empty() => Vec::new(),
+            Some(e) => vec![e.clone()],
+            None => strings(c.get("Entrypoint")),
+        };
+        if !run.command.is_empty() {
             args.extend(run.command.iter().cloned());
+        } else if run.entrypoint.is_none() {
+            // docker: --entrypoint drops the image's cmd too.
+            args.extend(strings(c.get("Cmd")));
         }
-        let mut env = strings(c.get("Env"));
-        for e in &run.env {
-            let key = e.split_once('=').map_or(e.as_str(), |(k, _)| k);
-            env.retain(|x| x.split_once('=').map_or(x.as_str(), |(k, _)| k) != key);
-            env.push(if e.contains('=') {
-                e.clone()
-            } else {
-                format!("{e}={}", std::env::var(e).unwrap_or_default())
-            });
-        }
+        let env = merge_env(strings(c.get("Env")), &run.env);
         let str_of = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
         let volumes = self.volumes()?;
         let mounts = run
@@ -188,8 +217,8 @@ impl Context {
     }
 
     /// Starts `container`. Detached: returns once it runs (exit code `None`). Attached: waits
-    /// and returns its exit code.
-    pub async fn start(&self, container: &Container, detached: bool) -> Result<Option<i32>> {
+    /// and returns its exit code; `stdin` passes this process's stdin on.
+    pub async fn start(&self, container: &Container, detached: bool, stdin: bool) -> Result<Option<i32>> {
         if container.config.os == "windows" {
             return Err(ClientError::Usage(format!(
                 "{} is a Windows container: running Windows processes needs a Windows host \
@@ -204,7 +233,7 @@ impl Context {
             )));
         }
         let exe = std::env::current_exe().map_err(|e| ClientError::io("find the strata binary", e))?;
-        let mut child = init::spawn(&exe, container, detached)?;
+        let mut child = init::spawn(&exe, container, detached, stdin && !detached)?;
         if !detached {
             let status = tokio::task::spawn_blocking(move || child.wait())
                 .await
@@ -228,6 +257,28 @@ impl Context {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// `strata exec`: runs a command in running `container` (its namespaces, cgroup, root,
+    /// user, environment and working directory unless overridden); waits and returns its exit
+    /// code.
+    pub async fn exec(&self, container: &Container, options: &ExecOptions) -> Result<i32> {
+        let mut process = container.config.process.clone();
+        process.args = options.command.clone();
+        process.env = merge_env(process.env, &options.env);
+        if let Some(w) = &options.workdir {
+            process.cwd = w.clone();
+        }
+        if let Some(u) = &options.user {
+            process.user = u.clone();
+        }
+        let exe = std::env::current_exe().map_err(|e| ClientError::io("find the strata binary", e))?;
+        let mut child = strata_runtime::container::exec::spawn(&exe, container, &process, options.stdin)?;
+        let status = tokio::task::spawn_blocking(move || child.wait())
+            .await
+            .map_err(|e| ClientError::Other(e.to_string()))?
+            .map_err(|e| ClientError::io("wait for the process", e))?;
+        Ok(status.code().unwrap_or(init::EXIT_SETUP))
     }
 
     /// `strata stop`: SIGTERM, then SIGKILL after `timeout`.
@@ -289,19 +340,20 @@ impl Context {
     }
 
     /// `strata commit`: the container's changes as a new gzip layer on top of its image, and a
-    /// new image `target` (config: the parent's plus the diff_id and a history entry). A running
-    /// container is frozen while its scratch layer is read. Returns the new manifest digest.
+    /// new image `target` (config: the parent's plus the diff_id, a history entry and
+    /// `changes`). A running container is frozen while its scratch layer is read. Returns the
+    /// new manifest digest.
     pub async fn commit(
         &self,
         container: &Container,
         target: &str,
-        author: Option<&str>,
-        message: Option<&str>,
+        history: &History,
+        changes: &[String],
     ) -> Result<String> {
+        let changes = ConfigChanges::parse(changes)?;
         let windows = container.config.os == "windows";
         let store = self.store()?;
         let parent = resolve(&store, &container.config.image, &Options::default()).await?;
-        let mut config = parent.config(&store).await?;
 
         let cgroup = Cgroup::new(&container.config.id);
         let frozen = container.is_running();
@@ -311,107 +363,28 @@ impl Context {
                 .map_err(|e| ClientError::Other(format!("freeze {}: {e}", container.config.name)))?;
         }
         let upper = container.upper();
-        let tmp = store
-            .root()
-            .join("blobs")
-            .join(format!(".commit-{}", container.config.id));
-        let tmp2 = tmp.clone();
-        let written = blocking(move || -> std::result::Result<_, strata_runtime::store::StoreError> {
-            let file = std::fs::File::create(&tmp2).map_err(|e| strata_runtime::store::StoreError::Io {
-                op: "create",
-                path: tmp2.clone(),
-                source: e,
-            })?;
-            let compressed = Hashing::new(file);
-            let gz = flate2::write::GzEncoder::new(compressed, flate2::Compression::fast());
-            let mut raw = Hashing::new(gz);
+        let written = write_layer(&store, move |out| {
             if windows {
-                scratch::write_layer(&upper, &mut raw)?;
+                scratch::write_layer(&upper, out).map(|_| ())
             } else {
-                write_diff(&upper, &mut raw)?;
+                write_diff(&upper, out).map(|_| ())
             }
-            let io = |e: std::io::Error| strata_runtime::store::StoreError::Io {
-                op: "write",
-                path: tmp2.clone(),
-                source: e,
-            };
-            raw.flush().map_err(io)?;
-            let (gz, diff_id, _) = raw.finish();
-            let compressed = gz.finish().map_err(io)?;
-            let (file, digest, size) = compressed.finish();
-            file.sync_all().map_err(io)?;
-            Ok((diff_id, digest, size))
         })
         .await;
         if frozen {
             let _ = cgroup.freeze(false);
         }
-        let (diff_id, digest, size) = match written {
-            Ok(w) => w,
-            Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(e);
-            }
-        };
-        let blob = store.root().join("blobs/sha256").join(digest.digest());
-        std::fs::rename(&tmp, &blob).map_err(|e| ClientError::io("store the layer", e))?;
-
-        let docker = parent.media_type.contains("docker");
-        let layer_type = if docker {
-            "application/vnd.docker.image.rootfs.diff.tar.gzip"
-        } else {
-            "application/vnd.oci.image.layer.v1.tar+gzip"
-        };
-        let created = now();
-        config["created"] = json!(created);
-        if let Some(a) = author {
-            config["author"] = json!(a);
-        }
-        let mut entry = json!({
-            "created": created,
-            "created_by": container.config.process.args.join(" "),
-        });
-        if let Some(a) = author {
-            entry["author"] = json!(a);
-        }
-        if let Some(m) = message {
-            entry["comment"] = json!(m);
-        }
-        match config.get_mut("history").and_then(Value::as_array_mut) {
-            Some(h) => h.push(entry),
-            None => config["history"] = json!([entry]),
-        }
-        match config.pointer_mut("/rootfs/diff_ids").and_then(Value::as_array_mut) {
-            Some(d) => d.push(json!(diff_id.to_string())),
-            None => config["rootfs"] = json!({ "type": "layers", "diff_ids": [diff_id.to_string()] }),
-        }
-        let config_bytes = bytes::Bytes::from(serde_json::to_vec(&config).expect("json"));
-        let config_digest = strata_storage::digest::sha256(&config_bytes);
-        store.put_blob_bytes(&config_digest, config_bytes.clone()).await?;
-
-        let mut manifest: Value = serde_json::from_slice(&parent.bytes)
-            .map_err(|e| ClientError::Other(format!("manifest does not parse: {e}")))?;
-        manifest["config"]["digest"] = json!(config_digest.to_string());
-        manifest["config"]["size"] = json!(config_bytes.len());
-        let layer = json!({ "mediaType": layer_type, "digest": digest.to_string(), "size": size });
-        match manifest.get_mut("layers").and_then(Value::as_array_mut) {
-            Some(l) => l.push(layer),
-            None => manifest["layers"] = json!([layer]),
-        }
-        let manifest_bytes = bytes::Bytes::from(serde_json::to_vec(&manifest).expect("json"));
-        let manifest_digest = strata_storage::digest::sha256(&manifest_bytes);
-        store.put_blob_bytes(&manifest_digest, manifest_bytes.clone()).await?;
-        let target = local_name(target);
-        store.set_ref(
-            &target,
-            &json!({
-                "mediaType": parent.media_type,
-                "digest": manifest_digest.to_string(),
-                "size": manifest_bytes.len(),
-            }),
-        )?;
-        crate::layers::unpack(&store, &self.layers()?, &target, &Options::default()).await?;
-        Ok(manifest_digest.to_string())
+        let image = append_layer(
+            &store,
+            Some(&parent),
+            &written?,
+            history,
+            &changes,
+            &container.config.os,
+        )
+        .await?;
+        name_image(&store, &self.layers()?, &local_name(target), &image).await?;
+        Ok(image.digest.to_string())
     }
 
     /// The union a container sees: its image's layers under its scratch layer.
@@ -547,40 +520,6 @@ fn copy_host_tree(src: &Path, md: &std::fs::Metadata, dest: &Path) -> Result<u64
         Ok(0)
     } else {
         std::fs::copy(src, dest).map_err(err)
-    }
-}
-
-/// A writer that hashes (SHA-256) and counts what passes through.
-struct Hashing<W> {
-    inner: W,
-    hasher: Hasher,
-    count: u64,
-}
-
-impl<W: Write> Hashing<W> {
-    fn new(inner: W) -> Self {
-        Hashing {
-            inner,
-            hasher: Hasher::new(Algorithm::Sha256),
-            count: 0,
-        }
-    }
-
-    fn finish(self) -> (W, strata_storage::Digest, u64) {
-        (self.inner, self.hasher.finish(), self.count)
-    }
-}
-
-impl<W: Write> Write for Hashing<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.count += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
     }
 }
 

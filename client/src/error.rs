@@ -1,5 +1,5 @@
 //! [`ClientError`] and the exit code each kind maps to: 0 ok, 1 error, 2 usage, 3 not found,
-//! 4 authentication, 5 integrity.
+//! 4 authentication, 5 integrity, 6 refused content.
 
 /// Result alias for this crate.
 pub type Result<T, E = ClientError> = std::result::Result<T, E>;
@@ -20,6 +20,15 @@ pub enum ClientError {
     /// Content did not match its digest or size; nothing was stored.
     #[error("integrity check failed: {0}")]
     Integrity(String),
+    /// A layer verified against its digest but breaks the rules of its format or tries to write
+    /// outside its directory; nothing of it was kept.
+    #[error("layer {digest} is refused: {reason}")]
+    BadLayer {
+        /// The layer blob.
+        digest: String,
+        /// What is wrong with it (names the entry).
+        reason: String,
+    },
     /// The registry answered with an error.
     #[error("{method} {url}: {status} {message}")]
     Registry {
@@ -56,6 +65,14 @@ pub enum ClientError {
     /// Anything else, with a message.
     #[error("{0}")]
     Other(String),
+    /// An error with every cause spelled out and advice after it ([`ClientError::advise`]).
+    #[error("{message}")]
+    Advised {
+        /// The original message, its causes, and the advice.
+        message: String,
+        /// The original's exit code.
+        code: i32,
+    },
 }
 
 impl ClientError {
@@ -66,6 +83,8 @@ impl ClientError {
             ClientError::NotFound(_) => 3,
             ClientError::Auth(_) => 4,
             ClientError::Integrity(_) => 5,
+            ClientError::BadLayer { .. } => 6,
+            ClientError::Advised { code, .. } => *code,
             ClientError::Registry { status: 404, .. } => 3,
             ClientError::Registry { status: 401 | 403, .. } => 4,
             ClientError::Storage(e) => match e {
@@ -74,6 +93,30 @@ impl ClientError {
                 _ => 1,
             },
             _ => 1,
+        }
+    }
+
+    /// The message with every underlying cause that adds something (`error sending request …:
+    /// tcp connect error: Connection refused`), for one line on stderr.
+    pub fn chain(&self) -> String {
+        let mut message = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            let text = cause.to_string();
+            if !message.contains(&text) {
+                message.push_str(": ");
+                message.push_str(&text);
+            }
+            source = cause.source();
+        }
+        message
+    }
+
+    /// This error followed by `advice`, keeping its exit code.
+    pub fn advise(self, advice: &str) -> Self {
+        ClientError::Advised {
+            message: format!("{}; {advice}", self.chain()),
+            code: self.exit_code(),
         }
     }
 

@@ -13,6 +13,9 @@ use strata_storage::Digest;
 
 use crate::error::{ClientError, Result};
 
+/// The OCI image manifest media type.
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
 /// A content descriptor.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -42,9 +45,12 @@ impl Descriptor {
         Ok(strata_storage::digest::parse_digest(&self.digest_str)?)
     }
 
-    /// Whether this is a foreign (non-distributable) layer.
+    /// Whether this is a foreign layer: one with `urls` it can be fetched from, which copies
+    /// leave out unless asked (`--include-foreign`) and pulls fetch from there when the
+    /// registry does not have it. The media type alone does not make a layer foreign: a
+    /// non-distributable layer without URLs exists nowhere else, so it is always copied.
     pub fn is_foreign(&self) -> bool {
-        !self.urls.is_empty() || self.media_type.contains("nondistributable") || self.media_type.contains("foreign")
+        !self.urls.is_empty()
     }
 }
 

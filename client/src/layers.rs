@@ -2,12 +2,13 @@
 //! `strata pull` ends here, `strata rmi` and `strata prune` release layers, `strata layer import`
 //! brings in a tar, and `strata fs` reads the union.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use bytes::Bytes;
 use serde_json::Value;
 use strata_runtime::store::{ImageLayers, LayerSource, LayerStore, StoreError};
 use strata_runtime::union::Union;
+use strata_runtime::unpack::UnpackError;
 use strata_storage::Digest;
 
 use crate::commands::{Context, local_name};
@@ -24,9 +25,15 @@ impl From<StoreError> for ClientError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(what) => ClientError::NotFound(what),
-            e @ (StoreError::DiffIdMismatch { .. } | StoreError::Unpack { .. }) => {
-                ClientError::Integrity(e.to_string())
-            }
+            e @ StoreError::DiffIdMismatch { .. } => ClientError::Integrity(e.to_string()),
+            StoreError::Unpack {
+                source: UnpackError::Io { .. } | UnpackError::DestinationNotEmpty { .. },
+                ..
+            } => ClientError::Other(e.to_string()),
+            StoreError::Unpack { digest, source } => ClientError::BadLayer {
+                digest,
+                reason: source.to_string(),
+            },
             other => ClientError::Other(other.to_string()),
         }
     }
@@ -58,6 +65,17 @@ pub async fn unpack(
     options: &Options,
 ) -> Result<Option<ImageLayers>> {
     let image = resolve(layout, name, options).await?;
+    unpack_image(layout, store, name, &image).await
+}
+
+/// Unpacks `image` (one platform's manifest, in `layout`) into `store` as image `name`; `None`
+/// for an artifact.
+pub async fn unpack_image(
+    layout: &OciLayout,
+    store: &LayerStore,
+    name: &str,
+    image: &LocalImage,
+) -> Result<Option<ImageLayers>> {
     let manifest = &image.manifest;
     if !IMAGE_CONFIGS.contains(&manifest.config.media_type.as_str()) {
         tracing::warn!(
@@ -104,6 +122,20 @@ pub async fn resolve(layout: &OciLayout, name: &str, options: &Options) -> Resul
         name: Some(name.to_owned()),
     };
     let (bytes, media_type, digest) = transfer::resolve(&endpoint).await?;
+    select(layout, name, bytes, media_type, digest, options).await
+}
+
+/// The image a manifest or index of `layout` (`bytes`, read as `digest`) stands for: the
+/// manifest itself, or the index entry the platform selection picks among those the layout
+/// holds. `name` is for messages.
+pub async fn select(
+    layout: &OciLayout,
+    name: &str,
+    bytes: Bytes,
+    media_type: String,
+    digest: Digest,
+    options: &Options,
+) -> Result<LocalImage> {
     if !is_index(&media_type, &bytes) {
         let manifest = image::parse_manifest(&bytes, &digest)?;
         return Ok(LocalImage {
@@ -206,29 +238,6 @@ impl Context {
     pub fn layers(&self) -> Result<LayerStore> {
         let root = self.home.join("layers");
         Ok(LayerStore::open(&root)?)
-    }
-
-    /// `strata layer import FILE`: a layer tar (plain, gzip or zstd) as image `name`, on top of
-    /// image `parent` if given. Returns the new image's layers.
-    /// The OS is detected from the tar's first entry unless given.
-    pub async fn layer_import(
-        &self,
-        file: &Path,
-        name: &str,
-        os: Option<&str>,
-        parent: Option<&str>,
-    ) -> Result<ImageLayers> {
-        let store = self.layers()?;
-        let (file, name, os) = (file.to_owned(), local_name(name), os.map(str::to_owned));
-        let parent = parent.map(local_name);
-        crate::layers::blocking(move || {
-            let os = match os {
-                Some(os) => os,
-                None => LayerStore::detect_os(&file)?.to_owned(),
-            };
-            store.import_tar(&file, &name, &os, parent.as_deref())
-        })
-        .await
     }
 
     /// The read-only union of an unpacked image's layers.

@@ -12,6 +12,9 @@ use strata_storage::{BlobLayout, BlobStore, ByteStream, Digest, FsBackend};
 
 use crate::error::{ClientError, Result};
 
+/// Largest manifest, index or config read into memory.
+pub const MAX_SMALL_BLOB: u64 = 8 * 1024 * 1024;
+
 /// The annotation that names an image in `index.json`.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 

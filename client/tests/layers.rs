@@ -307,7 +307,8 @@ fn a_layer_that_does_not_unpack_leaves_no_layer_and_no_debris() {
     std::fs::write(&evil, tar.into_inner().unwrap()).unwrap();
 
     let run = strata.run(&["layer", "import", evil.to_str().unwrap(), "--name", "evil"]);
-    assert_eq!(run.code, 5, "{run:?}");
+    assert_eq!(run.code, 6, "a refused layer, not an integrity failure: {run:?}");
+    assert!(run.stderr.contains("is refused"), "{}", run.stderr);
     assert!(
         run.stderr.contains("escape/strata-evil"),
         "the error names the entry: {}",
@@ -323,6 +324,10 @@ fn a_layer_that_does_not_unpack_leaves_no_layer_and_no_debris() {
         tmp.display()
     );
     assert_eq!(strata.run(&["fs", "ls", "evil"]).code, 3);
+    assert!(
+        !strata.ok(&["images"]).contains("evil"),
+        "a refused import names no image"
+    );
 }
 
 #[test]

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use common::proxy::{Fail, Proxy, Rules};
 use common::{LocalRegistry, all_platforms, blobs_of, context, context_with, layout_entry, store_dir, target};
 use serde_json::{Value, json};
+use strata_client::commands::Inspection;
 use strata_client::platform::PlatformSpec;
 use strata_client::registry::ClientOptions;
 use strata_client::transfer::{Options, Selection};
@@ -117,10 +118,13 @@ async fn images_round_trip_between_layouts_registry_and_store() {
     expected.sort();
     assert_eq!(blobs_of(&back), expected);
 
-    let summary = ctx
+    let Inspection::Json(summary) = ctx
         .inspect(&target(&format!("{host}/app/three:v3")), false, false)
         .await
-        .unwrap();
+        .unwrap()
+    else {
+        panic!("a summary");
+    };
     assert_eq!(summary["digest"], image.manifest.to_string());
     assert_eq!(summary["layers"].as_array().unwrap().len(), 3);
     let tags = ctx.tags(&reference(&format!("{host}/app/one"))).await.unwrap();
@@ -700,9 +704,9 @@ async fn a_push_killed_mid_layer_resumes_from_the_registrys_offset() {
             "--home",
             home.to_str().unwrap(),
             "-q",
+            "copy",
             "--chunk-size",
             "1MiB",
-            "copy",
             &source,
             &dest,
         ])
@@ -736,7 +740,7 @@ async fn a_push_killed_mid_layer_resumes_from_the_registrys_offset() {
 
     proxy.set(Rules::default());
     proxy.clear_log();
-    let (code, stdout, stderr) = strata(&home, &["-q", "--chunk-size", "1MiB", "copy", &source, &dest]);
+    let (code, stdout, stderr) = strata(&home, &["-q", "copy", "--chunk-size", "1MiB", &source, &dest]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(stdout.trim(), image.manifest.to_string());
     let log = proxy.log();

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser;
@@ -22,6 +23,9 @@ struct Args {
     /// Store data in this directory (filesystem storage; overrides the file and environment).
     #[arg(long, value_name = "DIR")]
     root: Option<PathBuf>,
+    /// On a start-up error, show every detail (with RUST_BACKTRACE=1, the backtrace too).
+    #[arg(short, long)]
+    verbose: bool,
 }
 
 fn init_logging(format: LogFormat) {
@@ -48,9 +52,31 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing requests in flight");
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let args = Args::parse();
+    let verbose = args.verbose;
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("strata-registry: start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        // One line with every cause; the backtrace only when asked for.
+        Err(e) if verbose => {
+            eprintln!("strata-registry: {e:?}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("strata-registry: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: Args) -> anyhow::Result<()> {
     let flags = Overrides {
         listen: args.listen,
         root: args.root,

@@ -529,10 +529,23 @@ async fn foreign_layers_follow_the_url_policy(r: &TestRegistry) {
         error_code(r.put_manifest("win", "bad", OCI_MANIFEST, plain_http).await).await,
         "MANIFEST_BLOB_UNKNOWN"
     );
+    // A non-distributable layer without URLs exists nowhere else: it must be pushed, and the
+    // error says so (not that URLs were refused).
     let no_urls = image_manifest(&config, &[(&foreign, mt, vec![])], "");
+    let body: serde_json::Value = r
+        .put_manifest("win", "bad", OCI_MANIFEST, no_urls.clone())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["errors"][0]["code"], "MANIFEST_BLOB_UNKNOWN");
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("without URLs must be pushed"), "{message}");
+    let pushed = r.push_blob("win", "a windows base layer that lives at mcr").await;
+    assert_eq!(pushed, foreign);
     assert_eq!(
-        error_code(r.put_manifest("win", "bad", OCI_MANIFEST, no_urls).await).await,
-        "MANIFEST_BLOB_UNKNOWN"
+        r.put_manifest("win", "pushed", OCI_MANIFEST, no_urls).await.status(),
+        StatusCode::CREATED
     );
 
     // A deny pattern wins over allow.

@@ -264,3 +264,45 @@ async fn sigterm_finishes_the_request_in_flight_then_exits_cleanly() {
     .unwrap();
     assert!(status.success(), "exit status {status:?}");
 }
+
+#[test]
+fn start_up_errors_are_one_line_even_with_rust_backtrace() {
+    let dir = tempfile::tempdir().unwrap();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = busy.local_addr().unwrap().to_string();
+    let missing = dir.path().join("missing.toml");
+    let cases: [(&[&str], &str); 2] = [
+        (&["--listen", &address], "listen on"),
+        (&["--config", missing.to_str().unwrap()], "missing.toml"),
+    ];
+    for (args, names) in cases {
+        let output = Command::new(env!("CARGO_BIN_EXE_strata-registry"))
+            .args(args)
+            .arg("--root")
+            .arg(dir.path().join("data"))
+            .env("RUST_BACKTRACE", "1")
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("strata-registry: ") && stderr.contains(names),
+            "{stderr}"
+        );
+        // With -v the details come back, backtrace included.
+        let verbose = Command::new(env!("CARGO_BIN_EXE_strata-registry"))
+            .args(args)
+            .arg("-v")
+            .arg("--root")
+            .arg(dir.path().join("data"))
+            .env("RUST_BACKTRACE", "1")
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&verbose.stderr);
+        assert!(stderr.contains("backtrace"), "{args:?}: {stderr}");
+    }
+    drop(busy);
+}

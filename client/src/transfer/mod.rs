@@ -9,6 +9,7 @@
 //!   local copy. Source bytes are always verified against their digest on the way.
 
 mod download;
+mod origins;
 mod upload;
 
 pub use upload::Journal;
@@ -143,6 +144,8 @@ struct Engine<'a> {
     dst: &'a Endpoint,
     options: &'a Options,
     counters: Counters,
+    /// For a layout source: which repositories of the destination registry hold which blobs.
+    origins: tokio::sync::OnceCell<origins::Origins>,
 }
 
 /// Copies the image `src` names to `dst`.
@@ -152,6 +155,7 @@ pub async fn copy(src: &Endpoint, dst: &Endpoint, options: &Options) -> Result<R
         dst,
         options,
         counters: Counters::default(),
+        origins: tokio::sync::OnceCell::new(),
     };
     let top = engine.top_manifest().await?;
     let written = if is_index(&top.media_type, &top.bytes) {
@@ -180,6 +184,7 @@ pub async fn resolve(src: &Endpoint) -> Result<(Bytes, String, Digest)> {
         dst: src,
         options: &Options::default(),
         counters: Counters::default(),
+        origins: tokio::sync::OnceCell::new(),
     };
     let m = engine.top_manifest().await?;
     Ok((m.bytes, m.media_type, m.digest))
@@ -415,7 +420,7 @@ impl Engine<'_> {
                 }
                 // Within one registry, a mount moves nothing.
                 let mut offered = None;
-                if let Some(from) = self.mount_source(client.host(), repo) {
+                for from in self.mount_sources(client.host(), repo, &digest).await? {
                     match client.mount(repo, &digest, &from).await? {
                         None => {
                             self.counters.mounted.fetch_add(1, Ordering::Relaxed);
@@ -474,6 +479,31 @@ impl Engine<'_> {
             Endpoint::Layout { name: None, .. } => return None,
         };
         (origin.repository != *repo).then_some(origin.repository)
+    }
+
+    /// Where to try mounting blob `digest` from, best first (at most three: each refused mount
+    /// opens an upload session): [`Engine::mount_source`], then the repositories other images
+    /// of a layout source came from that use the blob.
+    async fn mount_sources(
+        &self,
+        host: &str,
+        repo: &strata_storage::RepositoryName,
+        digest: &Digest,
+    ) -> Result<Vec<strata_storage::RepositoryName>> {
+        let mut sources: Vec<_> = self.mount_source(host, repo).into_iter().collect();
+        if let Endpoint::Layout { layout, .. } = self.src {
+            let origins = self
+                .origins
+                .get_or_try_init(|| origins::origins(layout, host, repo))
+                .await?;
+            for r in origins.get(digest.as_ref()).into_iter().flatten() {
+                if !sources.contains(r) {
+                    sources.push(r.clone());
+                }
+            }
+        }
+        sources.truncate(3);
+        Ok(sources)
     }
 
     /// Fetches a foreign layer from its URLs (https only, without credentials).

@@ -165,8 +165,10 @@ async fn check_references(state: &crate::app::AppState, name: &RepositoryName, m
         if d.is_foreign() && state.foreign.allows(&d.urls) {
             return Ok(());
         }
-        let why = if d.is_foreign() {
+        let why = if !d.urls.is_empty() {
             "blob (and its URLs are not allowed by the foreign-layer policy)"
+        } else if d.is_foreign() {
+            "blob: a non-distributable layer without URLs must be pushed like any other"
         } else {
             "blob"
         };

@@ -116,6 +116,21 @@ impl Cgroup {
         Ok(())
     }
 
+    /// Moves process `pid` into the existing cgroup (a process started inside a running
+    /// container: its limits and freezer apply to it too).
+    pub fn join(&self, pid: i32) -> std::io::Result<()> {
+        if is_v2() {
+            return write(&self.dir(None).join("cgroup.procs"), &pid.to_string());
+        }
+        for controller in ["freezer", "memory", "cpu", "pids"] {
+            let dir = self.dir(Some(controller));
+            if dir.is_dir() {
+                write(&dir.join("cgroup.procs"), &pid.to_string())?;
+            }
+        }
+        Ok(())
+    }
+
     /// Freezes (or thaws) every process of the container.
     pub fn freeze(&self, frozen: bool) -> std::io::Result<()> {
         if is_v2() {

@@ -27,7 +27,7 @@ pub const EXIT_NOT_FOUND: i32 = 127;
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Signals the helper passes on to the container.
-const FORWARDED: [Signal; 7] = [
+pub(super) const FORWARDED: [Signal; 7] = [
     Signal::SIGTERM,
     Signal::SIGINT,
     Signal::SIGHUP,
@@ -38,10 +38,14 @@ const FORWARDED: [Signal; 7] = [
 ];
 
 /// Starts the helper for `container` with `exe` (the `strata` binary). Detached: in its own
-/// session, output appended to the container's log, stdin closed.
-pub fn spawn(exe: &Path, container: &Container, detached: bool) -> Result<Child> {
+/// session, output appended to the container's log, stdin closed. Attached: the caller's output,
+/// and its stdin only when `stdin` is set (`-i`); otherwise the container reads nothing.
+pub fn spawn(exe: &Path, container: &Container, detached: bool, stdin: bool) -> Result<Child> {
     let mut command = Command::new(exe);
     command.arg("__init").arg(&container.dir);
+    if !stdin {
+        command.stdin(Stdio::null());
+    }
     if detached {
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -214,8 +218,9 @@ pub fn pid1(dir: &Path) -> Exit {
     }
 }
 
-/// Waits for the container's PID 1, passing on signals; returns its exit code.
-fn supervise(child: Pid, signals: &SigSet) -> i32 {
+/// Waits for the container's PID 1 (or an exec'd process), passing on signals; returns its exit
+/// code.
+pub(super) fn supervise(child: Pid, signals: &SigSet) -> i32 {
     loop {
         let Ok(signal) = signals.wait() else { continue };
         if signal != Signal::SIGCHLD {
@@ -298,19 +303,26 @@ fn container_init(
     umount2(".", MntFlags::MNT_DETACH).map_err(|e| fail(format!("detach the old root: {e}")))?;
     chdir("/").map_err(|e| fail(format!("chdir: {e}")))?;
 
-    let cwd = if config.process.cwd.is_empty() {
-        "/"
-    } else {
-        &config.process.cwd
-    };
+    exec_process(&config.process, &config.hostname)
+}
+
+/// The last steps of starting a container process, once its root is in place: working
+/// directory, user (from the container's `/etc/passwd`), environment defaults, then `execve` of
+/// the command. Returns only on failure, with the exit code to use.
+pub(super) fn exec_process(
+    process: &super::record::Process,
+    hostname: &str,
+) -> std::result::Result<std::convert::Infallible, (i32, String)> {
+    let fail = |m: String| (EXIT_SETUP, m);
+    let cwd = if process.cwd.is_empty() { "/" } else { &process.cwd };
     std::fs::create_dir_all(cwd).map_err(|e| fail(format!("working directory {cwd}: {e}")))?;
     chdir(cwd).map_err(|e| fail(format!("working directory {cwd}: {e}")))?;
-    let user = super::user::resolve(&config.process.user).map_err(fail)?;
+    let user = super::user::resolve(&process.user).map_err(fail)?;
     setgroups(&[Gid::from_raw(user.gid)]).map_err(|e| fail(format!("setgroups: {e}")))?;
     setgid(Gid::from_raw(user.gid)).map_err(|e| fail(format!("setgid: {e}")))?;
     setuid(Uid::from_raw(user.uid)).map_err(|e| fail(format!("setuid: {e}")))?;
 
-    let mut env = config.process.env.clone();
+    let mut env = process.env.clone();
     if !env.iter().any(|e| e.starts_with("PATH=")) {
         env.push(DEFAULT_PATH.into());
     }
@@ -318,9 +330,9 @@ fn container_init(
         env.push(format!("HOME={}", user.home));
     }
     if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
-        env.push(format!("HOSTNAME={}", config.hostname));
+        env.push(format!("HOSTNAME={hostname}"));
     }
-    let Some(program) = config.process.args.first() else {
+    let Some(program) = process.args.first() else {
         return Err((
             EXIT_CANNOT_RUN,
             "no command: the image has none and none was given".into(),
@@ -333,8 +345,7 @@ fn container_init(
         .to_owned();
     let exe = find_program(program, &path).ok_or((EXIT_NOT_FOUND, format!("{program}: command not found")))?;
     let cstr = |s: &str| CString::new(s).map_err(|_| (EXIT_CANNOT_RUN, format!("{s:?} has a NUL byte")));
-    let args = config
-        .process
+    let args = process
         .args
         .iter()
         .map(|a| cstr(a))

@@ -16,10 +16,12 @@
 //! cgroup, mounts the union and the volumes, forks the container's PID 1 (which mounts `/proc`,
 //! `/dev`, `/sys`, pivots into the union and executes the process), forwards signals to it and
 //! records its exit. The mounts live in the helper's private mount namespace, so they disappear
-//! with the container.
+//! with the container. `strata exec` starts a further process in a running container's
+//! namespaces, cgroup and root ([`exec`]).
 
 pub mod cgroup;
 pub mod diff;
+pub mod exec;
 pub mod init;
 pub mod live;
 mod mounts;
