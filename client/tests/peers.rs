@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 use cli::{Strata, blobs_of, layout_blob, layout_digest, oci, skopeo};
 use distribution::DockerRegistry;
 use serde_json::{Value, json};
-use strata_tests::oci::{Entry, Image, noise, write_busybox_layout, write_index_layout, write_layout};
+use strata_tests::oci::{
+    Entry, Image, noise, write_busybox_layout, write_index_layout, write_layout, write_typed_index_layout,
+};
 
 const MIB: usize = 1024 * 1024;
 /// The Windows build the multi-platform index carries, and the host build the test selects for.
@@ -496,4 +498,47 @@ fn a_docker_schema2_image_is_kept_byte_for_byte_in_the_store() {
     let again = registry.at("docker/again:v1");
     strata.ok(&["push", &reference, &again]);
     assert_eq!(strata.json(&["inspect", &again])["digest"], digest.as_str());
+}
+
+/// A non-distributable layer without `urls` exists nowhere else: `copy --all-platforms` must
+/// push it like any other layer (skopeo does), to our registry and to the reference registry,
+/// and the copy must read back byte for byte.
+#[test]
+fn non_distributable_layers_without_urls_are_pushed_to_both_registries() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let ours = runtime.block_on(strata_tests::LocalRegistry::start());
+    let reference = DockerRegistry::start();
+    let work = tempfile::tempdir().unwrap();
+    let strata = Strata::new(work.path());
+    let src = work.path().join("src");
+    let nondistributable = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip";
+    let (index, images) = write_typed_index_layout(
+        &src,
+        "nd",
+        &[
+            (platform("linux", "amd64", None), layers_for("nd-amd64", 7)),
+            (platform("linux", "arm64", None), layers_for("nd-arm64", 8)),
+        ],
+        &[nondistributable],
+    );
+    for (name, host) in [
+        ("ours", ours.addr.to_string()),
+        ("distribution", reference.addr.to_string()),
+    ] {
+        let target = format!("{host}/nd/image:v1");
+        let report = strata.json(&["copy", "--all-platforms", &oci(&src, "nd"), &target]);
+        assert_eq!(report["digest"], index.to_string().as_str(), "{name}: {report:#}");
+        assert_eq!(report["blobs_skipped"], 0, "{name}: nothing is left out: {report:#}");
+        let back = work.path().join(format!("back-{name}"));
+        strata.ok(&["copy", "--all-platforms", &target, &oci(&back, "nd")]);
+        assert_eq!(blobs_of(&back), blobs_of(&src), "{name}: every blob comes back");
+        for image in &images {
+            let layer = image.layers[0].to_string();
+            assert_eq!(layout_blob(&back, &layer), layout_blob(&src, &layer), "{name}: {layer}");
+        }
+    }
 }

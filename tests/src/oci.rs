@@ -132,6 +132,17 @@ pub fn write_index(dir: &Path, entries: &[(&str, &str, Digest, usize)]) {
 /// Writes the blobs of one image for `platform` (an OCI platform object: `os`, `architecture`,
 /// maybe `os.version`, `variant`) into the layout at `dir`; returns it and its manifest bytes.
 pub fn write_image(dir: &Path, platform: &serde_json::Value, layers: &[Vec<Entry>]) -> (Image, Vec<u8>) {
+    write_typed_image(dir, platform, layers, &[])
+}
+
+/// [`write_image`] with the media type of the first layers given (the others are OCI gzip
+/// layers): `application/vnd.oci.image.layer.nondistributable.v1.tar+gzip` and the like.
+pub fn write_typed_image(
+    dir: &Path,
+    platform: &serde_json::Value,
+    layers: &[Vec<Entry>],
+    media_types: &[&str],
+) -> (Image, Vec<u8>) {
     let mut diff_ids = Vec::new();
     let mut descriptors = Vec::new();
     let mut digests = Vec::new();
@@ -143,7 +154,7 @@ pub fn write_image(dir: &Path, platform: &serde_json::Value, layers: &[Vec<Entry
         let gz = gz.finish().expect("gzip");
         let digest = write_blob(dir, &gz);
         descriptors.push(serde_json::json!({
-            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+            "mediaType": media_types.get(descriptors.len()).copied().unwrap_or("application/vnd.oci.image.layer.v1.tar+gzip"),
             "digest": digest.to_string(),
             "size": gz.len(),
         }));
@@ -190,11 +201,22 @@ pub fn write_index_layout(
     tag: &str,
     images: &[(serde_json::Value, Vec<Vec<Entry>>)],
 ) -> (Digest, Vec<Image>) {
+    write_typed_index_layout(dir, tag, images, &[])
+}
+
+/// [`write_index_layout`] with the first layers of every image of the media types given (see
+/// [`write_typed_image`]).
+pub fn write_typed_index_layout(
+    dir: &Path,
+    tag: &str,
+    images: &[(serde_json::Value, Vec<Vec<Entry>>)],
+    media_types: &[&str],
+) -> (Digest, Vec<Image>) {
     init_layout(dir);
     let mut written = Vec::new();
     let mut entries = Vec::new();
     for (platform, layers) in images {
-        let (image, manifest) = write_image(dir, platform, layers);
+        let (image, manifest) = write_typed_image(dir, platform, layers, media_types);
         entries.push(serde_json::json!({
             "mediaType": OCI_MANIFEST,
             "digest": image.manifest.to_string(),

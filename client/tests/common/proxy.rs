@@ -65,6 +65,8 @@ pub struct Rules {
     pub redirect_blobs: Option<String>,
     /// Upload bodies trickle at about this many bytes per second.
     pub throttle_uploads: Option<u64>,
+    /// Blob download bodies trickle at about this many bytes per second.
+    pub throttle_downloads: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -418,6 +420,13 @@ async fn respond(
         }
         sent += chunk.len() as u64;
         Ok::<_, std::io::Error>(chunk)
+    });
+    let rate = rules.throttle_downloads.filter(|_| blob_body);
+    let stream = stream.then(move |item| async move {
+        if let (Some(rate), Ok(chunk)) = (rate, &item) {
+            tokio::time::sleep(Duration::from_secs_f64(chunk.len() as f64 / rate as f64)).await;
+        }
+        item
     });
     builder.body(Body::from_stream(stream)).unwrap()
 }
