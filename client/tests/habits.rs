@@ -13,8 +13,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cli::{Strata, oci};
+use common::LocalRegistry;
 use common::proxy::{Proxy, Rules};
-use strata_tests::LocalRegistry;
 use strata_tests::oci::{Entry, noise, write_layout};
 
 /// The busybox applets the tests use.
