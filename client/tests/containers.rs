@@ -9,8 +9,8 @@ mod cli;
 use std::path::Path;
 
 use cli::{Strata, oci};
-use strata_tests::LocalRegistry;
 use strata_tests::oci::{Entry, init_layout, write_image, write_index, write_layout};
+use strata_tests::{LocalRegistry, local_registry};
 
 /// The busybox applets the tests use, as links in `/bin`.
 const APPLETS: [&str; 14] = [
@@ -50,17 +50,6 @@ fn busybox_image(strata: &Strata, dir: &Path, reference: &str) {
     strata.ok(&["copy", &oci(dir, "v1"), reference]);
 }
 
-/// Our registry on a runtime the test keeps alive.
-fn registry() -> (tokio::runtime::Runtime, LocalRegistry) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let registry = runtime.block_on(LocalRegistry::start());
-    (runtime, registry)
-}
-
 struct Setup {
     _rt: tokio::runtime::Runtime,
     registry: LocalRegistry,
@@ -70,7 +59,7 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    let (rt, registry) = registry();
+    let (rt, registry) = local_registry();
     let work = tempfile::tempdir().unwrap();
     let strata = Strata::new(work.path());
     let image = format!("{}/ctr/busybox:v1", registry.addr);

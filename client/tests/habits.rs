@@ -13,20 +13,12 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cli::{Strata, oci};
-use common::LocalRegistry;
 use common::proxy::{Proxy, Rules};
+use strata_tests::local_registry;
 use strata_tests::oci::{Entry, noise, write_layout};
 
 /// The busybox applets the tests use.
 const APPLETS: [&str; 9] = ["sh", "echo", "cat", "id", "pwd", "hostname", "ps", "env", "sleep"];
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 /// A busybox root file system in `dir`: `bin/busybox`, applet links, `etc/passwd`.
 fn rootfs(dir: &Path) {
@@ -65,8 +57,7 @@ fn umoci(args: &[&str]) {
 
 #[test]
 fn an_image_umoci_built_with_absolute_names_pulls_and_runs() {
-    let rt = runtime();
-    let registry = rt.block_on(LocalRegistry::start());
+    let (_rt, registry) = local_registry();
     let work = tempfile::tempdir().unwrap();
     let strata = Strata::new(work.path());
     let layout = work.path().join("layout");
@@ -106,8 +97,7 @@ fn an_image_umoci_built_with_absolute_names_pulls_and_runs() {
 
 #[test]
 fn a_refused_layer_is_reported_as_such_and_names_no_image() {
-    let rt = runtime();
-    let registry = rt.block_on(LocalRegistry::start());
+    let (_rt, registry) = local_registry();
     let work = tempfile::tempdir().unwrap();
     let strata = Strata::new(work.path());
     let evil = vec![
@@ -137,8 +127,7 @@ fn a_refused_layer_is_reported_as_such_and_names_no_image() {
 
 #[test]
 fn a_pull_killed_mid_layer_leaves_no_image_and_the_next_run_completes_it() {
-    let rt = runtime();
-    let registry = rt.block_on(LocalRegistry::start());
+    let (rt, registry) = local_registry();
     let proxy = rt.block_on(Proxy::start(registry.addr));
     let work = tempfile::tempdir().unwrap();
     let strata = Strata::new(work.path());
@@ -176,8 +165,7 @@ fn a_pull_killed_mid_layer_leaves_no_image_and_the_next_run_completes_it() {
 
 #[test]
 fn an_imported_directory_is_an_image_every_command_takes() {
-    let rt = runtime();
-    let registry = rt.block_on(LocalRegistry::start());
+    let (_rt, registry) = local_registry();
     let work = tempfile::tempdir().unwrap();
     let strata = Strata::new(work.path());
     let root = work.path().join("rootfs");
@@ -343,8 +331,7 @@ fn exec_runs_a_command_inside_a_running_container() {
 
 #[test]
 fn a_committed_image_pushes_by_mounting_its_parents_layers() {
-    let rt = runtime();
-    let registry = rt.block_on(LocalRegistry::start());
+    let (_rt, registry) = local_registry();
     let work = tempfile::tempdir().unwrap();
     let strata = Strata::new(work.path());
     let mut layers = busybox_layers();

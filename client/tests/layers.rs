@@ -15,7 +15,7 @@ use std::process::Command;
 
 use cli::{Strata, oci};
 use serde_json::Value;
-use strata_tests::LocalRegistry;
+use strata_tests::local_registry;
 use strata_tests::oci::{Entry, Image, OCI_MANIFEST, init_layout, write_image, write_index, write_layout};
 
 /// busybox and its links, then a layer that deletes, replaces, hides and links.
@@ -145,17 +145,6 @@ fn file_header(size: u64) -> tar::Header {
     header
 }
 
-/// Starts our registry on a runtime the test keeps alive.
-fn registry() -> (tokio::runtime::Runtime, LocalRegistry) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let registry = runtime.block_on(LocalRegistry::start());
-    (runtime, registry)
-}
-
 fn push(strata: &Strata, src: &Path, reference: &str) -> Image {
     let image = write_layout(src, "v1", &busybox_layers());
     strata.ok(&["copy", &oci(src, "v1"), reference]);
@@ -164,7 +153,7 @@ fn push(strata: &Strata, src: &Path, reference: &str) -> Image {
 
 #[test]
 fn a_pulled_image_unpacks_to_what_umoci_unpacks() {
-    let (_rt, registry) = registry();
+    let (_rt, registry) = local_registry();
     let work = tempfile::tempdir().unwrap();
     let strata = Strata::new(work.path());
     let src = work.path().join("src");
@@ -239,7 +228,7 @@ fn a_pulled_image_unpacks_to_what_umoci_unpacks() {
 
 #[test]
 fn pulled_images_push_back_byte_for_byte_and_rmi_frees_only_unshared_layers() {
-    let (_rt, registry) = registry();
+    let (_rt, registry) = local_registry();
     let work = tempfile::tempdir().unwrap();
     let strata = Strata::new(work.path());
     let reference = format!("{}/lin/busybox:v1", registry.addr);
@@ -332,7 +321,7 @@ fn a_layer_that_does_not_unpack_leaves_no_layer_and_no_debris() {
 
 #[test]
 fn a_pulled_windows_image_unpacks_into_windows_layers() {
-    let (_rt, registry) = registry();
+    let (_rt, registry) = local_registry();
     let work = tempfile::tempdir().unwrap();
     let strata = Strata::new(work.path());
     let src = work.path().join("win");

@@ -505,12 +505,7 @@ fn a_docker_schema2_image_is_kept_byte_for_byte_in_the_store() {
 /// and the copy must read back byte for byte.
 #[test]
 fn non_distributable_layers_without_urls_are_pushed_to_both_registries() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let ours = runtime.block_on(strata_tests::LocalRegistry::start());
+    let (_runtime, ours) = strata_tests::local_registry();
     let reference = DockerRegistry::start();
     let work = tempfile::tempdir().unwrap();
     let strata = Strata::new(work.path());

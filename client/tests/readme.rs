@@ -6,7 +6,7 @@
 
 use std::process::Command;
 
-use strata_tests::LocalRegistry;
+use strata_tests::local_registry;
 
 /// The shell blocks of the marked sections, in order.
 fn tested_blocks(readme: &str) -> Vec<String> {
@@ -40,12 +40,7 @@ fn the_readme_examples_work_as_written() {
     let script = blocks.concat();
     assert!(script.contains("strata import") && script.contains("strata run"));
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let registry = runtime.block_on(LocalRegistry::start());
+    let (_runtime, registry) = local_registry();
     let script = script.replace("127.0.0.1:5000", &registry.addr.to_string());
     let work = tempfile::tempdir().unwrap();
     let bin = std::path::Path::new(env!("CARGO_BIN_EXE_strata"))

@@ -275,33 +275,28 @@ fn start_up_errors_are_one_line_even_with_rust_backtrace() {
         (&["--listen", &address], "listen on"),
         (&["--config", missing.to_str().unwrap()], "missing.toml"),
     ];
-    for (args, names) in cases {
+    let start = |args: &[&str], verbose: bool| {
         let output = Command::new(env!("CARGO_BIN_EXE_strata-registry"))
             .args(args)
+            .args(verbose.then_some("-v"))
             .arg("--root")
             .arg(dir.path().join("data"))
             .env("RUST_BACKTRACE", "1")
             .env("RUST_LOG", "warn")
             .output()
             .unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(!output.status.success(), "{args:?}");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    for (args, names) in cases {
+        let stderr = start(args, false);
         assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
         assert!(
             stderr.starts_with("strata-registry: ") && stderr.contains(names),
             "{stderr}"
         );
         // With -v the details come back, backtrace included.
-        let verbose = Command::new(env!("CARGO_BIN_EXE_strata-registry"))
-            .args(args)
-            .arg("-v")
-            .arg("--root")
-            .arg(dir.path().join("data"))
-            .env("RUST_BACKTRACE", "1")
-            .env("RUST_LOG", "warn")
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&verbose.stderr);
+        let stderr = start(args, true);
         assert!(stderr.contains("backtrace"), "{args:?}: {stderr}");
     }
     drop(busy);

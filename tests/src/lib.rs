@@ -49,6 +49,18 @@ impl LocalRegistry {
     }
 }
 
+/// A [`LocalRegistry`] for a synchronous test, with the runtime that serves it (keep both alive
+/// while the test uses the registry).
+pub fn local_registry() -> (tokio::runtime::Runtime, LocalRegistry) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let registry = runtime.block_on(LocalRegistry::start());
+    (runtime, registry)
+}
+
 impl Drop for LocalRegistry {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {

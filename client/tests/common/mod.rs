@@ -1,7 +1,7 @@
 //! Shared pieces of the client's integration tests: an in-process registry, the test proxy, a
 //! strata context over a temporary home, and layout helpers.
 
-#![allow(dead_code, unreachable_pub, missing_docs)]
+#![allow(dead_code, unused_imports, unreachable_pub, missing_docs)]
 
 pub mod proxy;
 

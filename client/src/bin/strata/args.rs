@@ -378,10 +378,8 @@ pub(crate) enum Command {
         /// Commit message.
         #[arg(short, long)]
         message: Option<String>,
-        /// Set a config default with a Dockerfile instruction (CMD, ENTRYPOINT, ENV, WORKDIR,
-        /// USER, LABEL, EXPOSE, VOLUME, STOPSIGNAL); repeatable.
-        #[arg(short, long = "change", value_name = "INSTRUCTION")]
-        changes: Vec<String>,
+        #[command(flatten)]
+        changes: ChangeArgs,
         /// Container name or id.
         container: String,
         /// Name of the new image (default: committed/CONTAINER:latest).
@@ -421,13 +419,20 @@ impl Command {
     }
 }
 
-/// How a new image is made from a layer (`import`, `layer import`).
+/// Config defaults a new image gets (`import`, `layer import`, `commit`).
 #[derive(Debug, Args, Clone)]
-pub(crate) struct MakeArgs {
+pub(crate) struct ChangeArgs {
     /// Set a config default with a Dockerfile instruction (CMD, ENTRYPOINT, ENV, WORKDIR,
     /// USER, LABEL, EXPOSE, VOLUME, STOPSIGNAL); repeatable.
     #[arg(short, long = "change", value_name = "INSTRUCTION")]
     pub(crate) changes: Vec<String>,
+}
+
+/// How a new image is made from a layer (`import`, `layer import`).
+#[derive(Debug, Args, Clone)]
+pub(crate) struct MakeArgs {
+    #[command(flatten)]
+    pub(crate) changes: ChangeArgs,
     /// History comment.
     #[arg(short, long)]
     pub(crate) message: Option<String>,

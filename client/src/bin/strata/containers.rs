@@ -144,7 +144,7 @@ pub(crate) async fn run(ctx: &Context, global: &Global, command: &Command) -> Re
                 author: author.clone(),
                 comment: message.clone(),
             };
-            outln!("{}", ctx.commit(&c, &target, &history, changes).await?);
+            outln!("{}", ctx.commit(&c, &target, &history, &changes.changes).await?);
         }
         Command::Cp { src, dst } => {
             let store = ctx.containers()?;

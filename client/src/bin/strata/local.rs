@@ -16,7 +16,7 @@ fn import_options(make: &MakeArgs) -> Result<ImportOptions, ClientError> {
     Ok(ImportOptions {
         parent: make.parent.clone(),
         os: make.os.clone(),
-        changes: make.changes.clone(),
+        changes: make.changes.changes.clone(),
         message: make.message.clone(),
     })
 }
