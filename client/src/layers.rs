@@ -1,6 +1,6 @@
 //! Images of the local store unpacked into the runtime's layer store (`STRATA_HOME/layers`):
-//! `strata pull` ends here, `strata rmi` and `strata prune` release layers, `strata layer import`
-//! brings in a tar, and `strata fs` reads the union.
+//! `strata pull`, `import` and `commit` end here, `strata rmi` and `strata prune` release
+//! layers, and `strata fs` reads the union.
 
 use std::path::PathBuf;
 
