@@ -20,6 +20,7 @@ use crate::cache::ManifestCache;
 use crate::config::{Config, ForeignLayers};
 use crate::error::InternalCause;
 use crate::handlers;
+use crate::limits::{BodyBudget, min_body_rate};
 use crate::meta::Metadata;
 use crate::metrics::Metrics;
 
@@ -41,6 +42,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Recently read or written manifests, by digest.
     pub manifests: ManifestCache,
+    /// Memory for request bodies held whole (manifests), across all requests.
+    pub bodies: BodyBudget,
 }
 
 /// Shared state handle.
@@ -87,6 +90,7 @@ impl AppState {
             foreign,
             metrics: Metrics::default(),
             manifests: ManifestCache::new(MANIFEST_CACHE_BYTES),
+            bodies: BodyBudget::new(config.limits.buffered_body_bytes),
             config,
         }))
     }
@@ -117,20 +121,23 @@ pub fn app(state: SharedState) -> Router {
         .route("/v2/{*rest}", any(handlers::dispatch))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), min_body_rate))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
 
-/// Serves until `shutdown` resolves, then finishes in-flight requests. Also runs the upload
-/// purge in the background.
+/// Serves until `shutdown` resolves, then gives in-flight requests `shutdown_timeout_secs` to
+/// finish (see [`crate::serve`]). Also runs the storage upkeep in the background.
 pub async fn run(
     listener: TcpListener,
     state: SharedState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let purge = tokio::spawn(purge_uploads(state.clone()));
-    let result = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await;
+    let sweep = tokio::spawn(sweep_storage(state.clone()));
+    let result = crate::serve::serve(listener, app(state.clone()), &state.config.server, shutdown).await;
     purge.abort();
+    sweep.abort();
     result
 }
 
@@ -146,6 +153,20 @@ async fn purge_uploads(state: SharedState) {
             Err(e) => tracing::warn!(error = %e, "upload purge failed"),
         }
         tokio::time::sleep(interval).await;
+    }
+}
+
+/// Removes what crashed writers left in storage (stale temporary files) every
+/// `server.sweep_interval_secs`.
+async fn sweep_storage(state: SharedState) {
+    let interval = Duration::from_secs(state.config.server.sweep_interval_secs.max(1));
+    loop {
+        tokio::time::sleep(interval).await;
+        match state.blobs.backend().sweep().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "swept stale temporary files"),
+            Err(e) => tracing::warn!(error = %e, "storage sweep failed"),
+        }
     }
 }
 

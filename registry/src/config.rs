@@ -29,6 +29,35 @@ pub struct Config {
     pub foreign_layers: ForeignLayers,
     /// Request limits.
     pub limits: Limits,
+    /// Connections, timeouts and shutdown.
+    pub server: Server,
+}
+
+/// How connections are served: how many, how long each may take, and how shutdown ends them.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Server {
+    /// Connections served at once; more wait in the listen backlog. Default 4096 (the soft
+    /// open-file limit is raised to the hard limit at start, so this is the real cap).
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's head, counted from when the connection starts
+    /// waiting for it; this also closes idle keep-alive connections. Default 30.
+    pub header_read_timeout_secs: u64,
+    /// Seconds a connection may move no byte in either direction (a stalled reader or writer)
+    /// before it is closed. Default 300.
+    pub idle_timeout_secs: u64,
+    /// Seconds a request without a streamed body (everything but blob uploads) may take to
+    /// produce its response head; past it: 503 `UNAVAILABLE`. Default 60.
+    pub request_timeout_secs: u64,
+    /// Request bodies (uploads, manifests) must average at least this many bytes per second
+    /// over each `body_rate_window_secs`, or they are cut. Default 1024.
+    pub min_body_rate_bytes: u64,
+    /// The window over which `min_body_rate_bytes` is measured, in seconds. Default 30.
+    pub body_rate_window_secs: u64,
+    /// On SIGTERM, seconds in-flight requests get to finish before they are cut. Default 30.
+    pub shutdown_timeout_secs: u64,
+    /// How often stale temporary files and upload debris are swept, in seconds. Default 3600.
+    pub sweep_interval_secs: u64,
 }
 
 /// Text (human) or JSON (one object per line) logs.
@@ -65,6 +94,15 @@ pub struct Limits {
     pub catalog_max_entries: u64,
     /// Largest page of tags returned at once (larger `n` is clamped). Default 1000.
     pub tags_max_entries: u64,
+    /// Bytes of request bodies (manifests) held in memory at once, across all requests; a
+    /// request that would go past it gets 429 `TOOMANYREQUESTS` with `Retry-After`. Default
+    /// 256 MiB.
+    pub buffered_body_bytes: u64,
+    /// Most blobs and manifests one manifest may reference (larger: 400 `MANIFEST_INVALID`).
+    /// Default 10000.
+    pub max_manifest_references: usize,
+    /// Most `tag` parameters on one manifest `PUT` (more: 400 `TAG_INVALID`). Default 100.
+    pub max_tags_per_push: usize,
 }
 
 impl Default for Config {
@@ -78,6 +116,22 @@ impl Default for Config {
             storage: StorageConfig::default(),
             foreign_layers: ForeignLayers::default(),
             limits: Limits::default(),
+            server: Server::default(),
+        }
+    }
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Server {
+            max_connections: 4096,
+            header_read_timeout_secs: 30,
+            idle_timeout_secs: 300,
+            request_timeout_secs: 60,
+            min_body_rate_bytes: 1024,
+            body_rate_window_secs: 30,
+            shutdown_timeout_secs: 30,
+            sweep_interval_secs: 3600,
         }
     }
 }
@@ -98,6 +152,9 @@ impl Default for Limits {
             max_blob_bytes: 0,
             catalog_max_entries: 1000,
             tags_max_entries: 1000,
+            buffered_body_bytes: 256 * 1024 * 1024,
+            max_manifest_references: 10_000,
+            max_tags_per_push: 100,
         }
     }
 }
@@ -207,6 +264,54 @@ impl Config {
             &mut self.limits.catalog_max_entries,
         )?;
         set(env, "STRATA_LIMITS_TAGS_MAX_ENTRIES", &mut self.limits.tags_max_entries)?;
+        set(
+            env,
+            "STRATA_LIMITS_BUFFERED_BODY_BYTES",
+            &mut self.limits.buffered_body_bytes,
+        )?;
+        set(
+            env,
+            "STRATA_LIMITS_MAX_MANIFEST_REFERENCES",
+            &mut self.limits.max_manifest_references,
+        )?;
+        set(
+            env,
+            "STRATA_LIMITS_MAX_TAGS_PER_PUSH",
+            &mut self.limits.max_tags_per_push,
+        )?;
+        let server = &mut self.server;
+        set(env, "STRATA_SERVER_MAX_CONNECTIONS", &mut server.max_connections)?;
+        set(
+            env,
+            "STRATA_SERVER_HEADER_READ_TIMEOUT_SECS",
+            &mut server.header_read_timeout_secs,
+        )?;
+        set(env, "STRATA_SERVER_IDLE_TIMEOUT_SECS", &mut server.idle_timeout_secs)?;
+        set(
+            env,
+            "STRATA_SERVER_REQUEST_TIMEOUT_SECS",
+            &mut server.request_timeout_secs,
+        )?;
+        set(
+            env,
+            "STRATA_SERVER_MIN_BODY_RATE_BYTES",
+            &mut server.min_body_rate_bytes,
+        )?;
+        set(
+            env,
+            "STRATA_SERVER_BODY_RATE_WINDOW_SECS",
+            &mut server.body_rate_window_secs,
+        )?;
+        set(
+            env,
+            "STRATA_SERVER_SHUTDOWN_TIMEOUT_SECS",
+            &mut server.shutdown_timeout_secs,
+        )?;
+        set(
+            env,
+            "STRATA_SERVER_SWEEP_INTERVAL_SECS",
+            &mut server.sweep_interval_secs,
+        )?;
         if let Some(format) = env("STRATA_LOG_FORMAT") {
             self.log_format = match format.as_str() {
                 "text" => LogFormat::Text,

@@ -43,6 +43,8 @@ pub enum Code {
     RangeInvalid,
     /// Too many requests (retry later).
     TooManyRequests,
+    /// The registry cannot answer in time (retry later).
+    Unavailable,
     /// Something went wrong inside the registry.
     Unknown,
 }
@@ -66,6 +68,7 @@ impl Code {
             Code::TagInvalid => "TAG_INVALID",
             Code::RangeInvalid => "RANGE_INVALID",
             Code::TooManyRequests => "TOOMANYREQUESTS",
+            Code::Unavailable => "UNAVAILABLE",
             Code::Unknown => "UNKNOWN",
         }
     }
@@ -78,6 +81,7 @@ impl Code {
             Code::Unsupported => StatusCode::METHOD_NOT_ALLOWED,
             Code::RangeInvalid => StatusCode::RANGE_NOT_SATISFIABLE,
             Code::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Code::Unknown => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }

@@ -9,6 +9,8 @@
 //! - `handlers`: one module per group of endpoints; [`meta`]: repository metadata (links,
 //!   revisions, tags, referrers, catalog, upload records); [`manifest`]: reading manifests.
 //! - [`error`]: the OCI error body and status codes; [`metrics`]: Prometheus metrics.
+//! - [`limits`]: minimum body rate and the budget for bodies held in memory.
+//! - [`serve`]: the accept loop, connection limits and timeouts, shutdown with a deadline.
 //!
 //! All state lives in storage, so replicas over one S3 bucket (or one directory) are
 //! interchangeable, and an upload can continue on any of them.
@@ -18,10 +20,12 @@ pub mod cache;
 pub mod config;
 pub mod error;
 mod handlers;
+pub mod limits;
 pub mod manifest;
 pub mod meta;
 pub mod metrics;
 pub mod route;
+pub mod serve;
 
 pub use app::{AppState, SharedState, app, run};
 pub use config::{Config, LogFormat, Overrides};

@@ -49,7 +49,6 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
-    tracing::info!("shutting down: finishing requests in flight");
 }
 
 fn main() -> ExitCode {
@@ -83,6 +82,10 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     };
     let config = Config::load(args.config.as_deref(), |k| std::env::var(k).ok(), &flags)?;
     init_logging(config.log_format);
+    match strata_registry::serve::raise_open_file_limit() {
+        Ok(limit) => tracing::debug!(limit, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
+    }
     let listen = config.listen;
     let storage = format!("{:?}", config.storage);
     let state = AppState::open(config).await.context("open storage")?;

@@ -49,6 +49,25 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    /// Parses the path after `/v2/` of a request with `method`: a `GET` or `HEAD` of a
+    /// manifest whose reference is neither a valid tag nor a digest is 404 `MANIFEST_UNKNOWN`
+    /// (nothing can exist there, and clients and the conformance tests expect that), while a
+    /// `PUT` there stays 400 `TAG_INVALID` / `DIGEST_INVALID`.
+    pub fn parse_for(method: &http::Method, rest: &str) -> ApiResult<Self> {
+        Endpoint::parse(rest).map_err(|e| {
+            let reading = matches!(*method, http::Method::GET | http::Method::HEAD);
+            let bad_reference = matches!(e.code, Code::TagInvalid | Code::DigestInvalid);
+            let manifest = rest
+                .rsplit_once('/')
+                .is_some_and(|(head, _)| head.ends_with("/manifests"));
+            if reading && bad_reference && manifest {
+                ApiError::new(Code::ManifestUnknown, "manifest unknown to registry")
+            } else {
+                e
+            }
+        })
+    }
+
     /// Parses the path after `/v2/`.
     pub fn parse(rest: &str) -> ApiResult<Self> {
         if rest.is_empty() {
@@ -197,5 +216,22 @@ mod tests {
         assert_eq!(code("a/whatever"), Code::NameUnknown);
         let long = format!("{}/tags/list", "a".repeat(256));
         assert_eq!(code(&long), Code::NameInvalid);
+    }
+
+    #[test]
+    fn reading_an_impossible_manifest_reference_is_not_found() {
+        let get = |p: &str| Endpoint::parse_for(&http::Method::GET, p).unwrap_err();
+        let e = get("a/manifests/.INVALID_MANIFEST_NAME");
+        assert_eq!((e.code, e.status.as_u16()), (Code::ManifestUnknown, 404));
+        assert_eq!(get("a/manifests/sha256:abc").code, Code::ManifestUnknown);
+        let head = Endpoint::parse_for(&http::Method::HEAD, "a/manifests/-bad").unwrap_err();
+        assert_eq!(head.code, Code::ManifestUnknown);
+        let put = Endpoint::parse_for(&http::Method::PUT, "a/manifests/-bad").unwrap_err();
+        assert_eq!(put.code, Code::TagInvalid);
+        assert_eq!(
+            get("a/blobs/sha256:abc").code,
+            Code::DigestInvalid,
+            "blobs keep their code"
+        );
     }
 }

@@ -875,7 +875,10 @@ async fn invalid_names_tags_and_digests_are_refused(r: &TestRegistry) {
     for (path, code) in [
         ("/v2/UPPER/tags/list", "NAME_INVALID"),
         ("/v2/a..b/manifests/latest", "NAME_INVALID"),
-        ("/v2/a/manifests/-x", "TAG_INVALID"),
+        // Reading a reference nothing can have: not found, as clients and the conformance
+        // tests expect; writing there is refused as invalid.
+        ("/v2/a/manifests/-x", "MANIFEST_UNKNOWN"),
+        ("/v2/a/manifests/.INVALID_MANIFEST_NAME", "MANIFEST_UNKNOWN"),
         ("/v2/a/blobs/sha256:1234", "DIGEST_INVALID"),
         ("/v2/a/blobs/md5:d41d8cd98f00b204e9800998ecf8427e", "DIGEST_INVALID"),
         ("/v2/a/blobs/uploads/not.a.valid.id", "BLOB_UPLOAD_UNKNOWN"),
@@ -884,6 +887,10 @@ async fn invalid_names_tags_and_digests_are_refused(r: &TestRegistry) {
         assert!(response.status().is_client_error(), "{path}");
         assert_eq!(error_code(response).await, code, "{path}");
     }
+    assert_eq!(r.get("/v2/a/manifests/-x").await.status(), StatusCode::NOT_FOUND);
+    let put = r.put_manifest("a", "-x", OCI_MANIFEST, Bytes::from_static(b"{}")).await;
+    assert_eq!(put.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(put).await, "TAG_INVALID");
     let long = format!("/v2/{}/tags/list", vec!["abcdefghij"; 26].join("/"));
     assert_eq!(error_code(r.get(&long).await).await, "NAME_INVALID");
     let response = r

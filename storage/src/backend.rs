@@ -146,6 +146,13 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
 
     /// Discards the upload and everything stored for it.
     async fn upload_abort(&self, home: &Key) -> Result<()>;
+
+    /// Removes debris that writers which crashed left outside the key space (temporary files
+    /// older than a day); returns how many items went. Safe while others write. Default:
+    /// nothing to remove.
+    async fn sweep(&self) -> Result<u64> {
+        Ok(0)
+    }
 }
 
 /// Conveniences on top of [`Backend`], for every backend.

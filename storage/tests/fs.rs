@@ -5,7 +5,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use strata_storage::testing::conformance::pattern;
 use strata_storage::testing::{Fixture, FsFixture};
-use strata_storage::{BackendExt, Error, FsBackend, Key, stream};
+use strata_storage::{Backend, BackendExt, Error, FsBackend, Key, stream};
 
 strata_storage::conformance_tests!(FsFixture::new());
 
@@ -115,7 +115,7 @@ async fn concurrent_appends_to_one_upload_are_refused() {
 }
 
 #[tokio::test]
-async fn stale_temp_files_are_swept_when_the_store_opens() {
+async fn stale_temp_files_are_swept_when_the_store_opens_and_on_every_sweep() {
     let fixture = FsFixture::new();
     let _ = fixture.backend().await;
     let tmp = fixture.root().join(".tmp");
@@ -133,6 +133,18 @@ async fn stale_temp_files_are_swept_when_the_store_opens() {
     FsBackend::new(fixture.root()).unwrap();
     assert!(!stale.exists(), "a two-day-old temp file survived");
     assert!(fresh.exists(), "a fresh temp file (another writer's) was removed");
+
+    // And while the store is open, whenever `sweep` runs (the registry runs it periodically).
+    let backend = FsBackend::new(fixture.root()).unwrap();
+    std::fs::write(&stale, b"x").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&stale)
+        .unwrap()
+        .set_modified(two_days_ago)
+        .unwrap();
+    assert_eq!(backend.sweep().await.unwrap(), 1);
+    assert!(!stale.exists() && fresh.exists());
 }
 
 #[tokio::test]

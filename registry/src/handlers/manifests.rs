@@ -90,9 +90,26 @@ pub(crate) async fn put(ctx: Ctx, name: RepositoryName, reference: Reference) ->
     let content_type = ctx
         .header(header::CONTENT_TYPE)
         .map(|v| v.split(';').next().unwrap_or("").trim().to_owned());
+    let limits = &state.config.limits;
+    if ctx.query_all("tag").count() > limits.max_tags_per_push {
+        return Err(ApiError::new(
+            Code::TagInvalid,
+            format!("more than {} tag parameters", limits.max_tags_per_push),
+        ));
+    }
     let extra_tags = ctx.query_all("tag").map(Tag::parse).collect::<Result<Vec<_>, _>>()?;
-    let bytes = read_small_body(&ctx, state.config.limits.max_manifest_bytes).await?;
+    let (bytes, _held) = read_small_body(&ctx, limits.max_manifest_bytes).await?;
     let manifest = Manifest::parse(&bytes, content_type.as_deref())?;
+    let references = manifest.config.iter().count() + manifest.layers.len() + manifest.manifests.len();
+    if references > limits.max_manifest_references {
+        return Err(ApiError::new(
+            Code::ManifestInvalid,
+            format!(
+                "the manifest references {references} blobs and manifests, more than the {} allowed",
+                limits.max_manifest_references
+            ),
+        ));
+    }
     let digest = match &reference {
         Reference::Digest(expected) => {
             let actual = Algorithm::of(expected)?.digest_of(&bytes);
@@ -148,41 +165,70 @@ pub(crate) async fn put(ctx: Ctx, name: RepositoryName, reference: Reference) ->
     Ok(response.body(Body::empty()).expect("response"))
 }
 
+/// Storage lookups in flight at once while checking one manifest's references.
+const REFERENCE_CHECKS: usize = 16;
+
 /// Every blob and child manifest must be in the repository, except foreign layers whose URLs
 /// the policy allows. The subject need not exist (the spec says so).
 async fn check_references(state: &crate::app::AppState, name: &RepositoryName, manifest: &Manifest) -> ApiResult<()> {
-    let unknown = |d: &Descriptor, why: &str| {
-        ApiError::new(
-            Code::ManifestBlobUnknown,
-            format!("manifest references an unknown {why}"),
-        )
-        .with_detail(serde_json::json!({ "digest": d.digest.to_string() }))
+    use futures::{FutureExt, StreamExt};
+    // A few lookups at a time, stopping at the first missing one: memory and time stay bounded
+    // whatever the manifest names. (A plain loop: a lazy stream of closures here trips rustc's
+    // "Send is not general enough".)
+    let mut todo: Vec<(&Descriptor, bool)> = manifest
+        .config
+        .iter()
+        .chain(&manifest.layers)
+        .map(|d| (d, true))
+        .collect();
+    todo.extend(manifest.manifests.iter().map(|d| (d, false)));
+    let mut next = todo.into_iter();
+    let mut running = futures::stream::FuturesUnordered::new();
+    loop {
+        while running.len() < REFERENCE_CHECKS {
+            match next.next() {
+                Some((d, true)) => running.push(check_blob(state, name, d).boxed()),
+                Some((d, false)) => running.push(check_child(state, name, d).boxed()),
+                None => break,
+            }
+        }
+        match running.next().await {
+            Some(result) => result?,
+            None => return Ok(()),
+        }
+    }
+}
+
+fn unknown_reference(d: &Descriptor, why: &str) -> ApiError {
+    ApiError::new(
+        Code::ManifestBlobUnknown,
+        format!("manifest references an unknown {why}"),
+    )
+    .with_detail(serde_json::json!({ "digest": d.digest.to_string() }))
+}
+
+async fn check_blob(state: &crate::app::AppState, name: &RepositoryName, d: &Descriptor) -> ApiResult<()> {
+    if state.meta.blob_linked(name, &d.digest).await? {
+        return Ok(());
+    }
+    if d.is_foreign() && state.foreign.allows(&d.urls) {
+        return Ok(());
+    }
+    let why = if !d.urls.is_empty() {
+        "blob (and its URLs are not allowed by the foreign-layer policy)"
+    } else if d.is_foreign() {
+        "blob: a non-distributable layer without URLs must be pushed like any other"
+    } else {
+        "blob"
     };
-    let blob_checks = manifest.config.iter().chain(&manifest.layers).map(|d| async move {
-        if state.meta.blob_linked(name, &d.digest).await? {
-            return Ok(());
-        }
-        if d.is_foreign() && state.foreign.allows(&d.urls) {
-            return Ok(());
-        }
-        let why = if !d.urls.is_empty() {
-            "blob (and its URLs are not allowed by the foreign-layer policy)"
-        } else if d.is_foreign() {
-            "blob: a non-distributable layer without URLs must be pushed like any other"
-        } else {
-            "blob"
-        };
-        Err(unknown(d, why))
-    });
-    let manifest_checks = manifest.manifests.iter().map(|d| async move {
-        match state.meta.revision(name, &d.digest).await? {
-            Some(_) => Ok(()),
-            None => Err(unknown(d, "manifest")),
-        }
-    });
-    futures::future::try_join_all(blob_checks).await?;
-    futures::future::try_join_all(manifest_checks).await?;
-    Ok(())
+    Err(unknown_reference(d, why))
+}
+
+async fn check_child(state: &crate::app::AppState, name: &RepositoryName, d: &Descriptor) -> ApiResult<()> {
+    match state.meta.revision(name, &d.digest).await? {
+        Some(_) => Ok(()),
+        None => Err(unknown_reference(d, "manifest")),
+    }
 }
 
 /// Deletes a tag (the manifest stays), or a manifest with every tag pointing at it.

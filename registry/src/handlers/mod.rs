@@ -79,7 +79,8 @@ pub(crate) async fn dispatch_root(State(state): State<SharedState>, request: Req
 
 /// Everything under `/v2/`.
 pub(crate) async fn dispatch(State(state): State<SharedState>, Path(rest): Path<String>, request: Request) -> Response {
-    respond(state, Endpoint::parse(&rest), request).await
+    let endpoint = Endpoint::parse_for(request.method(), &rest);
+    respond(state, endpoint, request).await
 }
 
 async fn respond(state: SharedState, endpoint: ApiResult<Endpoint>, request: Request) -> Response {
@@ -132,7 +133,29 @@ fn with_info(mut response: Response, info: RequestInfo) -> Response {
     response
 }
 
+/// Runs the handler; one without a streamed request body must answer within
+/// `request_timeout_secs` (503 `UNAVAILABLE` otherwise).
 async fn route(ctx: Ctx, endpoint: Endpoint) -> ApiResult<Response> {
+    let streams_body = matches!(
+        (&endpoint, &ctx.method),
+        (Endpoint::Upload(..), &Method::PATCH | &Method::PUT)
+    ) || (matches!(endpoint, Endpoint::UploadStart(_)) && ctx.has_body());
+    if streams_body {
+        return handle(ctx, endpoint).await;
+    }
+    let limit = std::time::Duration::from_secs(ctx.state.config.server.request_timeout_secs.max(1));
+    tokio::time::timeout(limit, handle(ctx, endpoint))
+        .await
+        .unwrap_or_else(|_| {
+            Err(ApiError::new(
+                crate::error::Code::Unavailable,
+                format!("the request took longer than {}s", limit.as_secs()),
+            )
+            .with_header(header::RETRY_AFTER, "1"))
+        })
+}
+
+async fn handle(ctx: Ctx, endpoint: Endpoint) -> ApiResult<Response> {
     use Endpoint as E;
     let method = ctx.method.clone();
     match (endpoint, method) {
@@ -241,7 +264,9 @@ impl Stream for Metered {
 const DRAIN_LIMIT: u64 = 1024 * 1024;
 
 /// Reads a whole body of at most `max` bytes (a manifest); 413 `SIZE_INVALID` when longer.
-pub(crate) async fn read_small_body(ctx: &Ctx, max: u64) -> ApiResult<Bytes> {
+/// The bytes are counted against the registry's [`crate::limits::BodyBudget`] until the
+/// returned permit drops (429 when the budget is spent).
+pub(crate) async fn read_small_body(ctx: &Ctx, max: u64) -> ApiResult<(Bytes, tokio::sync::OwnedSemaphorePermit)> {
     let too_large = || {
         ApiError::new(crate::error::Code::SizeInvalid, format!("body larger than {max} bytes"))
             .with_status(StatusCode::PAYLOAD_TOO_LARGE)
@@ -249,6 +274,7 @@ pub(crate) async fn read_small_body(ctx: &Ctx, max: u64) -> ApiResult<Bytes> {
     if ctx.content_length().is_some_and(|n| n > max + DRAIN_LIMIT) {
         return Err(too_large());
     }
+    let permit = ctx.state.bodies.reserve(ctx.content_length().unwrap_or(max).min(max))?;
     let mut body = ctx.take_body().into_data_stream();
     let mut buf = bytes::BytesMut::new();
     while let Some(chunk) = body.next().await {
@@ -265,7 +291,7 @@ pub(crate) async fn read_small_body(ctx: &Ctx, max: u64) -> ApiResult<Bytes> {
         }
         buf.extend_from_slice(&chunk);
     }
-    Ok(buf.freeze())
+    Ok((buf.freeze(), permit))
 }
 
 /// Records the bytes a handler consumed for the request log.

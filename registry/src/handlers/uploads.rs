@@ -167,7 +167,10 @@ async fn append_body(
             if first != status.length {
                 return Err(out_of_order(status.length));
             }
-            let len = last - first + 1;
+            // `0-18446744073709551615` would wrap to 0.
+            let len = (last - first)
+                .checked_add(1)
+                .ok_or_else(|| out_of_order(status.length))?;
             if ctx.content_length().is_some_and(|n| n != len) {
                 return Err(ApiError::new(
                     Code::SizeInvalid,

@@ -5,7 +5,7 @@
 //!   backend never creates one.
 //! - Writes go to a uniquely named file in `root/.tmp/`, are fsynced, renamed into place, and the
 //!   parent directory is fsynced. A crash leaves the old object or the new one, plus at worst a
-//!   stray temp file that [`FsBackend::new`] sweeps once it is a day old.
+//!   stray temp file that [`FsBackend::new`] and [`Backend::sweep`] remove once it is a day old.
 //! - All file work runs on tokio's blocking pool.
 //! - Uploads (see [`upload`]) keep `data` and `state` files in the home directory.
 
@@ -68,17 +68,20 @@ impl FsBackend {
         self.root.join(TMP_DIR)
     }
 
-    fn sweep_temp_files(&self) {
+    /// Removes temp files older than [`STALE_TEMP_AGE`]; returns how many.
+    fn sweep_temp_files(&self) -> u64 {
         let Ok(entries) = std::fs::read_dir(self.tmp_dir()) else {
-            return;
+            return 0;
         };
         let cutoff = SystemTime::now() - STALE_TEMP_AGE;
+        let mut removed = 0;
         for entry in entries.flatten() {
             let old = entry.metadata().and_then(|m| m.modified()).is_ok_and(|t| t < cutoff);
-            if old {
-                let _ = std::fs::remove_file(entry.path());
+            if old && std::fs::remove_file(entry.path()).is_ok() {
+                removed += 1;
             }
         }
+        removed
     }
 
     /// Removes now-empty directories from `path`'s parent up to (not including) the root. Best
@@ -116,6 +119,11 @@ fn open_object(path: &Path, key: &Key) -> Result<(File, std::fs::Metadata)> {
 impl Backend for FsBackend {
     fn name(&self) -> &'static str {
         "fs"
+    }
+
+    async fn sweep(&self) -> Result<u64> {
+        let this = self.clone();
+        blocking(move || Ok(this.sweep_temp_files())).await
     }
 
     fn min_append_size(&self) -> Option<u64> {

@@ -1,0 +1,248 @@
+//! Serving connections, hardened against hostile and unlucky clients: the accept loop (a
+//! connection cap, and accept errors such as `EMFILE` that back off instead of spinning or
+//! stalling the connections already open), per-connection timeouts (request heads, idle and
+//! stalled connections), and graceful shutdown with a deadline.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::config::Server;
+
+/// How long the accept loop pauses after an accept error that a retry right away would repeat
+/// (no file descriptors, no memory).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// At most one log line per kind of accept error in this interval.
+const ACCEPT_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Raises the soft open-file limit to the hard limit, as Go programs do at start: every
+/// connection is a descriptor, and the default soft limit (1024 under systemd) is far below
+/// what a registry serves. Returns the new soft limit.
+pub fn raise_open_file_limit() -> io::Result<u64> {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: limit.maximum,
+                maximum: limit.maximum,
+            },
+        )?;
+    }
+    Ok(getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX))
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves; then stops accepting, lets requests
+/// in flight finish for `shutdown_timeout_secs`, cuts the rest, and returns.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    server: &Server,
+    shutdown: impl Future<Output = ()> + Send,
+) -> io::Result<()> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(server.header_read_timeout_secs.max(1)));
+    // (Before the first byte, while the protocol is being sniffed, hyper's header timer does
+    // not run yet: `Inactivity` gives a silent connection only the header timeout.)
+    builder.http2().timer(TokioTimer::new());
+    let idle = Duration::from_secs(server.idle_timeout_secs.max(1));
+    let header = Duration::from_secs(server.header_read_timeout_secs.max(1));
+    let slots = Arc::new(Semaphore::new(server.max_connections.max(1)));
+    let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
+    let mut errors = AcceptErrors::default();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        // Finished connections leave the set.
+        while connections.try_join_next().is_some() {}
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+            () = &mut shutdown => break,
+        };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        let (stream, _) = match accepted {
+            Ok(connection) => connection,
+            Err(e) => {
+                if errors.note(&e) {
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                }
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let io = TokioIo::new(Inactivity::new(stream, idle, header));
+        let service = TowerToHyperService::new(router.clone());
+        let connection = graceful.watch(builder.serve_connection_with_upgrades(io, service).into_owned());
+        connections.spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    let in_flight = graceful.count();
+    let deadline = Duration::from_secs(server.shutdown_timeout_secs);
+    tracing::info!(connections = in_flight, "shutting down: finishing requests in flight");
+    if tokio::time::timeout(deadline, graceful.shutdown()).await.is_err() {
+        tracing::warn!(
+            connections = connections.len(),
+            "shutdown deadline ({}s) reached: cutting the remaining connections",
+            deadline.as_secs()
+        );
+    }
+    connections.shutdown().await;
+    Ok(())
+}
+
+/// Accept errors: which ones call for a pause, and rate-limited logging of them.
+#[derive(Default)]
+struct AcceptErrors {
+    last_logged: Vec<(io::ErrorKind, i32, Instant, u64)>,
+}
+
+impl AcceptErrors {
+    /// Logs `e` (at most once per [`ACCEPT_LOG_INTERVAL`] per kind, with how many were not
+    /// logged); returns whether the loop should pause before accepting again.
+    fn note(&mut self, e: &io::Error) -> bool {
+        let errno = e.raw_os_error().unwrap_or(0);
+        // EMFILE, ENFILE, ENOBUFS, ENOMEM: accepting again at once fails again.
+        let exhausted = matches!(errno, 24 | 23 | 105 | 12);
+        let now = Instant::now();
+        let entry = match self
+            .last_logged
+            .iter_mut()
+            .find(|(k, n, ..)| *k == e.kind() && *n == errno)
+        {
+            Some(entry) => entry,
+            None => {
+                self.last_logged.push((e.kind(), errno, now - ACCEPT_LOG_INTERVAL, 0));
+                self.last_logged.last_mut().expect("just pushed")
+            }
+        };
+        if now.duration_since(entry.2) >= ACCEPT_LOG_INTERVAL {
+            tracing::warn!(error = %e, suppressed = entry.3, "accepting a connection failed");
+            entry.2 = now;
+            entry.3 = 0;
+        } else {
+            entry.3 += 1;
+        }
+        exhausted
+    }
+}
+
+/// A connection that is closed (its reads and writes fail with `TimedOut`) once no byte has
+/// moved in either direction for `limit` while the server waits on it, or when its first byte
+/// does not come within `first`.
+struct Inactivity<S> {
+    inner: S,
+    limit: Duration,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<S> Inactivity<S> {
+    fn new(inner: S, limit: Duration, first: Duration) -> Self {
+        Inactivity {
+            inner,
+            limit,
+            deadline: Box::pin(tokio::time::sleep(first.min(limit))),
+        }
+    }
+
+    fn progressed(&mut self) {
+        let next = tokio::time::Instant::now() + self.limit;
+        // Resetting a timer costs a little: do it at most every second of progress.
+        if next.duration_since(self.deadline.deadline()) >= Duration::from_secs(1) {
+            self.deadline.as_mut().reset(next);
+        }
+    }
+
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        self.deadline.as_mut().poll(cx).is_ready()
+    }
+}
+
+fn timed_out() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "the connection was idle too long")
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Inactivity<S> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        match Pin::new(&mut self.inner).poll_read(cx, buf) {
+            Poll::Ready(result) => {
+                if buf.filled().len() > before {
+                    self.progressed();
+                }
+                Poll::Ready(result)
+            }
+            Poll::Pending if self.expired(cx) => Poll::Ready(Err(timed_out())),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Inactivity<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        match Pin::new(&mut self.inner).poll_write(cx, data) {
+            Poll::Ready(result) => {
+                if matches!(result, Ok(n) if n > 0) {
+                    self.progressed();
+                }
+                Poll::Ready(result)
+            }
+            Poll::Pending if self.expired(cx) => Poll::Ready(Err(timed_out())),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
+            Poll::Ready(result) => {
+                if matches!(result, Ok(n) if n > 0) {
+                    self.progressed();
+                }
+                Poll::Ready(result)
+            }
+            Poll::Pending if self.expired(cx) => Poll::Ready(Err(timed_out())),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let result = ready!(Pin::new(&mut self.inner).poll_flush(cx));
+        Poll::Ready(result)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
