@@ -46,6 +46,17 @@ pub fn raise_open_file_limit() -> io::Result<u64> {
     Ok(getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX))
 }
 
+/// `max_connections`, lowered so that a quarter of the open-file limit (at least 64
+/// descriptors) stays free for storage: a connection flood must not starve the requests
+/// already being served of the files they need.
+fn connection_cap(max_connections: usize) -> usize {
+    let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
+    let reserve = (soft / 4).max(64);
+    max_connections.min(soft.saturating_sub(reserve)).max(1)
+}
+
 /// Serves `router` on `listener` until `shutdown` resolves; then stops accepting, lets requests
 /// in flight finish for `shutdown_timeout_secs`, cuts the rest, and returns.
 pub async fn serve(
@@ -64,7 +75,9 @@ pub async fn serve(
     builder.http2().timer(TokioTimer::new());
     let idle = Duration::from_secs(server.idle_timeout_secs.max(1));
     let header = Duration::from_secs(server.header_read_timeout_secs.max(1));
-    let slots = Arc::new(Semaphore::new(server.max_connections.max(1)));
+    let cap = connection_cap(server.max_connections);
+    tracing::debug!(connections = cap, "connection cap");
+    let slots = Arc::new(Semaphore::new(cap));
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
     let mut errors = AcceptErrors::default();
@@ -83,7 +96,7 @@ pub async fn serve(
         let (stream, _) = match accepted {
             Ok(connection) => connection,
             Err(e) => {
-                if errors.note(&e) {
+                if errors.note(&e).pause {
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
                 }
                 continue;
@@ -121,10 +134,19 @@ struct AcceptErrors {
     last_logged: Vec<(io::ErrorKind, i32, Instant, u64)>,
 }
 
+/// What to do about one accept error.
+#[derive(Debug, PartialEq, Eq)]
+struct AcceptVerdict {
+    /// Pause before accepting again (retrying at once would fail the same way).
+    pause: bool,
+    /// It was logged (others of its kind in the interval are only counted).
+    logged: bool,
+}
+
 impl AcceptErrors {
     /// Logs `e` (at most once per [`ACCEPT_LOG_INTERVAL`] per kind, with how many were not
-    /// logged); returns whether the loop should pause before accepting again.
-    fn note(&mut self, e: &io::Error) -> bool {
+    /// logged) and says whether to pause.
+    fn note(&mut self, e: &io::Error) -> AcceptVerdict {
         let errno = e.raw_os_error().unwrap_or(0);
         // EMFILE, ENFILE, ENOBUFS, ENOMEM: accepting again at once fails again.
         let exhausted = matches!(errno, 24 | 23 | 105 | 12);
@@ -140,14 +162,18 @@ impl AcceptErrors {
                 self.last_logged.last_mut().expect("just pushed")
             }
         };
-        if now.duration_since(entry.2) >= ACCEPT_LOG_INTERVAL {
+        let logged = now.duration_since(entry.2) >= ACCEPT_LOG_INTERVAL;
+        if logged {
             tracing::warn!(error = %e, suppressed = entry.3, "accepting a connection failed");
             entry.2 = now;
             entry.3 = 0;
         } else {
             entry.3 += 1;
         }
-        exhausted
+        AcceptVerdict {
+            pause: exhausted,
+            logged,
+        }
     }
 }
 
@@ -244,5 +270,52 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Inactivity<S> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn running_out_of_descriptors_pauses_and_logs_once_per_interval() {
+        let mut errors = AcceptErrors::default();
+        let emfile = io::Error::from_raw_os_error(24);
+        assert_eq!(
+            errors.note(&emfile),
+            AcceptVerdict {
+                pause: true,
+                logged: true
+            }
+        );
+        for _ in 0..1000 {
+            assert_eq!(
+                errors.note(&emfile),
+                AcceptVerdict {
+                    pause: true,
+                    logged: false
+                }
+            );
+        }
+        assert_eq!(errors.last_logged[0].3, 1000, "the others are counted");
+        // Another kind is logged on its own; a reset connection needs no pause.
+        let aborted = io::Error::from_raw_os_error(103);
+        assert_eq!(
+            errors.note(&aborted),
+            AcceptVerdict {
+                pause: false,
+                logged: true
+            }
+        );
+    }
+
+    #[test]
+    fn the_connection_cap_leaves_descriptors_for_storage() {
+        let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+            .current
+            .unwrap_or(u64::MAX);
+        let cap = connection_cap(usize::MAX) as u64;
+        assert!(cap <= soft.saturating_sub(64).max(1), "{cap} of {soft}");
+        assert_eq!(connection_cap(10), 10.min(cap as usize));
     }
 }

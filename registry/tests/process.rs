@@ -1,93 +1,16 @@
 //! The registry as real processes: killed with SIGKILL mid-upload and restarted, two replicas on
 //! one storage (filesystem directory or S3 bucket), and a graceful SIGTERM.
 
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::Command;
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::process::{Registry, Storage};
 use reqwest::{Method, StatusCode};
 use strata_storage::digest::sha256;
 use strata_storage::testing::S3TestServer;
-
-/// Where a registry process keeps its data.
-#[derive(Clone)]
-enum Storage {
-    Fs(std::path::PathBuf),
-    S3 { endpoint: String, bucket: String },
-}
-
-/// A `strata-registry` child process, killed on drop.
-struct Registry {
-    child: Child,
-    base: String,
-}
-
-impl Registry {
-    async fn spawn(storage: &Storage, port: Option<u16>) -> Registry {
-        let port = port.unwrap_or_else(free_port);
-        let mut command = Command::new(env!("CARGO_BIN_EXE_strata-registry"));
-        command
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null());
-        match storage {
-            Storage::Fs(root) => {
-                command.arg("--root").arg(root);
-            }
-            Storage::S3 { endpoint, bucket } => {
-                command
-                    .env("STRATA_STORAGE_TYPE", "s3")
-                    .env("STRATA_STORAGE_S3_BUCKET", bucket)
-                    .env("STRATA_STORAGE_S3_ENDPOINT", endpoint)
-                    .env("STRATA_STORAGE_S3_PATH_STYLE", "true")
-                    .env("STRATA_STORAGE_S3_ACCESS_KEY_ID", "strata-test-access")
-                    .env("STRATA_STORAGE_S3_SECRET_ACCESS_KEY", "strata-test-secret");
-            }
-        }
-        let child = command.spawn().expect("spawn strata-registry");
-        let registry = Registry {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        };
-        for _ in 0..100 {
-            if let Ok(r) = reqwest::get(format!("{}/v2/", registry.base)).await
-                && r.status() == StatusCode::OK
-            {
-                return registry;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("strata-registry did not come up on {port}");
-    }
-
-    fn port(&self) -> u16 {
-        self.base.rsplit(':').next().unwrap().parse().unwrap()
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn kill_hard(&mut self) {
-        self.child.kill().unwrap(); // SIGKILL: no chance to clean up
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 async fn start_upload(client: &reqwest::Client, registry: &Registry, name: &str) -> String {
     let response = client
