@@ -250,8 +250,7 @@ async fn a_burst_of_large_slow_manifests_stays_within_the_memory_budget() {
     assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
     let after = registry.status_kib("VmRSS");
     eprintln!(
-        "RSS: baseline {baseline} KiB, peak {peak} KiB with {} held and {refused} refused, {after} KiB after",
-        fits
+        "RSS: baseline {baseline} KiB, peak {peak} KiB with {fits} held and {refused} refused, {after} KiB after"
     );
     assert!(
         after < baseline + (budget >> 10) + 48 * 1024,
