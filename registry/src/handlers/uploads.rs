@@ -281,4 +281,19 @@ mod tests {
         assert_eq!(parse_content_range("x-1"), None);
         assert_eq!(parse_content_range("5"), None);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_content_range_parses_without_panic_to_an_ordered_pair(value in "(bytes[ =])?[0-9 -]{0,45}|\\PC{0,64}") {
+            if let Some((first, last)) = parse_content_range(&value) {
+                proptest::prop_assert!(first <= last);
+            }
+        }
+
+        #[test]
+        fn numeric_content_ranges_round_trip(a in 0u64.., b in 0u64..) {
+            let parsed = parse_content_range(&format!("{a}-{b}"));
+            proptest::prop_assert_eq!(parsed, (a <= b).then_some((a, b)));
+        }
+    }
 }

@@ -4,6 +4,7 @@
 //! (`store.rs`). The tests create device nodes and `trusted.*`
 //! attributes, so they run as root.
 
+mod fuzz;
 mod hostile;
 mod layer;
 mod layers;
