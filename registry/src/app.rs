@@ -16,6 +16,7 @@ use regex::Regex;
 use strata_storage::{Backend, BackendExt, BlobStore, Key};
 use tokio::net::TcpListener;
 
+use crate::auth::Auth;
 use crate::cache::ManifestCache;
 use crate::config::{Config, ForeignLayers};
 use crate::error::InternalCause;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub manifests: ManifestCache,
     /// Memory for request bodies held whole (manifests), across all requests.
     pub bodies: BodyBudget,
+    /// Access control (`None`: everyone may do everything).
+    pub auth: Option<Arc<Auth>>,
 }
 
 /// Shared state handle.
@@ -84,7 +87,9 @@ impl AppState {
     /// State over an already opened backend.
     pub fn new(config: Config, backend: Arc<dyn Backend>) -> Result<SharedState, String> {
         let foreign = ForeignPolicy::new(&config.foreign_layers)?;
+        let auth = Auth::open(&config)?;
         Ok(Arc::new(AppState {
+            auth,
             blobs: BlobStore::new(backend.clone()),
             meta: Metadata::new(backend),
             foreign,
@@ -119,6 +124,10 @@ pub fn app(state: SharedState) -> Router {
         .route("/v2", any(handlers::dispatch_root))
         .route("/v2/", any(handlers::dispatch_root))
         .route("/v2/{*rest}", any(handlers::dispatch))
+        .route(
+            "/token",
+            get(crate::auth::service::token).post(crate::auth::service::token),
+        )
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .layer(axum::middleware::from_fn_with_state(state.clone(), min_body_rate))
@@ -135,9 +144,11 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let purge = tokio::spawn(purge_uploads(state.clone()));
     let sweep = tokio::spawn(sweep_storage(state.clone()));
+    let reload = tokio::spawn(reload_users(state.clone()));
     let result = crate::serve::serve(listener, app(state.clone()), &state.config.server, shutdown).await;
     purge.abort();
     sweep.abort();
+    reload.abort();
     result
 }
 
@@ -153,6 +164,16 @@ async fn purge_uploads(state: SharedState) {
             Err(e) => tracing::warn!(error = %e, "upload purge failed"),
         }
         tokio::time::sleep(interval).await;
+    }
+}
+
+/// Re-reads the htpasswd and groups files when they change (checked every 2 s).
+async fn reload_users(state: SharedState) {
+    let Some(auth) = state.auth.clone() else { return };
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let auth = auth.clone();
+        let _ = tokio::task::spawn_blocking(move || auth.users().reload_if_changed()).await;
     }
 }
 

@@ -31,6 +31,155 @@ pub struct Config {
     pub limits: Limits,
     /// Connections, timeouts and shutdown.
     pub server: Server,
+    /// TLS for the listener (none: plain HTTP).
+    pub tls: Option<Tls>,
+    /// Authentication (none: everyone may do everything, which is allowed only on loopback).
+    pub auth: Option<Auth>,
+    /// Who may do what where: the first rule that matches both the repository and the caller
+    /// gives its actions.
+    pub access: Vec<AccessRule>,
+}
+
+/// TLS: PEM files, reloaded on SIGHUP and when they change.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    /// Certificate chain (PEM), leaf first.
+    pub cert: PathBuf,
+    /// Private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// CA certificates (PEM) for client certificates: mutual TLS; a verified certificate's
+    /// common name is the user. Optional.
+    pub client_ca: Option<PathBuf>,
+}
+
+/// How callers prove who they are.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Auth {
+    /// Users: an htpasswd file with bcrypt entries (`htpasswd -B`), reloaded when it changes.
+    pub htpasswd: Option<PathBuf>,
+    /// Groups: a file of `group: user, user` lines, reloaded when it changes.
+    pub groups: Option<PathBuf>,
+    /// What callers without credentials may do on every repository: `pull` or nothing.
+    pub anonymous: Vec<Action>,
+    /// The realm of `Basic` challenges.
+    pub realm: String,
+    /// Bearer tokens: the built-in token service, or an existing issuer's.
+    pub token: Option<Token>,
+    /// Failed logins allowed per client address and per user in `login_window_secs`, after
+    /// which attempts get 429 until the window passes. Default 10.
+    pub max_failed_logins: u32,
+    /// The window for `max_failed_logins`, in seconds. Default 60.
+    pub login_window_secs: u64,
+}
+
+/// Bearer tokens (the Docker token authentication specification).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Token {
+    /// `iss` of the tokens.
+    pub issuer: String,
+    /// `aud` of the tokens: the name of this registry as the token service knows it.
+    pub service: String,
+    /// Where clients get tokens; default: `/token` on the host the client addressed.
+    pub realm: Option<String>,
+    /// Built-in service: the ES256 signing key (PKCS#8 PEM), generated there on first start
+    /// when absent.
+    pub key: Option<PathBuf>,
+    /// An existing issuer's verification keys instead: a JWKS file ...
+    pub jwks: Option<PathBuf>,
+    /// ... or PEM certificates or public keys.
+    pub certificates: Option<PathBuf>,
+    /// The signing algorithm tokens must use (`ES256` or `RS256`); never taken from a token.
+    pub algorithm: String,
+    /// Lifetime of issued access tokens, in seconds. Default 300.
+    pub ttl_secs: u64,
+    /// Lifetime of refresh tokens (`access_type=offline`), in seconds. Default 86400.
+    pub refresh_ttl_secs: u64,
+    /// Clock skew tolerated on `exp` and `nbf`, in seconds. Default 30.
+    pub leeway_secs: u64,
+}
+
+/// An action on a repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Read manifests, blobs, tags, referrers.
+    Pull,
+    /// Upload blobs and manifests (and overwrite tags).
+    Push,
+    /// Delete manifests, tags and blobs.
+    Delete,
+}
+
+impl Action {
+    /// The name tokens and scopes use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Pull => "pull",
+            Action::Push => "push",
+            Action::Delete => "delete",
+        }
+    }
+
+    /// Parses a scope action (`*` is every action).
+    pub fn parse_all(value: &str) -> Vec<Action> {
+        match value {
+            "pull" => vec![Action::Pull],
+            "push" => vec![Action::Push],
+            "delete" => vec![Action::Delete],
+            "*" => vec![Action::Pull, Action::Push, Action::Delete],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// One `[[access]]` rule.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessRule {
+    /// Repository globs (`team-a/**`, `*/base`, `**` for all).
+    pub repositories: Vec<String>,
+    /// Users it applies to (`*`: every authenticated user).
+    #[serde(default)]
+    pub users: Vec<String>,
+    /// Groups it applies to.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// What they may do.
+    pub actions: Vec<Action>,
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Auth {
+            htpasswd: None,
+            groups: None,
+            anonymous: Vec::new(),
+            realm: "strata".into(),
+            token: None,
+            max_failed_logins: 10,
+            login_window_secs: 60,
+        }
+    }
+}
+
+impl Default for Token {
+    fn default() -> Self {
+        Token {
+            issuer: "strata".into(),
+            service: "strata-registry".into(),
+            realm: None,
+            key: None,
+            jwks: None,
+            certificates: None,
+            algorithm: "ES256".into(),
+            ttl_secs: 300,
+            refresh_ttl_secs: 86_400,
+            leeway_secs: 30,
+        }
+    }
 }
 
 /// How connections are served: how many, how long each may take, and how shutdown ends them.
@@ -117,6 +266,9 @@ impl Default for Config {
             foreign_layers: ForeignLayers::default(),
             limits: Limits::default(),
             server: Server::default(),
+            tls: None,
+            auth: None,
+            access: Vec::new(),
         }
     }
 }
@@ -184,6 +336,13 @@ pub enum ConfigError {
     /// The storage section is unusable.
     #[error(transparent)]
     Storage(#[from] strata_storage::Error),
+    /// A non-loopback address without authentication.
+    #[error(
+        "refusing to serve {0} without [auth]: anyone who can reach it could push, overwrite and \
+         delete every image; configure [auth] (see deploy/registry.example.toml) or, to accept \
+         that, pass --insecure-open"
+    )]
+    Open(SocketAddr),
 }
 
 /// Command-line overrides (the binary fills these from its flags).
@@ -193,6 +352,8 @@ pub struct Overrides {
     pub listen: Option<SocketAddr>,
     /// `--root`: filesystem storage in this directory.
     pub root: Option<PathBuf>,
+    /// `--insecure-open`: serve a non-loopback address without `[auth]`.
+    pub insecure_open: bool,
 }
 
 impl Config {
@@ -227,6 +388,9 @@ impl Config {
         }
         if let Some(root) = &flags.root {
             config.storage = StorageConfig::Fs(FsConfig { root: root.clone() });
+        }
+        if config.auth.is_none() && !config.listen.ip().is_loopback() && !flags.insecure_open {
+            return Err(ConfigError::Open(config.listen));
         }
         Ok(config)
     }
@@ -397,10 +561,51 @@ mod tests {
         let flags = Overrides {
             listen: Some("127.0.0.1:8000".parse().unwrap()),
             root: Some("/c".into()),
+            ..Overrides::default()
         };
         let config = Config::load(Some(&path), lookup, &flags).unwrap();
         assert_eq!(config.listen.to_string(), "127.0.0.1:8000");
         assert_eq!(config.storage, StorageConfig::Fs(FsConfig { root: "/c".into() }));
+    }
+
+    #[test]
+    fn a_public_address_needs_auth_or_insecure_open() {
+        let public = Overrides {
+            listen: Some("0.0.0.0:5000".parse().unwrap()),
+            ..Overrides::default()
+        };
+        let err = Config::load(None, |_| None, &public).unwrap_err();
+        assert!(matches!(err, ConfigError::Open(_)));
+        assert!(err.to_string().contains("--insecure-open") && err.to_string().contains("[auth]"));
+        let open = Overrides {
+            insecure_open: true,
+            ..public
+        };
+        assert!(Config::load(None, |_| None, &open).is_ok());
+        let with_auth = Config::from_toml("listen = \"0.0.0.0:5000\"\n[auth]\nanonymous = [\"pull\"]\n").unwrap();
+        assert_eq!(with_auth.auth.unwrap().anonymous, [Action::Pull]);
+    }
+
+    #[test]
+    fn access_rules_and_tokens_parse() {
+        let text = r#"
+            [auth]
+            htpasswd = "/etc/strata/htpasswd"
+            token.issuer = "strata"
+            token.key = "/etc/strata/token.pem"
+            anonymous = []
+            [[access]]
+            repositories = ["team-a/**"]
+            users = ["alice"]
+            groups = ["ci"]
+            actions = ["pull", "push", "delete"]
+        "#;
+        let config = Config::from_toml(text).unwrap();
+        let token = config.auth.unwrap().token.unwrap();
+        assert_eq!(token.key.unwrap().to_str(), Some("/etc/strata/token.pem"));
+        assert_eq!(token.ttl_secs, 300);
+        assert_eq!(config.access[0].actions, [Action::Pull, Action::Push, Action::Delete]);
+        assert!(Config::from_toml("[[access]]\nrepositories = [\"x\"]\nactions = [\"own\"]\n").is_err());
     }
 
     #[test]

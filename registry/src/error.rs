@@ -45,6 +45,10 @@ pub enum Code {
     TooManyRequests,
     /// The registry cannot answer in time (retry later).
     Unavailable,
+    /// Credentials are missing or wrong.
+    Unauthorized,
+    /// The caller may not do this.
+    Denied,
     /// Something went wrong inside the registry.
     Unknown,
 }
@@ -69,6 +73,8 @@ impl Code {
             Code::RangeInvalid => "RANGE_INVALID",
             Code::TooManyRequests => "TOOMANYREQUESTS",
             Code::Unavailable => "UNAVAILABLE",
+            Code::Unauthorized => "UNAUTHORIZED",
+            Code::Denied => "DENIED",
             Code::Unknown => "UNKNOWN",
         }
     }
@@ -82,6 +88,8 @@ impl Code {
             Code::RangeInvalid => StatusCode::RANGE_NOT_SATISFIABLE,
             Code::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Code::Unauthorized => StatusCode::UNAUTHORIZED,
+            Code::Denied => StatusCode::FORBIDDEN,
             Code::Unknown => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }

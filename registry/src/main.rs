@@ -23,6 +23,10 @@ struct Args {
     /// Store data in this directory (filesystem storage; overrides the file and environment).
     #[arg(long, value_name = "DIR")]
     root: Option<PathBuf>,
+    /// Serve a non-loopback address without [auth] (anyone who reaches it can push, overwrite
+    /// and delete).
+    #[arg(long)]
+    insecure_open: bool,
     /// On a start-up error, show every detail (with RUST_BACKTRACE=1, the backtrace too).
     #[arg(short, long)]
     verbose: bool,
@@ -82,6 +86,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let flags = Overrides {
         listen: args.listen,
         root: args.root,
+        insecure_open: args.insecure_open,
     };
     let config = Config::load(args.config.as_deref(), |k| std::env::var(k).ok(), &flags)?;
     init_logging(config.log_format);

@@ -32,6 +32,20 @@ pub struct UploadRecord {
     pub repository: String,
     /// When the session started (seconds since the epoch).
     pub started: u64,
+    /// Who opened it, under access control: nobody else may continue, finish or cancel it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+}
+
+/// One page of the catalog.
+#[derive(Debug, Default)]
+pub struct CatalogPage {
+    /// The repositories, in order.
+    pub names: Vec<RepositoryName>,
+    /// The last repository looked at (where the next page starts).
+    pub last_seen: Option<RepositoryName>,
+    /// Whether more repositories follow.
+    pub more: bool,
 }
 
 /// Metadata access over a backend. Cheap to clone.
@@ -202,25 +216,39 @@ impl Metadata {
         self.backend.exists(&layout::catalog_entry(name)).await
     }
 
-    /// Up to `n` repositories after `last`, and whether more follow.
-    pub async fn catalog(&self, last: Option<&RepositoryName>, n: usize) -> Result<(Vec<RepositoryName>, bool)> {
+    /// Up to `n` repositories after `last` that `keep` accepts, and whether more may follow.
+    /// At most `scan` entries are looked at, so a caller who may see few repositories of many
+    /// gets a short page (and a next link) instead of a walk through the whole catalog.
+    pub async fn catalog(
+        &self,
+        last: Option<&RepositoryName>,
+        n: usize,
+        scan: usize,
+        keep: impl Fn(&RepositoryName) -> bool,
+    ) -> Result<CatalogPage> {
         let after = last.map(layout::catalog_entry);
         let mut listing = self.backend.list(&layout::catalog(), after.as_ref());
-        let mut names = Vec::new();
+        let mut page = CatalogPage::default();
+        let mut scanned = 0;
         while let Some(meta) = listing.next().await {
             let Some(name) = layout::catalog_name(&meta?.key) else {
                 continue;
             };
-            if names.len() == n {
-                return Ok((names, true));
+            if page.names.len() == n || scanned == scan {
+                page.more = true;
+                return Ok(page);
             }
-            names.push(name);
+            scanned += 1;
+            if keep(&name) {
+                page.names.push(name.clone());
+            }
+            page.last_seen = Some(name);
         }
-        Ok((names, false))
+        Ok(page)
     }
 
-    /// Records a new upload session for `name`.
-    pub async fn put_upload(&self, id: &UploadId, name: &RepositoryName) -> Result<()> {
+    /// Records a new upload session for `name`, opened by `owner`.
+    pub async fn put_upload(&self, id: &UploadId, name: &RepositoryName, owner: Option<&str>) -> Result<()> {
         let started = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -228,6 +256,7 @@ impl Metadata {
         let record = UploadRecord {
             repository: name.to_string(),
             started,
+            owner: owner.map(str::to_owned),
         };
         self.write_json(&layout::upload_info(id), &record).await
     }

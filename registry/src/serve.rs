@@ -20,6 +20,9 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use tower::ServiceExt;
+
+use crate::auth::Peer;
 use crate::config::Server;
 
 /// How long the accept loop pauses after an accept error that a retry right away would repeat
@@ -93,7 +96,7 @@ pub async fn serve(
             accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
         };
-        let (stream, _) = match accepted {
+        let (stream, address) = match accepted {
             Ok(connection) => connection,
             Err(e) => {
                 if errors.note(&e).pause {
@@ -104,7 +107,15 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let io = TokioIo::new(Inactivity::new(stream, idle, header));
-        let service = TowerToHyperService::new(router.clone());
+        let peer = Peer {
+            address,
+            tls: false,
+            certificate_user: None,
+        };
+        let service = TowerToHyperService::new(router.clone().map_request(move |mut request: http::Request<_>| {
+            request.extensions_mut().insert(peer.clone());
+            request
+        }));
         let connection = graceful.watch(builder.serve_connection_with_upgrades(io, service).into_owned());
         connections.spawn(async move {
             if let Err(e) = connection.await {

@@ -7,6 +7,7 @@ use serde_json::json;
 use strata_storage::{Digest, RepositoryName, Tag};
 
 use super::{Ctx, json_response};
+use crate::config::Action;
 use crate::error::{ApiError, ApiResult, Code};
 use crate::manifest::OCI_INDEX;
 
@@ -50,9 +51,16 @@ pub(crate) async fn catalog(ctx: Ctx) -> ApiResult<Response> {
         ));
     }
     let last = ctx.query("last").map(RepositoryName::parse).transpose()?;
-    let (names, more) = ctx.state.meta.catalog(last.as_ref(), n as usize).await?;
-    let link = (more && n > 0).then(|| next_link("/v2/_catalog", n, names.last().map_or("", |l| l.as_str())));
-    let names: Vec<&str> = names.iter().map(RepositoryName::as_str).collect();
+    // Only what the caller can pull; the page continues after the last repository looked at.
+    let scan = (n as usize).saturating_mul(10).max(1000);
+    let page = ctx
+        .state
+        .meta
+        .catalog(last.as_ref(), n as usize, scan, |name| ctx.may(name, Action::Pull))
+        .await?;
+    let link =
+        (page.more && n > 0).then(|| next_link("/v2/_catalog", n, page.last_seen.as_ref().map_or("", |l| l.as_str())));
+    let names: Vec<&str> = page.names.iter().map(RepositoryName::as_str).collect();
     let body = serde_json::to_vec(&json!({ "repositories": names })).expect("json");
     Ok(with_link(json_response(StatusCode::OK, Bytes::from(body)), link))
 }

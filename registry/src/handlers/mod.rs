@@ -17,15 +17,19 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
 use http::{HeaderMap, Method, StatusCode, header};
-use strata_storage::{ByteStream, Error as StorageError};
+use strata_storage::{ByteStream, Error as StorageError, RepositoryName};
 
 use crate::app::{RequestInfo, SharedState};
+use crate::auth::{Needs, Peer, Principal};
+use crate::config::Action;
 use crate::error::{ApiError, ApiResult};
 use crate::route::Endpoint;
 
 /// One request, taken apart.
 pub(crate) struct Ctx {
     pub(crate) state: SharedState,
+    /// Who is calling ([`Principal::Anonymous`] when access control is off).
+    pub(crate) principal: Principal,
     pub(crate) method: Method,
     pub(crate) headers: HeaderMap,
     query: Vec<(String, String)>,
@@ -61,6 +65,14 @@ impl Ctx {
     /// `Content-Length`, if given and valid.
     pub(crate) fn content_length(&self) -> Option<u64> {
         self.header(header::CONTENT_LENGTH)?.trim().parse().ok()
+    }
+
+    /// Whether the caller may do `action` on `repository` (always, without access control).
+    pub(crate) fn may(&self, repository: &RepositoryName, action: Action) -> bool {
+        self.state
+            .auth
+            .as_ref()
+            .is_none_or(|auth| auth.allows(&self.principal, repository, action))
     }
 
     /// Whether the request carries a body (a non-zero length or chunked encoding).
@@ -103,6 +115,10 @@ async fn respond(state: SharedState, endpoint: ApiResult<Endpoint>, request: Req
         bytes_in: None,
     };
     let (parts, body) = request.into_parts();
+    let principal = match authorize(&state, &endpoint, &parts).await {
+        Ok(principal) => principal,
+        Err(e) => return with_info(e.into_response(), info),
+    };
     let query = parts
         .uri
         .query()
@@ -110,6 +126,7 @@ async fn respond(state: SharedState, endpoint: ApiResult<Endpoint>, request: Req
         .unwrap_or_default();
     let ctx = Ctx {
         state,
+        principal,
         method: parts.method,
         headers: parts.headers,
         query,
@@ -117,6 +134,36 @@ async fn respond(state: SharedState, endpoint: ApiResult<Endpoint>, request: Req
     };
     let response = route(ctx, endpoint).await.unwrap_or_else(IntoResponse::into_response);
     with_info(response, info)
+}
+
+/// What `endpoint` needs of the caller for `method`.
+fn needs(endpoint: &Endpoint, method: &Method) -> Needs {
+    use Endpoint as E;
+    let action = match (endpoint, method) {
+        (E::Manifest(..) | E::Blob(..), &Method::DELETE) => Action::Delete,
+        (E::Manifest(..), &Method::PUT) => Action::Push,
+        (E::UploadStart(_) | E::Upload(..), _) => Action::Push,
+        _ => Action::Pull,
+    };
+    Needs {
+        repositories: endpoint
+            .repository()
+            .map(|r| vec![(r.clone(), action)])
+            .unwrap_or_default(),
+        catalog: matches!(endpoint, E::Catalog),
+    }
+}
+
+/// Authenticates the caller and checks that they may do what the request needs, before
+/// anything reads storage; without access control everyone may do everything.
+async fn authorize(state: &SharedState, endpoint: &Endpoint, parts: &http::request::Parts) -> ApiResult<Principal> {
+    let Some(auth) = &state.auth else {
+        return Ok(Principal::Anonymous);
+    };
+    let peer = parts.extensions.get::<Peer>();
+    let principal = auth.authenticate(&parts.headers, peer).await?;
+    auth.check(&principal, &needs(endpoint, &parts.method), &parts.headers, peer)?;
+    Ok(principal)
 }
 
 /// Adds the request log's info unless the handler already did (with a byte count).

@@ -14,6 +14,7 @@ use http::{StatusCode, header};
 use strata_storage::{Digest, Error as StorageError, RepositoryName, UploadId, UploadStatus, digest::parse_digest};
 
 use super::{Ctx, body_stream, counted, empty};
+use crate::config::Action;
 use crate::error::{ApiError, ApiResult, Code, upload_range};
 use crate::metrics::SessionEvent;
 
@@ -90,7 +91,7 @@ pub(crate) async fn start(ctx: Ctx, name: RepositoryName) -> ApiResult<Response>
     let state = &ctx.state;
     let id = UploadId::random();
     state.blobs.upload_start(&id).await?;
-    state.meta.put_upload(&id, &name).await?;
+    state.meta.put_upload(&id, &name, ctx.principal.user()).await?;
     state.metrics.session(SessionEvent::Started);
     let mut response = session_response(StatusCode::ACCEPTED, &name, &id, 0);
     if let Some(min) = state.blobs.backend().min_append_size() {
@@ -99,17 +100,39 @@ pub(crate) async fn start(ctx: Ctx, name: RepositoryName) -> ApiResult<Response>
     Ok(response.body(Body::empty()).expect("response"))
 }
 
-/// Whether `digest` may be mounted: it is linked in `from`, or with no `from` (automatic content
-/// discovery) it exists in the registry at all. Without authentication every repository is
-/// readable, so this reveals nothing a pull could not.
+/// Whether `digest` may be mounted: it is linked in `from` and the caller may pull `from`; or,
+/// with no `from` (automatic content discovery), it is linked in some repository the caller may
+/// pull (without access control every repository is readable: it exists at all). Either way a
+/// mount reveals nothing a pull could not.
 async fn mountable(ctx: &Ctx, digest: &Digest, from: Option<&RepositoryName>) -> ApiResult<bool> {
     let state = &ctx.state;
-    if let Some(from) = from
-        && !state.meta.blob_linked(from, digest).await?
-    {
-        return Ok(false);
+    match from {
+        Some(from) if !ctx.may(from, Action::Pull) => Ok(false),
+        Some(from) if !state.meta.blob_linked(from, digest).await? => Ok(false),
+        None if state.auth.is_some() => readable_somewhere(ctx, digest).await,
+        _ => Ok(state.blobs.exists(digest).await?),
     }
-    Ok(state.blobs.exists(digest).await?)
+}
+
+/// Repositories looked at when searching for a blob to mount without `from`.
+const MOUNT_SEARCH: usize = 1000;
+
+/// Whether `digest` is linked in a repository the caller may pull (among the first
+/// [`MOUNT_SEARCH`] such repositories).
+async fn readable_somewhere(ctx: &Ctx, digest: &Digest) -> ApiResult<bool> {
+    let page = ctx
+        .state
+        .meta
+        .catalog(None, MOUNT_SEARCH, MOUNT_SEARCH * 10, |name| {
+            ctx.may(name, Action::Pull)
+        })
+        .await?;
+    for repository in &page.names {
+        if ctx.state.meta.blob_linked(repository, digest).await? {
+            return Ok(ctx.state.blobs.exists(digest).await?);
+        }
+    }
+    Ok(false)
 }
 
 /// `POST ?digest=` with the whole blob as the body.
@@ -129,7 +152,9 @@ async fn monolithic(ctx: Ctx, name: RepositoryName, digest: Digest) -> ApiResult
 /// Checks that session `id` exists and belongs to `name`; returns its committed state.
 async fn session(ctx: &Ctx, name: &RepositoryName, id: &UploadId) -> ApiResult<UploadStatus> {
     let record = ctx.state.meta.upload(id).await?.ok_or_else(upload_unknown)?;
-    if record.repository != name.as_str() {
+    // Another repository's or (under access control) another caller's session is unknown.
+    let foreign_owner = ctx.state.auth.is_some() && record.owner.as_deref() != ctx.principal.user();
+    if record.repository != name.as_str() || foreign_owner {
         return Err(upload_unknown());
     }
     ctx.state.blobs.upload_status(id).await.map_err(or_upload_unknown)
