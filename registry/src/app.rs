@@ -24,6 +24,7 @@ use crate::handlers;
 use crate::limits::{BodyBudget, min_body_rate};
 use crate::meta::Metadata;
 use crate::metrics::Metrics;
+use crate::tls::TlsState;
 
 /// Memory for cached manifest bytes.
 const MANIFEST_CACHE_BYTES: usize = 32 * 1024 * 1024;
@@ -47,6 +48,8 @@ pub struct AppState {
     pub bodies: BodyBudget,
     /// Access control (`None`: everyone may do everything).
     pub auth: Option<Arc<Auth>>,
+    /// TLS for the listener (`None`: plain HTTP).
+    pub tls: Option<Arc<TlsState>>,
 }
 
 /// Shared state handle.
@@ -88,8 +91,10 @@ impl AppState {
     pub fn new(config: Config, backend: Arc<dyn Backend>) -> Result<SharedState, String> {
         let foreign = ForeignPolicy::new(&config.foreign_layers)?;
         let auth = Auth::open(&config)?;
+        let tls = config.tls.as_ref().map(TlsState::open).transpose()?.map(Arc::new);
         Ok(Arc::new(AppState {
             auth,
+            tls,
             blobs: BlobStore::new(backend.clone()),
             meta: Metadata::new(backend),
             foreign,
@@ -145,10 +150,18 @@ pub async fn run(
     let purge = tokio::spawn(purge_uploads(state.clone()));
     let sweep = tokio::spawn(sweep_storage(state.clone()));
     let reload = tokio::spawn(reload_users(state.clone()));
-    let result = crate::serve::serve(listener, app(state.clone()), &state.config.server, shutdown).await;
-    purge.abort();
-    sweep.abort();
-    reload.abort();
+    let certificates = tokio::spawn(reload_tls(state.clone()));
+    let result = crate::serve::serve(
+        listener,
+        app(state.clone()),
+        &state.config.server,
+        state.tls.clone(),
+        shutdown,
+    )
+    .await;
+    for task in [purge, sweep, reload, certificates] {
+        task.abort();
+    }
     result
 }
 
@@ -174,6 +187,20 @@ async fn reload_users(state: SharedState) {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let auth = auth.clone();
         let _ = tokio::task::spawn_blocking(move || auth.users().reload_if_changed()).await;
+    }
+}
+
+/// Re-reads the TLS files on SIGHUP, and when they change (checked every 2 s).
+async fn reload_tls(state: SharedState) {
+    let Some(tls) = state.tls.clone() else { return };
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        let forced = tokio::select! {
+            _ = async { hangup.as_mut()?.recv().await }, if hangup.is_some() => true,
+            () = tokio::time::sleep(Duration::from_secs(2)) => false,
+        };
+        let tls = tls.clone();
+        let _ = tokio::task::spawn_blocking(move || tls.reload(forced)).await;
     }
 }
 

@@ -11,7 +11,8 @@
 //!   revisions, tags, referrers, catalog, upload records); [`manifest`]: reading manifests.
 //! - [`error`]: the OCI error body and status codes; [`metrics`]: Prometheus metrics.
 //! - [`limits`]: minimum body rate and the budget for bodies held in memory.
-//! - [`serve`]: the accept loop, connection limits and timeouts, shutdown with a deadline.
+//! - [`serve`]: the accept loop, connection limits and timeouts, shutdown with a deadline;
+//!   [`tls`]: certificates, client certificates, reloads.
 //!
 //! All state lives in storage, so replicas over one S3 bucket (or one directory) are
 //! interchangeable, and an upload can continue on any of them.
@@ -28,6 +29,8 @@ pub mod meta;
 pub mod metrics;
 pub mod route;
 pub mod serve;
+pub mod tls;
+mod watch;
 
 pub use app::{AppState, SharedState, app, run};
 pub use config::{Config, LogFormat, Overrides};

@@ -24,6 +24,7 @@ use tower::ServiceExt;
 
 use crate::auth::Peer;
 use crate::config::Server;
+use crate::tls::TlsState;
 
 /// How long the accept loop pauses after an accept error that a retry right away would repeat
 /// (no file descriptors, no memory).
@@ -62,10 +63,12 @@ fn connection_cap(max_connections: usize) -> usize {
 
 /// Serves `router` on `listener` until `shutdown` resolves; then stops accepting, lets requests
 /// in flight finish for `shutdown_timeout_secs`, cuts the rest, and returns.
+/// With `tls`, every connection is a TLS one, using the configuration current when it arrives.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     server: &Server,
+    tls: Option<Arc<TlsState>>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> io::Result<()> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -106,19 +109,31 @@ pub async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
-        let io = TokioIo::new(Inactivity::new(stream, idle, header));
-        let peer = Peer {
-            address,
-            tls: false,
-            certificate_user: None,
-        };
-        let service = TowerToHyperService::new(router.clone().map_request(move |mut request: http::Request<_>| {
-            request.extensions_mut().insert(peer.clone());
-            request
-        }));
-        let connection = graceful.watch(builder.serve_connection_with_upgrades(io, service).into_owned());
+        let stream = Inactivity::new(stream, idle, header);
+        let (router, builder, watcher, tls) = (router.clone(), builder.clone(), graceful.watcher(), tls.clone());
         connections.spawn(async move {
-            if let Err(e) = connection.await {
+            let result = match tls {
+                None => {
+                    let peer = Peer {
+                        address,
+                        tls: false,
+                        certificate_user: None,
+                    };
+                    serve_connection(stream, peer, router, &builder, watcher).await
+                }
+                Some(tls) => match handshake(stream, &tls, header).await {
+                    Ok((stream, certificate_user)) => {
+                        let peer = Peer {
+                            address,
+                            tls: true,
+                            certificate_user,
+                        };
+                        serve_connection(stream, peer, router, &builder, watcher).await
+                    }
+                    Err(e) => Err(e.into()),
+                },
+            };
+            if let Err(e) = result {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
             drop(slot);
@@ -137,6 +152,53 @@ pub async fn serve(
     }
     connections.shutdown().await;
     Ok(())
+}
+
+/// Serves one connection (until it ends, or shutdown ends it), telling every request about
+/// `peer`.
+async fn serve_connection<I>(
+    io: I,
+    peer: Peer,
+    router: Router,
+    builder: &auto::Builder<TokioExecutor>,
+    watcher: hyper_util::server::graceful::Watcher,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = TowerToHyperService::new(router.map_request(move |mut request: http::Request<_>| {
+        request.extensions_mut().insert(peer.clone());
+        request
+    }));
+    watcher
+        .watch(
+            builder
+                .serve_connection_with_upgrades(TokioIo::new(io), service)
+                .into_owned(),
+        )
+        .await
+}
+
+/// A TLS handshake within `limit`; the stream and the verified client certificate's user.
+async fn handshake<S>(
+    stream: S,
+    tls: &TlsState,
+    limit: Duration,
+) -> io::Result<(tokio_rustls::server::TlsStream<S>, Option<String>)>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
+    let stream = tokio::time::timeout(limit, acceptor.accept(stream))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
+    let user = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|certs| certs.first())
+        .and_then(crate::tls::certificate_user);
+    Ok((stream, user))
 }
 
 /// Accept errors: which ones call for a pause, and rate-limited logging of them.

@@ -10,9 +10,11 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
+
+use crate::watch::{Stamps, stamps};
 
 /// How long a verified password is remembered.
 const CACHE_TTL: Duration = Duration::from_secs(60);
@@ -26,8 +28,8 @@ struct Loaded {
     passwords: HashMap<String, String>,
     /// user → groups.
     groups: HashMap<String, Vec<String>>,
-    /// (modified, length) of each file when read.
-    stamps: Vec<Option<(SystemTime, u64)>>,
+    /// What the files looked like when read.
+    stamps: Stamps,
 }
 
 /// The users and groups of `[auth]`.
@@ -39,11 +41,6 @@ pub struct Users {
     /// Bumped on every reload: cache keys include it, so old entries stop matching.
     generation: AtomicU64,
     cache: Mutex<HashMap<[u8; 32], Instant>>,
-}
-
-fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
-    let md = std::fs::metadata(path).ok()?;
-    Some((md.modified().ok()?, md.len()))
 }
 
 fn parse_htpasswd(path: &Path) -> Result<HashMap<String, String>, String> {
@@ -122,11 +119,8 @@ impl Users {
         Ok(loaded)
     }
 
-    fn stamps(&self) -> Vec<Option<(SystemTime, u64)>> {
-        [&self.htpasswd, &self.groups]
-            .iter()
-            .map(|p| p.as_deref().and_then(stamp))
-            .collect()
+    fn stamps(&self) -> Stamps {
+        stamps([&self.htpasswd, &self.groups].into_iter().flatten().map(PathBuf::as_path))
     }
 
     /// Re-reads the files if they changed; returns whether they were reloaded.
