@@ -99,6 +99,7 @@ impl Context {
         }
         let creds = DockerConfig::load(&self.docker_config)?.credentials(registry).await?;
         let client = Arc::new(RegistryClient::new(registry, creds, self.client_options.clone())?);
+        client.detect_scheme().await;
         self.clients
             .lock()
             .expect("clients")
@@ -379,6 +380,7 @@ impl Context {
     /// `strata login`: checks the credentials against the registry, then stores them.
     pub async fn login(&self, registry: &str, creds: Credentials) -> Result<()> {
         let client = RegistryClient::new(registry, Some(creds.clone()), self.client_options.clone())?;
+        client.detect_scheme().await;
         client.ping().await?;
         let mut config = DockerConfig::load(&self.docker_config)?;
         config.store(registry, &creds).await?;

@@ -14,49 +14,15 @@ use reqwest::StatusCode;
 use strata_registry::Config;
 use strata_registry::config::{AccessRule, Action, Auth, Tls};
 use strata_storage::testing::FsFixture;
+use strata_tests::tls::TestCa;
 
-/// A test certificate authority.
-struct Ca {
-    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
-    pem: String,
-}
-
-impl Ca {
-    fn new() -> Self {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "strata test CA");
-        let cert = params.self_signed(&key).unwrap();
-        Ca {
-            pem: cert.pem(),
-            issuer: rcgen::Issuer::new(params, key),
-        }
-    }
-
-    /// A certificate for `names` (server) or with common name `user` (client): (cert, key) PEM.
-    fn issue(&self, names: &[&str], user: Option<&str>) -> (String, String) {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let mut params =
-            rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
-        if let Some(user) = user {
-            params.distinguished_name.push(rcgen::DnType::CommonName, user);
-            params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
-        }
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
-}
-
-fn write_server_files(dir: &Path, ca: &Ca) {
-    let (cert, key) = ca.issue(&["localhost", "127.0.0.1"], None);
+fn write_server_files(dir: &Path, ca: &TestCa) {
+    let (cert, key) = ca.server();
     std::fs::write(dir.join("tls.crt"), cert).unwrap();
     std::fs::write(dir.join("tls.key"), key).unwrap();
 }
 
-async fn start(dir: &Path, ca: &Ca) -> TestRegistry {
+async fn start(dir: &Path, ca: &TestCa) -> TestRegistry {
     write_server_files(dir, ca);
     std::fs::write(dir.join("clients.pem"), &ca.pem).unwrap();
     let htpasswd = dir.join("htpasswd");
@@ -84,7 +50,7 @@ async fn start(dir: &Path, ca: &Ca) -> TestRegistry {
     r
 }
 
-fn client(ca: &Ca, identity: Option<(String, String)>) -> reqwest::Client {
+fn client(ca: &TestCa, identity: Option<(String, String)>) -> reqwest::Client {
     let mut builder = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(ca.pem.as_bytes()).unwrap())
         .resolve("localhost", "127.0.0.1:0".parse().unwrap());
@@ -95,7 +61,7 @@ fn client(ca: &Ca, identity: Option<(String, String)>) -> reqwest::Client {
 }
 
 /// The certificate a fresh connection is served, as DER.
-async fn served_certificate(r: &TestRegistry, ca: &Ca) -> Vec<u8> {
+async fn served_certificate(r: &TestRegistry, ca: &TestCa) -> Vec<u8> {
     use rustls_pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     roots
@@ -123,7 +89,7 @@ async fn served_certificate(r: &TestRegistry, ca: &Ca) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_with_passwords_and_client_certificates() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new();
+    let ca = TestCa::new();
     let r = start(dir.path(), &ca).await;
     let port: u16 = r.base.rsplit(':').next().unwrap().parse().unwrap();
     let url = |path: &str| format!("https://localhost:{port}{path}");
@@ -145,13 +111,13 @@ async fn https_with_passwords_and_client_certificates() {
     );
 
     // alice has no password: her certificate signs her in.
-    let alice = client(&ca, Some(ca.issue(&[], Some("alice"))));
+    let alice = client(&ca, Some(ca.client("alice")));
     assert_eq!(alice.get(url("/v2/")).send().await.unwrap().status(), StatusCode::OK);
     assert_eq!(
         alice.get(url("/v2/team/app/tags/list")).send().await.unwrap().status(),
         404
     );
-    let mallory = client(&ca, Some(ca.issue(&[], Some("mallory"))));
+    let mallory = client(&ca, Some(ca.client("mallory")));
     assert_eq!(
         mallory
             .get(url("/v2/team/app/tags/list"))
@@ -163,8 +129,8 @@ async fn https_with_passwords_and_client_certificates() {
         "a valid certificate for a user the rules do not name"
     );
     // A certificate from another CA does not get a connection at all.
-    let stranger = Ca::new();
-    let forged = client(&ca, Some(stranger.issue(&[], Some("alice"))));
+    let stranger = TestCa::new();
+    let forged = client(&ca, Some(stranger.client("alice")));
     assert!(forged.get(url("/v2/")).send().await.is_err());
     // Plain HTTP on the TLS port does not work.
     assert!(
@@ -187,7 +153,7 @@ impl NotOk for reqwest::Result<reqwest::Response> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificates_reload_under_traffic_and_a_broken_one_is_not_taken() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new();
+    let ca = TestCa::new();
     let r = start(dir.path(), &ca).await;
     let port: u16 = r.base.rsplit(':').next().unwrap().parse().unwrap();
     let url = format!("https://localhost:{port}/v2/");

@@ -3,6 +3,7 @@
 //! the tests live in `tests/`.
 
 pub mod oci;
+pub mod tls;
 
 use std::net::SocketAddr;
 
@@ -22,14 +23,16 @@ pub struct LocalRegistry {
 impl LocalRegistry {
     /// Starts a registry with default configuration.
     pub async fn start() -> Self {
+        Self::start_with(Config::default()).await
+    }
+
+    /// Starts a registry with `config` (its storage replaced by a temporary directory).
+    pub async fn start_with(config: Config) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let storage = strata_storage::StorageConfig::Fs(strata_storage::FsConfig {
             root: dir.path().to_owned(),
         });
-        let config = Config {
-            storage,
-            ..Config::default()
-        };
+        let config = Config { storage, ..config };
         let state = AppState::open(config).await.expect("open registry");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");

@@ -1,9 +1,12 @@
 //! [`RegistryClient`]: one registry host, spoken to over the OCI Distribution API with
 //! authentication ([`crate::auth`]) and bounded retries with backoff that honour `Retry-After`.
 //!
-//! Plain HTTP is used for `localhost`, `127.0.0.0/8` and `::1`, and for any host when asked
-//! (`--plain-http`); `--insecure` accepts invalid TLS certificates. Redirects are followed by
-//! reqwest, which drops `Authorization` when a redirect leaves the host.
+//! HTTPS everywhere, except: a loopback registry (`localhost`, `127.0.0.0/8`, `::1`) that does
+//! not answer HTTPS is spoken to over plain HTTP, as docker does ([`RegistryClient::detect_scheme`]),
+//! and any host when asked (`--plain-http`). `--insecure` accepts invalid TLS certificates;
+//! `--cert-dir` adds CA certificates (`*.crt`) and a client certificate (`*.cert` + `*.key`), as
+//! skopeo and docker's `certs.d` read them; `SSL_CERT_FILE` / `SSL_CERT_DIR` are honoured too.
+//! Redirects are followed by reqwest, which drops `Authorization` when a redirect leaves the host.
 
 mod blobs;
 mod manifests;
@@ -28,6 +31,8 @@ pub struct ClientOptions {
     pub plain_http: bool,
     /// Accept invalid TLS certificates.
     pub insecure: bool,
+    /// CA certificates (`*.crt`) and a client certificate (`*.cert` with its `*.key`).
+    pub cert_dir: Option<std::path::PathBuf>,
     /// Attempts per request, including the first.
     pub attempts: u32,
     /// First retry delay; doubled each time, with jitter.
@@ -39,6 +44,7 @@ impl Default for ClientOptions {
         ClientOptions {
             plain_http: false,
             insecure: false,
+            cert_dir: None,
             attempts: 5,
             backoff: Duration::from_millis(200),
         }
@@ -58,11 +64,49 @@ pub fn is_loopback(host: &str) -> bool {
     name == "localhost" || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
+/// Adds the CA certificates (`*.crt`) and the client certificate (`*.cert` + `*.key` of the
+/// same stem) of `dir` to `builder`.
+fn certificates(mut builder: reqwest::ClientBuilder, dir: &std::path::Path) -> Result<reqwest::ClientBuilder> {
+    let entries = std::fs::read_dir(dir).map_err(|e| ClientError::io(format!("--cert-dir {}", dir.display()), e))?;
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| ClientError::io(format!("read {}", path.display()), e))
+    };
+    let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for path in &paths {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("crt") => {
+                let pem = read(path)?;
+                for cert in reqwest::Certificate::from_pem_bundle(&pem)
+                    .map_err(|e| ClientError::network(format!("{}: not PEM certificates", path.display()), e))?
+                {
+                    builder = builder.add_root_certificate(cert);
+                }
+            }
+            Some("cert") => {
+                let key = path.with_extension("key");
+                let mut pem = read(path)?;
+                pem.extend(read(&key)?);
+                let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
+                    ClientError::network(
+                        format!("{} and {}: not a certificate and key", path.display(), key.display()),
+                        e,
+                    )
+                })?;
+                builder = builder.identity(identity);
+            }
+            _ => {}
+        }
+    }
+    Ok(builder)
+}
+
 /// A client for one registry host.
 #[derive(Debug)]
 pub struct RegistryClient {
     http: reqwest::Client,
-    base: String,
+    /// `scheme://host`; a loopback registry's scheme may change once, by [`Self::detect_scheme`].
+    base: std::sync::RwLock<String>,
     host: String,
     auth: Authenticator,
     options: ClientOptions,
@@ -104,16 +148,20 @@ impl RegistryClient {
         } else {
             "https"
         };
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .user_agent(concat!("strata/", env!("CARGO_PKG_VERSION")))
             .danger_accept_invalid_certs(options.insecure)
             .connect_timeout(Duration::from_secs(15))
-            .read_timeout(Duration::from_secs(120))
+            .read_timeout(Duration::from_secs(120));
+        if let Some(dir) = &options.cert_dir {
+            builder = certificates(builder, dir)?;
+        }
+        let http = builder
             .build()
             .map_err(|e| ClientError::network("build HTTP client", e))?;
         Ok(RegistryClient {
             http,
-            base: format!("{scheme}://{api_host}"),
+            base: std::sync::RwLock::new(format!("{scheme}://{api_host}")),
             host: host.to_owned(),
             auth: Authenticator::new(credentials),
             options,
@@ -126,15 +174,38 @@ impl RegistryClient {
     }
 
     /// `scheme://host` of the API.
-    pub fn base(&self) -> &str {
-        &self.base
+    pub fn base(&self) -> String {
+        self.base.read().expect("base lock").clone()
     }
 
     pub(crate) fn url(&self, path: &str) -> String {
         if path.starts_with("http://") || path.starts_with("https://") {
             path.to_owned()
         } else {
-            format!("{}{path}", self.base)
+            format!("{}{path}", self.base())
+        }
+    }
+
+    /// For a loopback registry (plain HTTP unless `--plain-http` said so already): speak HTTPS
+    /// when it answers HTTPS, as docker tries HTTPS first for `localhost` registries.
+    pub async fn detect_scheme(&self) {
+        let base = self.base();
+        let Some(host) = base.strip_prefix("http://") else {
+            return;
+        };
+        if self.options.plain_http || !is_loopback(host) {
+            return;
+        }
+        let https = format!("https://{host}");
+        let probe = self
+            .http
+            .get(format!("{https}/v2/"))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await;
+        if probe.is_ok() {
+            tracing::debug!(%host, "the loopback registry answers HTTPS");
+            *self.base.write().expect("base lock") = https;
         }
     }
 

@@ -120,7 +120,12 @@ impl Users {
     }
 
     fn stamps(&self) -> Stamps {
-        stamps([&self.htpasswd, &self.groups].into_iter().flatten().map(PathBuf::as_path))
+        stamps(
+            [&self.htpasswd, &self.groups]
+                .into_iter()
+                .flatten()
+                .map(PathBuf::as_path),
+        )
     }
 
     /// Re-reads the files if they changed; returns whether they were reloaded.

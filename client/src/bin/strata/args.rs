@@ -62,6 +62,10 @@ pub(crate) struct RegistryArgs {
     /// Accept invalid TLS certificates.
     #[arg(long)]
     pub(crate) insecure: bool,
+    /// Certificates for the registry: CA certificates (*.crt) and a client certificate
+    /// (*.cert with its *.key), as skopeo's --cert-dir and docker's certs.d hold them.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) cert_dir: Option<PathBuf>,
 }
 
 impl RegistryArgs {
@@ -69,6 +73,7 @@ impl RegistryArgs {
         ClientOptions {
             plain_http: self.plain_http,
             insecure: self.insecure,
+            cert_dir: self.cert_dir.clone(),
             ..Default::default()
         }
     }
