@@ -607,3 +607,61 @@ async fn failed_sign_ins_are_limited_and_htpasswd_reloads_under_traffic() {
         .send();
     assert_eq!(new.await.unwrap().status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_of_an_existing_issuer_are_verified_with_its_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    // The issuer's key and certificate (as distribution's `auth.token.rootcertbundle` holds it).
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["issuer.example".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    std::fs::write(dir.path().join("issuer.pem"), cert.pem()).unwrap();
+    let config = Config {
+        auth: Some(Auth {
+            token: Some(Token {
+                issuer: "auth.example".into(),
+                service: SERVICE.into(),
+                realm: Some("https://auth.example/token".into()),
+                certificates: Some(dir.path().join("issuer.pem")),
+                ..Token::default()
+            }),
+            ..Auth::default()
+        }),
+        ..Config::default()
+    };
+    let r = TestRegistry::start(Arc::new(FsFixture::new()), config).await;
+    let pem = key.serialize_pem();
+    let mut c = claims("ci-bot", SERVICE, now() + 300, "team/app", &["pull", "push"]);
+    c["iss"] = "auth.example".into();
+    let good = sign(pem.as_bytes(), &c);
+    let tags = |t: String| {
+        r.request(Method::GET, "/v2/team/app/tags/list")
+            .header("authorization", format!("Bearer {t}"))
+            .send()
+    };
+    assert_eq!(
+        tags(good).await.unwrap().status(),
+        StatusCode::NOT_FOUND,
+        "accepted: the repository is empty"
+    );
+    c["iss"] = "someone.else".into();
+    assert_eq!(
+        tags(sign(pem.as_bytes(), &c)).await.unwrap().status(),
+        401,
+        "another issuer"
+    );
+    let anonymous = r.get("/v2/team/app/tags/list").await;
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        anonymous.headers()["www-authenticate"],
+        format!("Bearer realm=\"https://auth.example/token\",service=\"{SERVICE}\",scope=\"repository:team/app:pull\"")
+            .as_str()
+    );
+    // This registry issues no tokens itself.
+    assert_eq!(
+        r.get(&format!("/token?service={SERVICE}")).await.status(),
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+}

@@ -137,6 +137,7 @@ async fn a_flood_at_the_hard_file_limit_leaves_room_for_open_connections_and_hea
             nofile: Some((128, 128)),
             env: vec![("STRATA_SERVER_HEADER_READ_TIMEOUT_SECS", "2".into())],
             log: Some(log.clone()),
+            ..Start::default()
         },
     )
     .await;

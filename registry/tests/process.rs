@@ -224,3 +224,84 @@ fn start_up_errors_are_one_line_even_with_rust_backtrace() {
     }
     drop(busy);
 }
+
+#[test]
+fn a_public_address_without_auth_is_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_strata-registry"))
+        .args(["--listen", "0.0.0.0:0", "--root"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("without [auth]") && stderr.contains("--insecure-open"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_and_tokens_never_reach_the_log() {
+    use base64::Engine;
+    let dir = tempfile::tempdir().unwrap();
+    let hash = bcrypt::hash("very-secret-password", 4).unwrap();
+    std::fs::write(dir.path().join("htpasswd"), format!("alice:{hash}\n")).unwrap();
+    let config = dir.path().join("registry.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[auth]\nhtpasswd = \"{}\"\ntoken.key = \"{}\"\n[[access]]\nrepositories = [\"**\"]\nusers = [\"alice\"]\nactions = [\"pull\", \"push\"]\n",
+            dir.path().join("htpasswd").display(),
+            dir.path().join("token.pem").display()
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("registry.log");
+    let registry = Registry::start(
+        &Storage::Fs(dir.path().join("data")),
+        None,
+        common::process::Start {
+            args: vec!["--config".into(), config.display().to_string()],
+            env: vec![("RUST_LOG", "debug".into())],
+            log: Some(log.clone()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let basic = base64::engine::general_purpose::STANDARD.encode("alice:very-secret-password");
+    let token: serde_json::Value = client
+        .get(registry.url("/token?service=strata-registry&scope=repository:x:pull"))
+        .header("authorization", format!("Basic {basic}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["token"].as_str().unwrap().to_owned();
+    for auth in [
+        format!("Bearer {token}"),
+        format!("Basic {basic}"),
+        "Basic d3Jvbmc6d3Jvbmc=".into(),
+    ] {
+        let _ = client
+            .get(registry.url("/v2/x/tags/list"))
+            .header("authorization", auth)
+            .send()
+            .await
+            .unwrap();
+    }
+    drop(registry);
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("request"), "the log has request lines:\n{log}");
+    for secret in [
+        "very-secret-password",
+        basic.as_str(),
+        token.as_str(),
+        "d3Jvbmc6d3Jvbmc=",
+    ] {
+        assert!(!log.contains(secret), "{secret} is in the log");
+    }
+}

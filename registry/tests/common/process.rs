@@ -28,6 +28,8 @@ pub struct Start {
     pub nofile: Option<(u64, u64)>,
     /// Where its stderr goes (default: inherited).
     pub log: Option<std::path::PathBuf>,
+    /// Extra arguments (`--config FILE`).
+    pub args: Vec<String>,
 }
 
 impl Registry {
@@ -48,6 +50,7 @@ impl Registry {
         };
         command
             .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(&start.args)
             .env("RUST_LOG", "warn")
             .envs(start.env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::null());
@@ -74,7 +77,7 @@ impl Registry {
             base: format!("http://127.0.0.1:{port}"),
         };
         for _ in 0..100 {
-            if let Ok(r) = reqwest::get(format!("{}/v2/", registry.base)).await
+            if let Ok(r) = reqwest::get(format!("{}/healthz", registry.base)).await
                 && r.status() == StatusCode::OK
             {
                 return registry;
