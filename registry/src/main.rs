@@ -12,7 +12,7 @@ use strata_registry::{AppState, Config, LogFormat, Overrides};
 /// An OCI Distribution registry. With no options it serves 127.0.0.1:5000 with files in
 /// ./strata-data.
 #[derive(Debug, Parser)]
-#[command(name = "strata-registry", version)]
+#[command(name = "strata-registry", version, after_long_help = CONFIG_HELP)]
 struct Args {
     /// Configuration file (TOML); see deploy/registry.example.toml. STRATA_* variables override it.
     #[arg(long, value_name = "FILE")]
@@ -31,6 +31,27 @@ struct Args {
     #[arg(short, long)]
     verbose: bool,
 }
+
+/// The configuration file's sections, for `--help`.
+const CONFIG_HELP: &str = "\
+Configuration (TOML; every key with its default: deploy/registry.example.toml):
+  listen, log_format, delete_enabled, upload_purge_age_secs, upload_purge_interval_secs
+  [storage]        type = \"fs\" (root) or \"s3\" (bucket, prefix, region, endpoint, path_style,
+                   access_key_id, secret_access_key, part_size, upload_concurrency, max_attempts, ...)
+  [limits]         max_manifest_bytes, max_blob_bytes, catalog_max_entries, tags_max_entries,
+                   buffered_body_bytes, max_manifest_references, max_tags_per_push
+  [server]         max_connections, header_read_timeout_secs, idle_timeout_secs,
+                   request_timeout_secs, min_body_rate_bytes, body_rate_window_secs,
+                   shutdown_timeout_secs, sweep_interval_secs
+  [foreign_layers] allow, deny
+  [tls]            cert, key, client_ca (mutual TLS: the certificate's CN is the user)
+  [auth]           htpasswd (bcrypt), groups, anonymous, realm, max_failed_logins, login_window_secs
+  [auth.token]     issuer, service, key (built-in /token) or jwks / certificates (existing issuer),
+                   realm, algorithm, ttl_secs, refresh_ttl_secs, leeway_secs
+  [[access]]       repositories (globs), users, groups, actions (pull, push, delete)
+Without [auth] only a loopback address is served, unless --insecure-open.
+Environment: STRATA_* overrides the file (STRATA_LISTEN, STRATA_STORAGE_ROOT, ...).
+SIGHUP re-reads the TLS files; htpasswd and groups are re-read when they change.";
 
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
