@@ -203,7 +203,13 @@ impl RegistryClient {
             .timeout(Duration::from_secs(5))
             .send()
             .await;
-        if probe.is_ok() {
+        // A certificate problem means it does speak TLS: stay on HTTPS, so that the next request
+        // reports the certificate instead of a confusing plain-HTTP failure.
+        let speaks_tls = match probe {
+            Ok(_) => true,
+            Err(e) => ClientError::network("", e).chain().contains("certificate"),
+        };
+        if speaks_tls {
             tracing::debug!(%host, "the loopback registry answers HTTPS");
             *self.base.write().expect("base lock") = https;
         }

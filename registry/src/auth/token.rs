@@ -75,7 +75,15 @@ pub struct Tokens {
     algorithm: Algorithm,
     signer: Option<(EncodingKey, String)>,
     keys: Vec<(Option<String>, DecodingKey)>,
+    /// Tokens verified lately, by SHA-256 of the token: a client sends the same token with
+    /// every request, and a signature check costs tens of microseconds.
+    verified: std::sync::Mutex<std::collections::HashMap<[u8; 32], (Claims, u64)>>,
 }
+
+/// How long a verified token is remembered (never past its `exp`).
+const VERIFIED_TTL: u64 = 60;
+/// Most tokens remembered.
+const VERIFIED_ENTRIES: usize = 10_000;
 
 impl std::fmt::Debug for Tokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -186,6 +194,7 @@ impl Tokens {
             algorithm,
             signer: None,
             keys: Vec::new(),
+            verified: std::sync::Mutex::new(std::collections::HashMap::new()),
         };
         if let Some(path) = &config.jwks {
             let text = std::fs::read_to_string(path).map_err(|e| format!("read {}: {e}", path.display()))?;
@@ -310,10 +319,26 @@ impl Tokens {
 
     /// The claims of a valid access token.
     pub fn verify(&self, token: &str) -> Result<Claims, String> {
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let now = now();
+        if let Some((claims, until)) = self.verified.lock().expect("token cache").get(&key)
+            && now < *until
+        {
+            return Ok(claims.clone());
+        }
         let claims = self.decode(token)?;
         if claims.refresh {
             return Err("a refresh token is not an access token".into());
         }
+        let until = claims.exp.min(now + VERIFIED_TTL);
+        let mut cache = self.verified.lock().expect("token cache");
+        if cache.len() >= VERIFIED_ENTRIES {
+            cache.retain(|_, (_, until)| now < *until);
+            if cache.len() >= VERIFIED_ENTRIES {
+                cache.clear();
+            }
+        }
+        cache.insert(key, (claims.clone(), until));
         Ok(claims)
     }
 
