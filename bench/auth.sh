@@ -66,27 +66,14 @@ repositories = ["**"]
 users = ["bench"]
 actions = ["pull", "push"]
 TOML
-cat > "$dir/secure.toml" <<TOML
-[tls]
-cert = "$dir/tls.crt"
-key = "$dir/tls.key"
-[auth]
-htpasswd = "$dir/htpasswd"
-[auth.token]
-key = "$dir/token.pem"
-[[access]]
-repositories = ["**"]
-users = ["bench"]
-actions = ["pull", "push"]
-TOML
+{ printf '[tls]\ncert = "%s"\nkey = "%s"\n' "$dir/tls.crt" "$dir/tls.key"; cat "$dir/token.toml"; } > "$dir/secure.toml"
 
 start_registry strata
-plain_pid=$pid plain=$base
+plain=$base
 secure_port=$(free_port)
 RUST_LOG=warn "$strata_bin" --config "$dir/secure.toml" --listen "127.0.0.1:$secure_port" --root "$dir/secure-data" \
     2>"$dir/secure.log" &
-secure_pid=$!
-pids+=("$secure_pid")
+pids+=("$!")
 secure="https://127.0.0.1:$secure_port"
 for _ in $(seq 100); do curl -sf --cacert "$dir/ca.crt" -o /dev/null "$secure/healthz" && break; sleep 0.1; done
 token=$(curl -sf --cacert "$dir/ca.crt" -u bench:bench-password \
