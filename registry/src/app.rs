@@ -140,7 +140,7 @@ pub fn app(state: SharedState) -> Router {
         .with_state(state)
 }
 
-/// Serves until `shutdown` resolves, then gives in-flight requests `shutdown_timeout_secs` to
+/// Serves until `shutdown` resolves, then gives in-flight requests `shutdown_timeout` to
 /// finish (see [`crate::serve`]). Also runs the storage upkeep in the background.
 pub async fn run(
     listener: TcpListener,
@@ -165,10 +165,10 @@ pub async fn run(
     result
 }
 
-/// Removes abandoned upload sessions every `upload_purge_interval_secs`.
+/// Removes abandoned upload sessions every `upload_purge_interval`.
 async fn purge_uploads(state: SharedState) {
-    let interval = Duration::from_secs(state.config.upload_purge_interval_secs.max(1));
-    let age = Duration::from_secs(state.config.upload_purge_age_secs);
+    let interval = state.config.upload_purge_interval.max(Duration::from_millis(10));
+    let age = state.config.upload_purge_age;
     loop {
         let cutoff = SystemTime::now() - age;
         match state.blobs.purge_uploads(cutoff).await {
@@ -205,9 +205,9 @@ async fn reload_tls(state: SharedState) {
 }
 
 /// Removes what crashed writers left in storage (stale temporary files) every
-/// `server.sweep_interval_secs`.
+/// `server.sweep_interval`.
 async fn sweep_storage(state: SharedState) {
-    let interval = Duration::from_secs(state.config.server.sweep_interval_secs.max(1));
+    let interval = state.config.server.sweep_interval.max(Duration::from_millis(10));
     loop {
         tokio::time::sleep(interval).await;
         match state.blobs.backend().sweep().await {

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::time::Duration;
 
 use serde::Deserialize;
 use strata_storage::{FsConfig, StorageConfig};
@@ -19,10 +20,12 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Whether manifests, tags and blobs may be deleted through the API. Default on.
     pub delete_enabled: bool,
-    /// Upload sessions untouched for this many seconds are purged. Default 7 days.
-    pub upload_purge_age_secs: u64,
-    /// How often the purge runs, in seconds. Default 1 hour.
-    pub upload_purge_interval_secs: u64,
+    /// Upload sessions untouched this long are purged. Default 7 days.
+    #[serde(with = "humantime_serde")]
+    pub upload_purge_age: Duration,
+    /// How often the purge runs. Default 1 hour.
+    #[serde(with = "humantime_serde")]
+    pub upload_purge_interval: Duration,
     /// Where blobs and metadata live.
     pub storage: StorageConfig,
     /// Which foreign-layer URLs a manifest may reference without the blob being pushed.
@@ -67,11 +70,12 @@ pub struct Auth {
     pub realm: String,
     /// Bearer tokens: the built-in token service, or an existing issuer's.
     pub token: Option<Token>,
-    /// Failed logins allowed per client address and per user in `login_window_secs`, after
-    /// which attempts get 429 until the window passes. Default 10.
+    /// Failed logins allowed per client address and per user in `login_window`, after which
+    /// attempts get 429 until the window passes. Default 10.
     pub max_failed_logins: u32,
-    /// The window for `max_failed_logins`, in seconds. Default 60.
-    pub login_window_secs: u64,
+    /// The window for `max_failed_logins`. Default 1 minute.
+    #[serde(with = "humantime_serde")]
+    pub login_window: Duration,
 }
 
 /// Bearer tokens (the Docker token authentication specification).
@@ -93,12 +97,15 @@ pub struct Token {
     pub certificates: Option<PathBuf>,
     /// The signing algorithm tokens must use (`ES256` or `RS256`); never taken from a token.
     pub algorithm: String,
-    /// Lifetime of issued access tokens, in seconds. Default 300.
-    pub ttl_secs: u64,
-    /// Lifetime of refresh tokens (`access_type=offline`), in seconds. Default 86400.
-    pub refresh_ttl_secs: u64,
-    /// Clock skew tolerated on `exp` and `nbf`, in seconds. Default 30.
-    pub leeway_secs: u64,
+    /// Lifetime of issued access tokens. Default 5 minutes.
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
+    /// Lifetime of refresh tokens (`access_type=offline`). Default 1 day.
+    #[serde(with = "humantime_serde")]
+    pub refresh_ttl: Duration,
+    /// Clock skew tolerated on `exp` and `nbf`. Default 30 seconds.
+    #[serde(with = "humantime_serde")]
+    pub leeway: Duration,
 }
 
 /// An action on a repository.
@@ -160,7 +167,7 @@ impl Default for Auth {
             realm: "strata".into(),
             token: None,
             max_failed_logins: 10,
-            login_window_secs: 60,
+            login_window: Duration::from_secs(60),
         }
     }
 }
@@ -175,9 +182,9 @@ impl Default for Token {
             jwks: None,
             certificates: None,
             algorithm: "ES256".into(),
-            ttl_secs: 300,
-            refresh_ttl_secs: 86_400,
-            leeway_secs: 30,
+            ttl: Duration::from_secs(300),
+            refresh_ttl: Duration::from_secs(86_400),
+            leeway: Duration::from_secs(30),
         }
     }
 }
@@ -189,24 +196,31 @@ pub struct Server {
     /// Connections served at once; more wait in the listen backlog. Default 4096 (the soft
     /// open-file limit is raised to the hard limit at start, so this is the real cap).
     pub max_connections: usize,
-    /// Seconds a client has to send a request's head, counted from when the connection starts
-    /// waiting for it; this also closes idle keep-alive connections. Default 30.
-    pub header_read_timeout_secs: u64,
-    /// Seconds a connection may move no byte in either direction (a stalled reader or writer)
-    /// before it is closed. Default 300.
-    pub idle_timeout_secs: u64,
-    /// Seconds a request without a streamed body (everything but blob uploads) may take to
-    /// produce its response head; past it: 503 `UNAVAILABLE`. Default 60.
-    pub request_timeout_secs: u64,
+    /// How long a client has to send a request's head, counted from when the connection starts
+    /// waiting for it; this also closes idle keep-alive connections. Default 30 seconds.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// How long a connection may move no byte in either direction (a stalled reader or writer)
+    /// before it is closed. Default 5 minutes.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// How long a request without a streamed body (everything but blob uploads) may take to
+    /// produce its response head; past it: 503 `UNAVAILABLE`. Default 1 minute.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
     /// Request bodies (uploads, manifests) must average at least this many bytes per second
-    /// over each `body_rate_window_secs`, or they are cut. Default 1024.
+    /// over each `body_rate_window`, or they are cut. Default 1024.
     pub min_body_rate_bytes: u64,
-    /// The window over which `min_body_rate_bytes` is measured, in seconds. Default 30.
-    pub body_rate_window_secs: u64,
-    /// On SIGTERM, seconds in-flight requests get to finish before they are cut. Default 30.
-    pub shutdown_timeout_secs: u64,
-    /// How often stale temporary files and upload debris are swept, in seconds. Default 3600.
-    pub sweep_interval_secs: u64,
+    /// The window over which `min_body_rate_bytes` is measured. Default 30 seconds.
+    #[serde(with = "humantime_serde")]
+    pub body_rate_window: Duration,
+    /// On SIGTERM, how long in-flight requests get to finish before they are cut. Default 30
+    /// seconds.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+    /// How often stale temporary files and upload debris are swept. Default 1 hour.
+    #[serde(with = "humantime_serde")]
+    pub sweep_interval: Duration,
 }
 
 /// Text (human) or JSON (one object per line) logs.
@@ -260,8 +274,8 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 5000)),
             log_format: LogFormat::Text,
             delete_enabled: true,
-            upload_purge_age_secs: 7 * 24 * 3600,
-            upload_purge_interval_secs: 3600,
+            upload_purge_age: Duration::from_secs(7 * 24 * 3600),
+            upload_purge_interval: Duration::from_secs(3600),
             storage: StorageConfig::default(),
             foreign_layers: ForeignLayers::default(),
             limits: Limits::default(),
@@ -277,13 +291,13 @@ impl Default for Server {
     fn default() -> Self {
         Server {
             max_connections: 4096,
-            header_read_timeout_secs: 30,
-            idle_timeout_secs: 300,
-            request_timeout_secs: 60,
+            header_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(300),
+            request_timeout: Duration::from_secs(60),
             min_body_rate_bytes: 1024,
-            body_rate_window_secs: 30,
-            shutdown_timeout_secs: 30,
-            sweep_interval_secs: 3600,
+            body_rate_window: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(30),
+            sweep_interval: Duration::from_secs(3600),
         }
     }
 }
@@ -396,6 +410,18 @@ impl Config {
     }
 
     fn apply_env(&mut self, env: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        /// A duration variable, written as in the file (`30s`, `100ms`, `24h`, `7days`).
+        fn set_duration(
+            env: &impl Fn(&str) -> Option<String>,
+            name: &str,
+            field: &mut Duration,
+        ) -> Result<(), ConfigError> {
+            if let Some(value) = env(name) {
+                *field =
+                    strata_storage::parse_duration(&value).map_err(|e| ConfigError::Env(format!("{name}: {e}")))?;
+            }
+            Ok(())
+        }
         fn set<T: FromStr>(
             env: &impl Fn(&str) -> Option<String>,
             name: &str,
@@ -410,12 +436,8 @@ impl Config {
         }
         set(env, "STRATA_LISTEN", &mut self.listen)?;
         set(env, "STRATA_DELETE_ENABLED", &mut self.delete_enabled)?;
-        set(env, "STRATA_UPLOAD_PURGE_AGE_SECS", &mut self.upload_purge_age_secs)?;
-        set(
-            env,
-            "STRATA_UPLOAD_PURGE_INTERVAL_SECS",
-            &mut self.upload_purge_interval_secs,
-        )?;
+        set_duration(env, "STRATA_UPLOAD_PURGE_AGE", &mut self.upload_purge_age)?;
+        set_duration(env, "STRATA_UPLOAD_PURGE_INTERVAL", &mut self.upload_purge_interval)?;
         set(
             env,
             "STRATA_LIMITS_MAX_MANIFEST_BYTES",
@@ -447,35 +469,19 @@ impl Config {
         set(env, "STRATA_SERVER_MAX_CONNECTIONS", &mut server.max_connections)?;
         set(
             env,
-            "STRATA_SERVER_HEADER_READ_TIMEOUT_SECS",
-            &mut server.header_read_timeout_secs,
-        )?;
-        set(env, "STRATA_SERVER_IDLE_TIMEOUT_SECS", &mut server.idle_timeout_secs)?;
-        set(
-            env,
-            "STRATA_SERVER_REQUEST_TIMEOUT_SECS",
-            &mut server.request_timeout_secs,
-        )?;
-        set(
-            env,
             "STRATA_SERVER_MIN_BODY_RATE_BYTES",
             &mut server.min_body_rate_bytes,
         )?;
-        set(
-            env,
-            "STRATA_SERVER_BODY_RATE_WINDOW_SECS",
-            &mut server.body_rate_window_secs,
-        )?;
-        set(
-            env,
-            "STRATA_SERVER_SHUTDOWN_TIMEOUT_SECS",
-            &mut server.shutdown_timeout_secs,
-        )?;
-        set(
-            env,
-            "STRATA_SERVER_SWEEP_INTERVAL_SECS",
-            &mut server.sweep_interval_secs,
-        )?;
+        for (name, field) in [
+            ("STRATA_SERVER_HEADER_READ_TIMEOUT", &mut server.header_read_timeout),
+            ("STRATA_SERVER_IDLE_TIMEOUT", &mut server.idle_timeout),
+            ("STRATA_SERVER_REQUEST_TIMEOUT", &mut server.request_timeout),
+            ("STRATA_SERVER_BODY_RATE_WINDOW", &mut server.body_rate_window),
+            ("STRATA_SERVER_SHUTDOWN_TIMEOUT", &mut server.shutdown_timeout),
+            ("STRATA_SERVER_SWEEP_INTERVAL", &mut server.sweep_interval),
+        ] {
+            set_duration(env, name, field)?;
+        }
         if let Some(format) = env("STRATA_LOG_FORMAT") {
             self.log_format = match format.as_str() {
                 "text" => LogFormat::Text,
@@ -521,7 +527,7 @@ mod tests {
             })
         );
         assert!(config.delete_enabled);
-        assert_eq!(config.upload_purge_age_secs, 604_800);
+        assert_eq!(config.upload_purge_age, Duration::from_secs(604_800));
         assert_eq!(config.limits.max_manifest_bytes, 4 << 20);
     }
 
@@ -603,9 +609,37 @@ mod tests {
         let config = Config::from_toml(text).unwrap();
         let token = config.auth.unwrap().token.unwrap();
         assert_eq!(token.key.unwrap().to_str(), Some("/etc/strata/token.pem"));
-        assert_eq!(token.ttl_secs, 300);
+        assert_eq!(token.ttl, Duration::from_secs(300));
         assert_eq!(config.access[0].actions, [Action::Pull, Action::Push, Action::Delete]);
         assert!(Config::from_toml("[[access]]\nrepositories = [\"x\"]\nactions = [\"own\"]\n").is_err());
+    }
+
+    #[test]
+    fn durations_are_written_the_same_way_in_every_key() {
+        let config = Config::from_toml(
+            "upload_purge_age = \"2days\"\n[server]\nheader_read_timeout = \"100ms\"\n[auth]\nlogin_window = \"1h 30m\"\n[storage]\ntype = \"s3\"\nbucket = \"b\"\nread_timeout = \"0s\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.upload_purge_age, Duration::from_secs(2 * 86_400));
+        assert_eq!(config.server.header_read_timeout, Duration::from_millis(100));
+        assert_eq!(config.auth.unwrap().login_window, Duration::from_secs(5400));
+        match config.storage {
+            StorageConfig::S3(s3) => assert_eq!(s3.read_timeout, Duration::ZERO),
+            other => panic!("{other:?}"),
+        }
+        let env = |k: &str| (k == "STRATA_SERVER_IDLE_TIMEOUT").then(|| "250ms".to_owned());
+        let config = Config::load(None, env, &Overrides::default()).unwrap();
+        assert_eq!(config.server.idle_timeout, Duration::from_millis(250));
+        let bad = |k: &str| (k == "STRATA_SERVER_IDLE_TIMEOUT").then(|| "300".to_owned());
+        let err = Config::load(None, bad, &Overrides::default()).unwrap_err().to_string();
+        assert!(
+            err.contains("STRATA_SERVER_IDLE_TIMEOUT") && err.contains("30s"),
+            "{err}"
+        );
+        assert!(
+            Config::from_toml("[server]\nidle_timeout = 300\n").is_err(),
+            "a bare number is refused"
+        );
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crate::app::SharedState;
 use crate::error::{ApiError, ApiResult, Code};
 
 /// Middleware: every request body must average `min_body_rate_bytes` per second over each
-/// `body_rate_window_secs`.
+/// `body_rate_window`.
 pub(crate) async fn min_body_rate(State(state): State<SharedState>, request: Request, next: Next) -> Response {
     let server = &state.config.server;
     let has_body = request
@@ -32,7 +32,7 @@ pub(crate) async fn min_body_rate(State(state): State<SharedState>, request: Req
     if server.min_body_rate_bytes == 0 || !has_body {
         return next.run(request).await;
     }
-    let window = Duration::from_secs(server.body_rate_window_secs.max(1));
+    let window = server.body_rate_window.max(Duration::from_secs(1));
     let minimum = server.min_body_rate_bytes.saturating_mul(window.as_secs());
     let (parts, body) = request.into_parts();
     let body = Body::new(MinRate::new(body, minimum, window));

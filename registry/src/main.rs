@@ -35,20 +35,20 @@ struct Args {
 /// The configuration file's sections, for `--help`.
 const CONFIG_HELP: &str = "\
 Configuration (TOML; every key with its default: deploy/registry.example.toml):
-  listen, log_format, delete_enabled, upload_purge_age_secs, upload_purge_interval_secs
+  listen, log_format, delete_enabled, upload_purge_age, upload_purge_interval
   [storage]        type = \"fs\" (root) or \"s3\" (bucket, prefix, region, endpoint, path_style,
                    access_key_id, secret_access_key, part_size, upload_concurrency, max_attempts, ...)
   [limits]         max_manifest_bytes, max_blob_bytes, catalog_max_entries, tags_max_entries,
                    buffered_body_bytes, max_manifest_references, max_tags_per_push
-  [server]         max_connections, header_read_timeout_secs, idle_timeout_secs,
-                   request_timeout_secs, min_body_rate_bytes, body_rate_window_secs,
-                   shutdown_timeout_secs, sweep_interval_secs
+  [server]         max_connections, header_read_timeout, idle_timeout, request_timeout,
+                   min_body_rate_bytes, body_rate_window, shutdown_timeout, sweep_interval
   [foreign_layers] allow, deny
   [tls]            cert, key, client_ca (mutual TLS: the certificate's CN is the user)
-  [auth]           htpasswd (bcrypt), groups, anonymous, realm, max_failed_logins, login_window_secs
+  [auth]           htpasswd (bcrypt), groups, anonymous, realm, max_failed_logins, login_window
   [auth.token]     issuer, service, key (built-in /token) or jwks / certificates (existing issuer),
-                   realm, algorithm, ttl_secs, refresh_ttl_secs, leeway_secs
+                   realm, algorithm, ttl, refresh_ttl, leeway
   [[access]]       repositories (globs), users, groups, actions (pull, push, delete)
+Durations are written \"30s\", \"100ms\", \"24h\", \"7days\".
 Without [auth] only a loopback address is served, unless --insecure-open.
 Environment: STRATA_* overrides the file (STRATA_LISTEN, STRATA_STORAGE_ROOT, ...).
 SIGHUP re-reads the TLS files; htpasswd and groups are re-read when they change.";

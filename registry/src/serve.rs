@@ -62,7 +62,7 @@ fn connection_cap(max_connections: usize) -> usize {
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves; then stops accepting, lets requests
-/// in flight finish for `shutdown_timeout_secs`, cuts the rest, and returns.
+/// in flight finish for `shutdown_timeout`, cuts the rest, and returns.
 /// With `tls`, every connection is a TLS one, using the configuration current when it arrives.
 pub async fn serve(
     listener: TcpListener,
@@ -75,12 +75,12 @@ pub async fn serve(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(server.header_read_timeout_secs.max(1)));
+        .header_read_timeout(server.header_read_timeout.max(Duration::from_millis(1)));
     // (Before the first byte, while the protocol is being sniffed, hyper's header timer does
     // not run yet: `Inactivity` gives a silent connection only the header timeout.)
     builder.http2().timer(TokioTimer::new());
-    let idle = Duration::from_secs(server.idle_timeout_secs.max(1));
-    let header = Duration::from_secs(server.header_read_timeout_secs.max(1));
+    let idle = server.idle_timeout.max(Duration::from_millis(1));
+    let header = server.header_read_timeout.max(Duration::from_millis(1));
     let cap = connection_cap(server.max_connections);
     tracing::debug!(connections = cap, "connection cap");
     let slots = Arc::new(Semaphore::new(cap));
@@ -141,13 +141,13 @@ pub async fn serve(
     }
     drop(listener);
     let in_flight = graceful.count();
-    let deadline = Duration::from_secs(server.shutdown_timeout_secs);
+    let deadline = server.shutdown_timeout;
     tracing::info!(connections = in_flight, "shutting down: finishing requests in flight");
     if tokio::time::timeout(deadline, graceful.shutdown()).await.is_err() {
         tracing::warn!(
             connections = connections.len(),
-            "shutdown deadline ({}s) reached: cutting the remaining connections",
-            deadline.as_secs()
+            "shutdown deadline ({}) reached: cutting the remaining connections",
+            humantime::format_duration(deadline)
         );
     }
     connections.shutdown().await;

@@ -954,8 +954,8 @@ async fn health_and_metrics(r: &TestRegistry) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abandoned_uploads_are_purged_in_the_background() {
     let config = strata_registry::Config {
-        upload_purge_age_secs: 1,
-        upload_purge_interval_secs: 1,
+        upload_purge_age: std::time::Duration::from_secs(1),
+        upload_purge_interval: std::time::Duration::from_secs(1),
         ..Default::default()
     };
     for fixture in [

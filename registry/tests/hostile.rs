@@ -135,7 +135,7 @@ async fn a_flood_at_the_hard_file_limit_leaves_room_for_open_connections_and_hea
         None,
         Start {
             nofile: Some((128, 128)),
-            env: vec![("STRATA_SERVER_HEADER_READ_TIMEOUT_SECS", "2".into())],
+            env: vec![("STRATA_SERVER_HEADER_READ_TIMEOUT", "2s".into())],
             log: Some(log.clone()),
             ..Start::default()
         },
@@ -264,7 +264,7 @@ async fn sigterm_with_half_sent_requests_exits_by_the_deadline_and_uploads_resum
     let dir = tempfile::tempdir().unwrap();
     let storage = Storage::Fs(dir.path().join("data"));
     let start = || Start {
-        env: vec![("STRATA_SERVER_SHUTDOWN_TIMEOUT_SECS", "2".into())],
+        env: vec![("STRATA_SERVER_SHUTDOWN_TIMEOUT", "2s".into())],
         ..Start::default()
     };
     let mut registry = Registry::start(&storage, None, start()).await;

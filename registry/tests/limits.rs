@@ -145,7 +145,7 @@ async fn manifest_bodies_past_the_memory_budget_get_429_until_it_frees() {
 async fn a_stalled_upload_is_cut_and_its_session_stays_resumable() {
     let r = registry(|c| {
         c.server.min_body_rate_bytes = 1000;
-        c.server.body_rate_window_secs = 1;
+        c.server.body_rate_window = Duration::from_secs(1);
     })
     .await;
     let started = r
@@ -199,9 +199,9 @@ async fn a_stalled_upload_is_cut_and_its_session_stays_resumable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_that_takes_too_long_gets_503() {
     let r = registry(|c| {
-        c.server.request_timeout_secs = 1;
+        c.server.request_timeout = Duration::from_secs(1);
         c.server.min_body_rate_bytes = 1;
-        c.server.body_rate_window_secs = 1;
+        c.server.body_rate_window = Duration::from_secs(1);
     })
     .await;
     // A manifest PUT whose body trickles in (fast enough for the rate, not for the deadline).
@@ -237,7 +237,7 @@ async fn a_request_that_takes_too_long_gets_503() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_and_slow_header_connections_are_closed_and_the_cap_holds() {
     let r = registry(|c| {
-        c.server.header_read_timeout_secs = 1;
+        c.server.header_read_timeout = Duration::from_secs(1);
         c.server.max_connections = 3;
     })
     .await;
@@ -264,8 +264,8 @@ async fn silent_and_slow_header_connections_are_closed_and_the_cap_holds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_connection_is_closed_after_the_idle_timeout() {
     let r = registry(|c| {
-        c.server.header_read_timeout_secs = 60;
-        c.server.idle_timeout_secs = 1;
+        c.server.header_read_timeout = Duration::from_secs(60);
+        c.server.idle_timeout = Duration::from_secs(1);
     })
     .await;
     let mut idle = connect(&r).await;

@@ -26,7 +26,7 @@
 //! | `STRATA_STORAGE_S3_PATH_STYLE` | s3: `true` for path-style addressing |
 //! | `STRATA_STORAGE_S3_ACCESS_KEY_ID`, `_SECRET_ACCESS_KEY`, `_SESSION_TOKEN` | s3: static credentials |
 //! | `STRATA_STORAGE_S3_PART_SIZE`, `_UPLOAD_CONCURRENCY`, `_MAX_ATTEMPTS` | s3: tuning |
-//! | `STRATA_STORAGE_S3_CONNECT_TIMEOUT_SECS`, `_READ_TIMEOUT_SECS` | s3: timeouts |
+//! | `STRATA_STORAGE_S3_CONNECT_TIMEOUT`, `_READ_TIMEOUT` | s3: timeouts (`10s`, `1m`) |
 //!
 //! Secrets are held in [`Secret`], whose `Debug` output is redacted, so a logged config never
 //! shows them.
@@ -35,6 +35,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -48,6 +49,8 @@ const MIB: u64 = 1024 * 1024;
 /// Which storage backend to use and how.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
+// Built once per process: the size of the S3 variant does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum StorageConfig {
     /// Files under a local directory.
     Fs(FsConfig),
@@ -124,12 +127,12 @@ pub struct S3Config {
     /// Attempts per request, including the first (bounded retries with backoff); default 5.
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
-    /// TCP connect timeout in seconds; default 10.
-    #[serde(default = "default_connect_timeout")]
-    pub connect_timeout_secs: u64,
-    /// Longest wait for data on a connection, in seconds; default 60.
-    #[serde(default = "default_read_timeout")]
-    pub read_timeout_secs: u64,
+    /// TCP connect timeout; default 10 seconds.
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Longest wait for data on a connection; default 1 minute.
+    #[serde(default = "default_read_timeout", with = "humantime_serde")]
+    pub read_timeout: Duration,
 }
 
 fn default_region() -> String {
@@ -150,11 +153,18 @@ fn default_copy_part_size() -> u64 {
 fn default_max_attempts() -> u32 {
     5
 }
-fn default_connect_timeout() -> u64 {
-    10
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(10)
 }
-fn default_read_timeout() -> u64 {
-    60
+fn default_read_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+
+/// Parses a duration as every duration key of the configuration is written: `30s`, `100ms`,
+/// `24h`, `7days`, `1h 30m`.
+pub fn parse_duration(value: &str) -> std::result::Result<Duration, String> {
+    humantime::parse_duration(value.trim())
+        .map_err(|e| format!("{value:?} is not a duration (like 30s, 100ms, 24h): {e}"))
 }
 
 impl S3Config {
@@ -174,8 +184,8 @@ impl S3Config {
             multipart_copy_threshold: default_copy_threshold(),
             copy_part_size: default_copy_part_size(),
             max_attempts: default_max_attempts(),
-            connect_timeout_secs: default_connect_timeout(),
-            read_timeout_secs: default_read_timeout(),
+            connect_timeout: default_connect_timeout(),
+            read_timeout: default_read_timeout(),
         }
     }
 
@@ -296,8 +306,15 @@ impl StorageConfig {
                 parse_var(&var, "S3_PART_SIZE", &mut s3.part_size)?;
                 parse_var(&var, "S3_UPLOAD_CONCURRENCY", &mut s3.upload_concurrency)?;
                 parse_var(&var, "S3_MAX_ATTEMPTS", &mut s3.max_attempts)?;
-                parse_var(&var, "S3_CONNECT_TIMEOUT_SECS", &mut s3.connect_timeout_secs)?;
-                parse_var(&var, "S3_READ_TIMEOUT_SECS", &mut s3.read_timeout_secs)?;
+                for (name, field) in [
+                    ("S3_CONNECT_TIMEOUT", &mut s3.connect_timeout),
+                    ("S3_READ_TIMEOUT", &mut s3.read_timeout),
+                ] {
+                    if let Some(v) = var(name) {
+                        *field =
+                            parse_duration(&v).map_err(|e| Error::Config(format!("STRATA_STORAGE_{name}: {e}")))?;
+                    }
+                }
             }
         }
         Ok(self)

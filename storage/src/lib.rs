@@ -32,7 +32,7 @@ pub mod testing;
 
 pub use backend::{Backend, BackendExt, Checkpoint, GetResult, ListStream, ObjectMeta, UploadStatus};
 pub use blob::{BlobLayout, BlobStore, BlobWriter};
-pub use config::{FsConfig, S3Config, Secret, StorageConfig};
+pub use config::{FsConfig, S3Config, Secret, StorageConfig, parse_duration};
 pub use digest::{Algorithm, Digest, Hasher, VerifyingStream};
 pub use error::{BoxError, Error, Result};
 pub use fs::FsBackend;

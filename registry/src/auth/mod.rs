@@ -15,7 +15,6 @@ pub mod users;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use base64::Engine;
 use http::{HeaderMap, header};
@@ -124,7 +123,7 @@ impl Auth {
             users: Users::open(auth.htpasswd.as_deref(), auth.groups.as_deref())?,
             policy: Policy::new(&config.access, &auth.anonymous)?,
             tokens,
-            limiter: Limiter::new(auth.max_failed_logins, Duration::from_secs(auth.login_window_secs)),
+            limiter: Limiter::new(auth.max_failed_logins, auth.login_window),
             realm: auth.realm.clone(),
         })))
     }

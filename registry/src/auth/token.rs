@@ -276,25 +276,25 @@ impl Tokens {
 
     /// An access token for `subject` (empty: anonymous) with `access`.
     pub fn issue(&self, subject: &str, access: Vec<Grant>) -> Issued {
-        let mut claims = self.claims(subject, self.config.ttl_secs);
+        let mut claims = self.claims(subject, self.config.ttl.as_secs());
         claims.access = access;
         Issued {
             token: self.sign(&claims),
-            expires_in: self.config.ttl_secs,
+            expires_in: self.config.ttl.as_secs(),
             issued_at: humantime_rfc3339(claims.iat),
         }
     }
 
     /// A refresh token for `subject`.
     pub fn issue_refresh(&self, subject: &str) -> String {
-        let mut claims = self.claims(subject, self.config.refresh_ttl_secs);
+        let mut claims = self.claims(subject, self.config.refresh_ttl.as_secs());
         claims.refresh = true;
         self.sign(&claims)
     }
 
     fn decode(&self, token: &str) -> Result<Claims, String> {
         let mut validation = Validation::new(self.algorithm);
-        validation.leeway = self.config.leeway_secs;
+        validation.leeway = self.config.leeway.as_secs();
         validation.validate_nbf = true;
         validation.set_issuer(&[&self.config.issuer]);
         validation.set_audience(&[&self.config.service]);

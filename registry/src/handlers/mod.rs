@@ -181,7 +181,7 @@ fn with_info(mut response: Response, info: RequestInfo) -> Response {
 }
 
 /// Runs the handler; one without a streamed request body must answer within
-/// `request_timeout_secs` (503 `UNAVAILABLE` otherwise).
+/// `request_timeout` (503 `UNAVAILABLE` otherwise).
 async fn route(ctx: Ctx, endpoint: Endpoint) -> ApiResult<Response> {
     let streams_body = matches!(
         (&endpoint, &ctx.method),
@@ -190,13 +190,18 @@ async fn route(ctx: Ctx, endpoint: Endpoint) -> ApiResult<Response> {
     if streams_body {
         return handle(ctx, endpoint).await;
     }
-    let limit = std::time::Duration::from_secs(ctx.state.config.server.request_timeout_secs.max(1));
+    let limit = ctx
+        .state
+        .config
+        .server
+        .request_timeout
+        .max(std::time::Duration::from_millis(1));
     tokio::time::timeout(limit, handle(ctx, endpoint))
         .await
         .unwrap_or_else(|_| {
             Err(ApiError::new(
                 crate::error::Code::Unavailable,
-                format!("the request took longer than {}s", limit.as_secs()),
+                format!("the request took longer than {}", humantime::format_duration(limit)),
             )
             .with_header(header::RETRY_AFTER, "1"))
         })

@@ -1,6 +1,6 @@
 //! Building the aws-sdk-s3 client from [`S3Config`], and mapping SDK errors and bodies to ours.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::retry::RetryConfig;
@@ -31,8 +31,8 @@ pub(super) async fn build(cfg: &S3Config) -> Client {
     }
     let shared = loader.load().await;
     let timeouts = TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(cfg.connect_timeout_secs))
-        .read_timeout(Duration::from_secs(cfg.read_timeout_secs))
+        .connect_timeout(cfg.connect_timeout)
+        .read_timeout(cfg.read_timeout)
         .build();
     let mut builder = aws_sdk_s3::config::Builder::from(&shared)
         .force_path_style(cfg.path_style)
