@@ -147,6 +147,14 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     /// Discards the upload and everything stored for it.
     async fn upload_abort(&self, home: &Key) -> Result<()>;
 
+    /// Creates an empty marker object at `key`, or renews the modification time of the one
+    /// there (garbage-collection claims and intents). Cheaper than [`Backend::put`] where the
+    /// backend can make it so: a marker need not survive a crash of the storage host. Default:
+    /// an empty `put`.
+    async fn touch(&self, key: &Key) -> Result<ObjectMeta> {
+        self.put(key, stream::once(Bytes::new())).await
+    }
+
     /// Removes debris that writers which crashed left outside the key space (temporary files
     /// older than a day); returns how many items went. Safe while others write. Default:
     /// nothing to remove.

@@ -8,10 +8,15 @@
 //! │   ├── _layers/<alg>/<hex>                 link: the blob may be read through this repository
 //! │   ├── _manifests/revisions/<alg>/<hex>    link: the manifest belongs to this repository
 //! │   ├── _manifests/tags/<tag>               the digest the tag points to
-//! │   └── _referrers/<alg>/<subject-hex>/<alg>/<hex>
-//! │                                           descriptor of a manifest whose `subject` is the
-//! │                                           first digest
+//! │   ├── _referrers/<alg>/<subject-hex>/<alg>/<hex>
+//! │   │                                       descriptor of a manifest whose `subject` is the
+//! │   │                                       first digest
+//! │   └── _deleting/<alg>/<hex>               garbage collection is removing this digest's
+//! │                                           link and revision here (an intent; see registry gc)
 //! ├── _catalog/<name>/_repository             marker: the repository exists (for /v2/_catalog)
+//! ├── _gc/claims/<alg>/<hex>                  a push used this digest lately (its mtime counts)
+//! ├── _gc/deleting/<alg>/<hex>                garbage collection is deleting this blob (intent)
+//! ├── _gc/clock, _gc/lease, _gc/report        the storage's clock, the cycle lease, last report
 //! └── _uploads/<id>/                         one upload session
 //!     ├── data/...                            a backend upload (the backend owns everything here)
 //!     ├── info                                the registry's record of the upload session
@@ -142,6 +147,64 @@ pub fn referrers(name: &RepositoryName, subject: &Digest) -> Result<Key> {
     Ok(key(format!("repositories/{name}/_referrers/{}", digest_path(subject)?)))
 }
 
+/// Prefix of every referrers entry of a repository.
+pub fn all_referrers(name: &RepositoryName) -> Key {
+    key(format!("repositories/{name}/_referrers"))
+}
+
+/// The `(subject, referrer)` a referrers entry key names.
+pub fn referrer_pair(key: &Key) -> Option<(Digest, Digest)> {
+    let mut rev = key.segments().rev();
+    let (hex, alg) = (rev.next()?, rev.next()?);
+    let (subject_hex, subject_alg) = (rev.next()?, rev.next()?);
+    Some((digest_from(subject_alg, subject_hex)?, digest_from(alg, hex)?))
+}
+
+/// Intent marker: garbage collection is removing `digest`'s link and revision in `name`.
+pub fn link_intent(name: &RepositoryName, digest: &Digest) -> Result<Key> {
+    Ok(key(format!("repositories/{name}/_deleting/{}", digest_path(digest)?)))
+}
+
+/// Prefix of the intent markers of repository `name`.
+pub fn link_intents(name: &RepositoryName) -> Key {
+    key(format!("repositories/{name}/_deleting"))
+}
+
+/// Claim marker: a push used `digest` lately; its modification time is when.
+pub fn claim(digest: &Digest) -> Result<Key> {
+    Ok(key(format!("_gc/claims/{}", digest_path(digest)?)))
+}
+
+/// Prefix of the claim markers.
+pub fn claims() -> Key {
+    key("_gc/claims".into())
+}
+
+/// Intent marker: garbage collection is deleting blob `digest`.
+pub fn blob_intent(digest: &Digest) -> Result<Key> {
+    Ok(key(format!("_gc/deleting/{}", digest_path(digest)?)))
+}
+
+/// Prefix of the blob intent markers.
+pub fn blob_intents() -> Key {
+    key("_gc/deleting".into())
+}
+
+/// An object garbage collection writes to read the storage's clock (its modification time).
+pub fn gc_clock() -> Key {
+    key("_gc/clock".into())
+}
+
+/// The lease one garbage collector holds for a cycle.
+pub fn gc_lease() -> Key {
+    key("_gc/lease".into())
+}
+
+/// The report of the last garbage-collection cycle.
+pub fn gc_report() -> Key {
+    key("_gc/report".into())
+}
+
 /// Marker object saying repository `name` exists.
 pub fn catalog_entry(name: &RepositoryName) -> Key {
     key(format!("_catalog/{name}/_repository"))
@@ -215,6 +278,15 @@ mod tests {
         assert_eq!(upload_id(&upload_data(&id).join("state").unwrap()), Some(id.clone()));
         assert_eq!(upload_id(&upload_info(&id)), Some(id.clone()));
         assert!(upload_session(&id).is_prefix_of(&upload_staged(&id)));
+        assert_eq!(linked_digest(&claim(&d).unwrap()), Some(d.clone()));
+        let subject = crate::digest::sha256(b"subject");
+        let entry = referrer(&name, &subject, &d).unwrap();
+        assert!(all_referrers(&name).is_prefix_of(&entry));
+        assert_eq!(referrer_pair(&entry), Some((subject, d.clone())));
+        assert_eq!(linked_digest(&blob_intent(&d).unwrap()), Some(d.clone()));
+        assert_eq!(linked_digest(&link_intent(&name, &d).unwrap()), Some(d.clone()));
+        assert!(claims().is_prefix_of(&claim(&d).unwrap()));
+        assert!(!repository(&name).is_prefix_of(&claim(&d).unwrap()));
         assert!(
             referrers(&name, &d)
                 .unwrap()

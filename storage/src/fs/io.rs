@@ -192,6 +192,29 @@ pub(crate) fn publish(from: &Path, to: &Path) -> Result<()> {
     }
 }
 
+/// Creates the empty file at `path` (and its parents), or empties it and sets its modification
+/// time to now. No fsync: markers only matter while the processes that wrote them run.
+pub(crate) fn touch(path: &Path, key: &crate::key::Key) -> Result<crate::backend::ObjectMeta> {
+    let parent = path.parent().expect("object paths have a parent");
+    let mut attempt = 0;
+    loop {
+        match OpenOptions::new().create(true).write(true).truncate(true).open(path) {
+            Ok(file) => {
+                file.set_modified(std::time::SystemTime::now())
+                    .map_err(|e| Error::io("set the time of", path.display(), e))?;
+                let md = file.metadata().map_err(|e| Error::io("stat", path.display(), e))?;
+                return Ok(super::meta_of(key, &md));
+            }
+            // The parent is missing, or a concurrent delete pruned it just now.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempt < 3 => {
+                attempt += 1;
+                std::fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent.display(), e))?;
+            }
+            Err(e) => return Err(Error::io("touch", path.display(), e)),
+        }
+    }
+}
+
 /// A temp file that is removed when dropped unless it was published. This is what makes a
 /// cancelled or failed write leave no debris.
 #[derive(Debug)]

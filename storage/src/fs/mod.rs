@@ -97,7 +97,7 @@ impl FsBackend {
     }
 }
 
-fn meta_of(key: &Key, md: &std::fs::Metadata) -> ObjectMeta {
+pub(crate) fn meta_of(key: &Key, md: &std::fs::Metadata) -> ObjectMeta {
     ObjectMeta {
         key: key.clone(),
         size: md.len(),
@@ -143,6 +143,11 @@ impl Backend for FsBackend {
             Ok(meta_of(&key, &md))
         })
         .await
+    }
+
+    async fn touch(&self, key: &Key) -> Result<ObjectMeta> {
+        let (key, path) = (key.clone(), self.path(key));
+        blocking(move || io::touch(&path, &key)).await
     }
 
     async fn get(&self, key: &Key, range: Option<ByteRange>) -> Result<GetResult> {

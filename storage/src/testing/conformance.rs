@@ -39,6 +39,7 @@ macro_rules! conformance_tests {
             blob_session_resumes_across_instances_and_verifies,
             purge_removes_only_stale_sessions,
             hostile_input_never_becomes_a_key,
+            touch_creates_and_renews_markers,
         );
     };
     (@cases ($fixture:expr) $attrs:tt $($case:ident),* $(,)?) => {
@@ -735,4 +736,28 @@ pub async fn hostile_input_never_becomes_a_key(f: &dyn Fixture) {
     for prefix in [layout::blobs(), layout::uploads(), key("repositories")] {
         assert_eq!(keys_under(&*backend, &prefix).await, Vec::<String>::new());
     }
+}
+
+/// `touch` creates an empty object (parents included), renews the time of one that exists,
+/// and the marker lists and deletes like any object.
+pub async fn touch_creates_and_renews_markers(f: &dyn Fixture) {
+    let backend = f.backend().await;
+    let marker = key("markers/deep/a/b/one");
+    let first = backend.touch(&marker).await.unwrap();
+    assert_eq!(first.size, 0);
+    assert_eq!(backend.head(&marker).await.unwrap().size, 0);
+    // S3 keeps times to the second.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let second = backend.touch(&marker).await.unwrap();
+    let seen = backend.head(&marker).await.unwrap().modified;
+    assert!(
+        seen > first.modified,
+        "touch did not renew the time: {seen:?} vs {:?}",
+        first.modified
+    );
+    assert!(second.modified >= first.modified);
+    assert_eq!(keys_under(&*backend, &key("markers")).await, ["markers/deep/a/b/one"]);
+    backend.delete(&marker).await.unwrap();
+    backend.touch(&marker).await.unwrap();
+    assert!(backend.exists(&marker).await.unwrap());
 }

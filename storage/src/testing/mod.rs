@@ -175,7 +175,7 @@ impl Drop for S3TestServer {
 #[derive(Debug)]
 pub struct S3Fixture {
     config: S3Config,
-    _server: Option<S3TestServer>,
+    server: Option<S3TestServer>,
 }
 
 impl S3Fixture {
@@ -185,7 +185,7 @@ impl S3Fixture {
         let config = server.bucket("strata-test").await;
         S3Fixture {
             config,
-            _server: Some(server),
+            server: Some(server),
         }
     }
 
@@ -206,7 +206,12 @@ impl S3Fixture {
         config.part_size = 5 * MIB;
         config.multipart_copy_threshold = 6 * MIB;
         config.copy_part_size = 5 * MIB;
-        S3Fixture { config, _server: None }
+        S3Fixture { config, server: None }
+    }
+
+    /// The in-process server (none for the external endpoint).
+    pub fn server(&self) -> Option<&S3TestServer> {
+        self.server.as_ref()
     }
 
     /// The configuration backends are built from.

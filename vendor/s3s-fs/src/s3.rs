@@ -1224,14 +1224,37 @@ impl S3 for FileSystem {
 
 impl FileSystem {
     async fn list_objects_recursive(&self, bucket_root: &Path, prefix: &str, objects: &mut Vec<Object>) -> S3Result<()> {
+        // Strata patch: walk only the directory the prefix names (not the whole bucket), and
+        // skip entries that vanish during the walk (a concurrent delete), as S3 would.
         let mut dir_queue: VecDeque<PathBuf> = default();
-        dir_queue.push_back(bucket_root.to_owned());
+        let start = match prefix.rfind('/') {
+            Some(end) if !prefix[..end].split('/').any(|c| c.is_empty() || c == "." || c == "..") => {
+                bucket_root.join(&prefix[..end])
+            }
+            _ => bucket_root.to_owned(),
+        };
+        dir_queue.push_back(start);
         let prefix_is_empty = prefix.is_empty();
+        let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
 
         while let Some(dir) = dir_queue.pop_front() {
-            let mut iter = try_!(fs::read_dir(dir).await);
-            while let Some(entry) = try_!(iter.next_entry().await) {
-                let file_type = try_!(entry.file_type().await);
+            let mut iter = match fs::read_dir(dir).await {
+                Ok(iter) => iter,
+                Err(e) if gone(&e) => continue,
+                Err(e) => return Err(::s3s::S3Error::internal_error(e)),
+            };
+            loop {
+                let entry = match iter.next_entry().await {
+                    Ok(Some(entry)) => entry,
+                    Ok(None) => break,
+                    Err(e) if gone(&e) => break,
+                    Err(e) => return Err(::s3s::S3Error::internal_error(e)),
+                };
+                let file_type = match entry.file_type().await {
+                    Ok(t) => t,
+                    Err(e) if gone(&e) => continue,
+                    Err(e) => return Err(::s3s::S3Error::internal_error(e)),
+                };
                 if file_type.is_dir() {
                     dir_queue.push_back(entry.path());
                 } else {
@@ -1245,7 +1268,11 @@ impl FileSystem {
                         continue;
                     }
 
-                    let metadata = try_!(entry.metadata().await);
+                    let metadata = match entry.metadata().await {
+                        Ok(m) => m,
+                        Err(e) if gone(&e) => continue,
+                        Err(e) => return Err(::s3s::S3Error::internal_error(e)),
+                    };
                     let last_modified = Timestamp::from(try_!(metadata.modified()));
                     let size = metadata.len();
 
