@@ -133,6 +133,7 @@ pub fn app(state: SharedState) -> Router {
             "/token",
             get(crate::auth::service::token).post(crate::auth::service::token),
         )
+        .route("/admin/gc", any(handlers::admin::gc))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .layer(axum::middleware::from_fn_with_state(state.clone(), min_body_rate))
@@ -141,7 +142,8 @@ pub fn app(state: SharedState) -> Router {
 }
 
 /// Serves until `shutdown` resolves, then gives in-flight requests `shutdown_timeout` to
-/// finish (see [`crate::serve`]). Also runs the storage upkeep in the background.
+/// finish (see [`crate::serve`]). Also runs the storage upkeep (upload purge, temp-file
+/// sweep, garbage collection) and the credential reloads in the background.
 pub async fn run(
     listener: TcpListener,
     state: SharedState,
@@ -151,6 +153,7 @@ pub async fn run(
     let sweep = tokio::spawn(sweep_storage(state.clone()));
     let reload = tokio::spawn(reload_users(state.clone()));
     let certificates = tokio::spawn(reload_tls(state.clone()));
+    let collector = tokio::spawn(crate::gc::background(state.clone()));
     let result = crate::serve::serve(
         listener,
         app(state.clone()),
@@ -159,7 +162,7 @@ pub async fn run(
         shutdown,
     )
     .await;
-    for task in [purge, sweep, reload, certificates] {
+    for task in [purge, sweep, reload, certificates, collector] {
         task.abort();
     }
     result

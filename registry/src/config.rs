@@ -41,6 +41,101 @@ pub struct Config {
     /// Who may do what where: the first rule that matches both the repository and the caller
     /// gives its actions.
     pub access: Vec<AccessRule>,
+    /// Online garbage collection and retention.
+    pub gc: Gc,
+}
+
+/// Online garbage collection (see the `gc` module for how it stays safe beside pushes).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Gc {
+    /// How often a cycle runs; `0s` turns the background collector off. Default 1 hour.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// Nothing younger than this is ever deleted. Default 24 hours.
+    #[serde(with = "humantime_serde")]
+    pub grace: Duration,
+    /// A digest a push used (uploaded, mounted, found with HEAD, referenced) stays protected
+    /// this long, so a push in progress keeps what it relies on. Default 1 hour.
+    #[serde(with = "humantime_serde")]
+    pub claim_ttl: Duration,
+    /// A cycle holds a lease in storage so replicas take turns; it renews it while it runs,
+    /// so a collector that dies holds the others off this long at most. Default 1 minute.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+    /// Delete manifests that no tag, index or live subject reaches (after the grace period).
+    /// Default off: only what deletes and retention released is collected.
+    pub delete_untagged: bool,
+    /// Tag retention per repository glob; the first rule whose glob matches applies.
+    pub retention: Vec<Retention>,
+}
+
+impl Gc {
+    /// The shortest `claim_ttl`: storage times may be whole seconds (S3), and a push must finish
+    /// holding its references within half the window.
+    pub const MIN_CLAIM_TTL: Duration = Duration::from_secs(4);
+
+    /// Checks what the file cannot express: the claim window's floor, retention globs and
+    /// patterns that compile, rules that keep something.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.claim_ttl < Self::MIN_CLAIM_TTL {
+            return Err(format!(
+                "[gc] claim_ttl = {} is too short: at least {} (pushes are protected for that long)",
+                humantime::format_duration(self.claim_ttl),
+                humantime::format_duration(Self::MIN_CLAIM_TTL)
+            ));
+        }
+        for (i, rule) in self.retention.iter().enumerate() {
+            if rule.repositories.is_empty() {
+                return Err(format!("[[gc.retention]] #{}: repositories is empty", i + 1));
+            }
+            for pattern in &rule.repositories {
+                globset::GlobBuilder::new(pattern)
+                    .literal_separator(true)
+                    .build()
+                    .map_err(|e| format!("[[gc.retention]] #{}: repository glob {pattern:?}: {e}", i + 1))?;
+            }
+            if let Some(pattern) = &rule.keep_tags {
+                regex::Regex::new(pattern)
+                    .map_err(|e| format!("[[gc.retention]] #{}: keep_tags {pattern:?}: {e}", i + 1))?;
+            }
+            if rule.keep_last.is_none() && rule.delete_older_than.is_none() {
+                return Err(format!(
+                    "[[gc.retention]] #{}: give keep_last or delete_older_than (otherwise the rule keeps every tag)",
+                    i + 1
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Which tags of matching repositories to keep.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    /// Repository globs (`ci/**`).
+    pub repositories: Vec<String>,
+    /// Keep the N most recently pushed tags.
+    pub keep_last: Option<usize>,
+    /// Keep every tag matching this regular expression.
+    pub keep_tags: Option<String>,
+    /// Delete tags pushed longer ago than this (among those not kept above).
+    #[serde(default, with = "humantime_serde")]
+    pub delete_older_than: Option<Duration>,
+}
+
+impl Default for Gc {
+    fn default() -> Self {
+        Gc {
+            interval: Duration::from_secs(3600),
+            grace: Duration::from_secs(24 * 3600),
+            claim_ttl: Duration::from_secs(3600),
+            lease: Duration::from_secs(60),
+            delete_untagged: false,
+            retention: Vec::new(),
+        }
+    }
 }
 
 /// TLS: PEM files, reloaded on SIGHUP and when they change.
@@ -76,6 +171,10 @@ pub struct Auth {
     /// The window for `max_failed_logins`. Default 1 minute.
     #[serde(with = "humantime_serde")]
     pub login_window: Duration,
+    /// Users who may use the admin endpoints (`/admin/gc`).
+    pub admin_users: Vec<String>,
+    /// Groups whose members may use the admin endpoints.
+    pub admin_groups: Vec<String>,
 }
 
 /// Bearer tokens (the Docker token authentication specification).
@@ -168,6 +267,8 @@ impl Default for Auth {
             token: None,
             max_failed_logins: 10,
             login_window: Duration::from_secs(60),
+            admin_users: Vec::new(),
+            admin_groups: Vec::new(),
         }
     }
 }
@@ -283,6 +384,7 @@ impl Default for Config {
             tls: None,
             auth: None,
             access: Vec::new(),
+            gc: Gc::default(),
         }
     }
 }
@@ -357,6 +459,9 @@ pub enum ConfigError {
          that, pass --insecure-open"
     )]
     Open(SocketAddr),
+    /// A setting that cannot work.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// Command-line overrides (the binary fills these from its flags).
@@ -406,6 +511,7 @@ impl Config {
         if config.auth.is_none() && !config.listen.ip().is_loopback() && !flags.insecure_open {
             return Err(ConfigError::Open(config.listen));
         }
+        config.gc.validate().map_err(ConfigError::Invalid)?;
         Ok(config)
     }
 
@@ -438,6 +544,11 @@ impl Config {
         set(env, "STRATA_DELETE_ENABLED", &mut self.delete_enabled)?;
         set_duration(env, "STRATA_UPLOAD_PURGE_AGE", &mut self.upload_purge_age)?;
         set_duration(env, "STRATA_UPLOAD_PURGE_INTERVAL", &mut self.upload_purge_interval)?;
+        set_duration(env, "STRATA_GC_INTERVAL", &mut self.gc.interval)?;
+        set_duration(env, "STRATA_GC_GRACE", &mut self.gc.grace)?;
+        set_duration(env, "STRATA_GC_CLAIM_TTL", &mut self.gc.claim_ttl)?;
+        set_duration(env, "STRATA_GC_LEASE", &mut self.gc.lease)?;
+        set(env, "STRATA_GC_DELETE_UNTAGGED", &mut self.gc.delete_untagged)?;
         set(
             env,
             "STRATA_LIMITS_MAX_MANIFEST_BYTES",

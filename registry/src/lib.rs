@@ -4,6 +4,7 @@
 //! - [`config`]: what an operator can set (file, `STRATA_*` environment, flags).
 //! - [`app`]: shared state, the router, the request log, and [`app::run`], which serves a bound
 //!   listener until a shutdown future resolves (tests bind port 0 and run it in process).
+//! - [`gc`]: online garbage collection and retention, safe beside pushes.
 //! - [`auth`]: users, tokens, `[[access]]` rules; every request is checked before its handler.
 //! - [`route`]: `/v2/<rest>` parsed from the right into an endpoint, with every name, tag, digest
 //!   and upload id validated before storage sees it.
@@ -22,6 +23,7 @@ pub mod auth;
 pub mod cache;
 pub mod config;
 pub mod error;
+pub mod gc;
 mod handlers;
 pub mod limits;
 pub mod manifest;

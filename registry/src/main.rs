@@ -15,21 +15,38 @@ use strata_registry::{AppState, Config, LogFormat, Overrides};
 #[command(name = "strata-registry", version, after_long_help = CONFIG_HELP)]
 struct Args {
     /// Configuration file (TOML); see deploy/registry.example.toml. STRATA_* variables override it.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", global = true)]
     config: Option<PathBuf>,
     /// Address to listen on (overrides the file and STRATA_LISTEN).
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
     /// Store data in this directory (filesystem storage; overrides the file and environment).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", global = true)]
     root: Option<PathBuf>,
     /// Serve a non-loopback address without [auth] (anyone who reaches it can push, overwrite
     /// and delete).
     #[arg(long)]
     insecure_open: bool,
-    /// On a start-up error, show every detail (with RUST_BACKTRACE=1, the backtrace too).
-    #[arg(short, long)]
+    /// On a start-up error, show every detail (with RUST_BACKTRACE=1, the backtrace too); with
+    /// `gc`, one line per repository.
+    #[arg(short, long, global = true)]
     verbose: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Run one garbage-collection cycle against the configured storage (safe beside running
+    /// replicas) and print what it freed.
+    Gc {
+        /// Decide and report, delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the whole report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// The configuration file's sections, for `--help`.
@@ -44,10 +61,13 @@ Configuration (TOML; every key with its default: deploy/registry.example.toml):
                    min_body_rate_bytes, body_rate_window, shutdown_timeout, sweep_interval
   [foreign_layers] allow, deny
   [tls]            cert, key, client_ca (mutual TLS: the certificate's CN is the user)
-  [auth]           htpasswd (bcrypt), groups, anonymous, realm, max_failed_logins, login_window
+  [auth]           htpasswd (bcrypt), groups, anonymous, realm, max_failed_logins, login_window,
+                   admin_users, admin_groups (may use /admin/gc)
   [auth.token]     issuer, service, key (built-in /token) or jwks / certificates (existing issuer),
                    realm, algorithm, ttl, refresh_ttl, leeway
   [[access]]       repositories (globs), users, groups, actions (pull, push, delete)
+  [gc]             interval, grace, claim_ttl, lease, delete_untagged
+  [[gc.retention]] repositories (globs), keep_last, keep_tags (regex), delete_older_than
 Durations are written \"30s\", \"100ms\", \"24h\", \"7days\".
 Without [auth] only a loopback address is served, unless --insecure-open.
 Environment: STRATA_* overrides the file (STRATA_LISTEN, STRATA_STORAGE_ROOT, ...).
@@ -86,7 +106,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(serve(args));
+    let result = match args.command {
+        Some(Command::Gc { dry_run, json }) => {
+            runtime.block_on(collect(args.config, args.root, dry_run, json, verbose))
+        }
+        None => runtime.block_on(serve(args)),
+    };
     // Work still on the blocking pool after the shutdown deadline is not waited for long.
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     match result {
@@ -123,5 +148,34 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("listen on {listen}"))?;
     tracing::info!(address = %listener.local_addr()?, storage = %storage, "strata-registry serving");
     strata_registry::run(listener, state, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// `strata-registry gc`: one cycle, then a summary (or the JSON report).
+async fn collect(
+    config: Option<PathBuf>,
+    root: Option<PathBuf>,
+    dry_run: bool,
+    json: bool,
+    verbose: bool,
+) -> anyhow::Result<()> {
+    let flags = Overrides {
+        listen: None,
+        root,
+        // Nothing is served.
+        insecure_open: true,
+    };
+    let config = Config::load(config.as_deref(), |k| std::env::var(k).ok(), &flags)?;
+    init_logging(config.log_format);
+    let state = AppState::open(config).await.context("open storage")?;
+    let holder = format!("cli-{}", std::process::id());
+    let report = strata_registry::gc::cycle(&state, &holder, dry_run)
+        .await
+        .context("garbage collection")?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    print!("{}", strata_registry::gc::summary(&report, verbose));
     Ok(())
 }

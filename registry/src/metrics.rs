@@ -31,6 +31,17 @@ pub struct Metrics {
     sessions_started: AtomicU64,
     sessions_completed: AtomicU64,
     sessions_cancelled: AtomicU64,
+    gc: Mutex<GcTotals>,
+}
+
+/// Garbage collection since the process started, and storage by repository from the last cycle.
+#[derive(Debug, Default)]
+struct GcTotals {
+    cycles: u64,
+    deleted: BTreeMap<&'static str, u64>,
+    freed_bytes: u64,
+    last_duration: f64,
+    storage_bytes: BTreeMap<String, u64>,
 }
 
 /// What happened to an upload session.
@@ -99,6 +110,31 @@ impl Metrics {
             SessionEvent::Cancelled => &self.sessions_cancelled,
         };
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records a finished garbage-collection cycle (a dry run only updates storage bytes).
+    pub fn gc(&self, report: &crate::gc::Report) {
+        let mut gc = self.gc.lock().expect("metrics lock");
+        gc.storage_bytes = report
+            .by_repository
+            .iter()
+            .map(|(name, r)| (name.clone(), r.bytes))
+            .collect();
+        if report.dry_run || report.skipped {
+            return;
+        }
+        gc.cycles += 1;
+        for (kind, n) in [
+            ("blob", report.blobs_deleted),
+            ("manifest", report.manifests_deleted),
+            ("link", report.links_deleted),
+            ("tag", report.tags_deleted),
+            ("upload", report.uploads_purged),
+        ] {
+            *gc.deleted.entry(kind).or_default() += n;
+        }
+        gc.freed_bytes += report.bytes_freed;
+        gc.last_duration = report.duration_ms as f64 / 1000.0;
     }
 
     /// The metrics in Prometheus text format.
@@ -179,6 +215,32 @@ impl Metrics {
         ];
         for (name, kind, help, value) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        }
+        let gc = self.gc.lock().expect("metrics lock");
+        let _ = writeln!(
+            out,
+            "# HELP strata_gc_cycles_total Garbage-collection cycles finished.\n# TYPE strata_gc_cycles_total counter\nstrata_gc_cycles_total {}",
+            gc.cycles
+        );
+        out.push_str("# HELP strata_gc_deleted_total Objects garbage collection deleted, by kind.\n");
+        out.push_str("# TYPE strata_gc_deleted_total counter\n");
+        for (kind, n) in &gc.deleted {
+            let _ = writeln!(out, "strata_gc_deleted_total{{kind=\"{kind}\"}} {n}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP strata_gc_freed_bytes_total Bytes of blobs garbage collection deleted.\n# TYPE strata_gc_freed_bytes_total counter\nstrata_gc_freed_bytes_total {}",
+            gc.freed_bytes
+        );
+        let _ = writeln!(
+            out,
+            "# HELP strata_gc_last_duration_seconds How long the last cycle took.\n# TYPE strata_gc_last_duration_seconds gauge\nstrata_gc_last_duration_seconds {}",
+            gc.last_duration
+        );
+        out.push_str("# HELP strata_storage_bytes Bytes of the blobs each repository links, at the last cycle.\n");
+        out.push_str("# TYPE strata_storage_bytes gauge\n");
+        for (repository, bytes) in &gc.storage_bytes {
+            let _ = writeln!(out, "strata_storage_bytes{{repository=\"{repository}\"}} {bytes}");
         }
         out
     }

@@ -87,6 +87,8 @@ pub struct Auth {
     tokens: Option<Tokens>,
     limiter: Limiter,
     realm: String,
+    admin_users: Vec<String>,
+    admin_groups: Vec<String>,
 }
 
 /// A `WWW-Authenticate` scope for `needs`.
@@ -125,6 +127,8 @@ impl Auth {
             tokens,
             limiter: Limiter::new(auth.max_failed_logins, auth.login_window),
             realm: auth.realm.clone(),
+            admin_users: auth.admin_users.clone(),
+            admin_groups: auth.admin_groups.clone(),
         })))
     }
 
@@ -255,6 +259,17 @@ impl Auth {
                     })
             }
         }
+    }
+
+    /// Whether `principal` may use the admin endpoints: a user (by password, client
+    /// certificate or token) named in `admin_users` or in a group of `admin_groups`.
+    pub fn is_admin(&self, principal: &Principal) -> bool {
+        let Some(user) = principal.user() else { return false };
+        let groups = match principal {
+            Principal::User { groups, .. } => groups.clone(),
+            _ => self.users.groups_of(user),
+        };
+        self.admin_users.iter().any(|u| u == user) || groups.iter().any(|g| self.admin_groups.contains(g))
     }
 
     /// What the policy lets `user` (or nobody) do on `repository`, for the token service.

@@ -6,7 +6,9 @@ use http::{StatusCode, header};
 use strata_storage::{ByteRange, Digest, Error as StorageError, RepositoryName};
 
 use super::{Ctx, check_delete_enabled, empty};
+use crate::config::Action;
 use crate::error::{ApiError, ApiResult, Code};
+use crate::gc;
 
 fn blob_unknown(digest: &Digest) -> ApiError {
     ApiError::new(Code::BlobUnknown, "blob unknown to registry")
@@ -34,6 +36,12 @@ pub(crate) async fn get(ctx: Ctx, name: RepositoryName, digest: Digest, head: bo
         .header(header::CACHE_CONTROL, "max-age=31536000")
         .header(header::CONTENT_TYPE, "application/octet-stream");
     if head {
+        // A push that finds a blob here skips uploading it: protect it until the manifest
+        // lands (the manifest PUT holds it again and fails cleanly if it went meanwhile).
+        // Only pushers claim: a reader cannot keep deleted content alive.
+        if ctx.may(&name, Action::Push) {
+            gc::guard::claim(state, &digest).await?;
+        }
         let meta = state.blobs.stat(&digest).await.map_err(or_blob_unknown(&digest))?;
         return Ok(builder
             .status(StatusCode::OK)

@@ -9,6 +9,7 @@ use super::read_small_body;
 
 use super::{Ctx, check_delete_enabled, empty};
 use crate::error::{ApiError, ApiResult, Code};
+use crate::gc::{self, guard::Use};
 use crate::manifest::{Descriptor, Manifest};
 use crate::meta::Revision;
 use crate::route::Reference;
@@ -124,11 +125,21 @@ pub(crate) async fn put(ctx: Ctx, name: RepositoryName, reference: Reference) ->
         }
         Reference::Tag(_) => Algorithm::Sha256.digest_of(&bytes),
     };
-    check_references(&state, &name, &manifest).await?;
-
-    // Content first, then the revision, then what points at it: a tag never names a manifest
-    // that is not completely stored.
+    // References first, each claimed and confirmed against garbage collection; then the
+    // content, the revision, and last what points at it: a tag never names a manifest that is
+    // not completely stored, and no acknowledged manifest lacks a blob (see `gc`).
+    let held = std::time::Instant::now();
+    let mut uses = check_references(&state, &name, &manifest).await?;
     let size = bytes.len() as u64;
+    // The manifest's own blob may be stored already (a re-push): claimed first, so the copy
+    // kept is not one a collector is deleting.
+    if !gc::guard::prepare(&state, &name, &digest).await? {
+        return Err(ApiError::new(
+            Code::Unavailable,
+            "garbage collection is deleting this manifest; try again shortly",
+        ));
+    }
+    let existed = state.meta.revision(&name, &digest).await?.is_some();
     state
         .blobs
         .put(&digest, Some(size), stream::once(bytes.clone()))
@@ -144,6 +155,20 @@ pub(crate) async fn put(ctx: Ctx, name: RepositoryName, reference: Reference) ->
     if let Some(subject) = &subject {
         let descriptor = manifest.referrer_descriptor(&digest, size);
         state.meta.add_referrer(&name, subject, &digest, &descriptor).await?;
+    }
+    // The claims protect for `claim_ttl`, counted from before the tags are written only if
+    // all this took less than half of it; a slow storage makes them again.
+    if held.elapsed() >= state.config.gc.claim_ttl / 2 {
+        uses.push((digest.clone(), Use::Manifest));
+        if let Err(e) = hold_references(&state, &name, &uses).await {
+            if !existed {
+                if let Some(subject) = &subject {
+                    state.meta.remove_referrer(&name, subject, &digest).await?;
+                }
+                state.meta.delete_revision(&name, &digest).await?;
+            }
+            return Err(e);
+        }
     }
     if let Reference::Tag(tag) = &reference {
         state.meta.set_tag(&name, tag, &digest).await?;
@@ -168,13 +193,47 @@ pub(crate) async fn put(ctx: Ctx, name: RepositoryName, reference: Reference) ->
 /// Storage lookups in flight at once while checking one manifest's references.
 const REFERENCE_CHECKS: usize = 16;
 
+/// Tries at holding a manifest's references again (each must finish within half the claim
+/// window).
+const HOLD_TRIES: usize = 3;
+
+/// Claims and confirms again everything the manifest relies on, for a push whose first hold
+/// is older than half the claim window (an overloaded storage).
+async fn hold_references(state: &crate::app::AppState, name: &RepositoryName, uses: &[(Digest, Use)]) -> ApiResult<()> {
+    let window = state.config.gc.claim_ttl / 2;
+    for _ in 0..HOLD_TRIES {
+        let started = std::time::Instant::now();
+        if let Some(missing) = gc::guard::hold_all(state, name, uses).await? {
+            return Err(ApiError::new(
+                Code::ManifestBlobUnknown,
+                "manifest references a blob or manifest that garbage collection removed while this push ran; push it again",
+            )
+            .with_detail(serde_json::json!({ "digest": missing.to_string() })));
+        }
+        if started.elapsed() < window {
+            return Ok(());
+        }
+    }
+    Err(ApiError::new(
+        Code::Unavailable,
+        "storage too slow to hold the manifest's references within the garbage-collection claim window",
+    ))
+}
+
 /// Every blob and child manifest must be in the repository, except foreign layers whose URLs
-/// the policy allows. The subject need not exist (the spec says so).
-async fn check_references(state: &crate::app::AppState, name: &RepositoryName, manifest: &Manifest) -> ApiResult<()> {
+/// the policy allows; each is held against garbage collection (claimed, no deletion under way,
+/// there: `gc::guard::hold`). The subject need not exist (the spec says so). Returns what the
+/// manifest relies on in the repository.
+async fn check_references(
+    state: &crate::app::AppState,
+    name: &RepositoryName,
+    manifest: &Manifest,
+) -> ApiResult<Vec<(Digest, Use)>> {
     use futures::{FutureExt, StreamExt};
     // A few lookups at a time, stopping at the first missing one: memory and time stay bounded
     // whatever the manifest names. (A plain loop: a lazy stream of closures here trips rustc's
     // "Send is not general enough".)
+    let mut seen = std::collections::HashSet::new();
     let mut todo: Vec<(&Descriptor, bool)> = manifest
         .config
         .iter()
@@ -182,8 +241,10 @@ async fn check_references(state: &crate::app::AppState, name: &RepositoryName, m
         .map(|d| (d, true))
         .collect();
     todo.extend(manifest.manifests.iter().map(|d| (d, false)));
+    todo.retain(|(d, _)| seen.insert(&d.digest));
     let mut next = todo.into_iter();
     let mut running = futures::stream::FuturesUnordered::new();
+    let mut uses = Vec::new();
     loop {
         while running.len() < REFERENCE_CHECKS {
             match next.next() {
@@ -193,8 +254,8 @@ async fn check_references(state: &crate::app::AppState, name: &RepositoryName, m
             }
         }
         match running.next().await {
-            Some(result) => result?,
-            None => return Ok(()),
+            Some(result) => uses.extend(result?),
+            None => return Ok(uses),
         }
     }
 }
@@ -207,12 +268,22 @@ fn unknown_reference(d: &Descriptor, why: &str) -> ApiError {
     .with_detail(serde_json::json!({ "digest": d.digest.to_string() }))
 }
 
-async fn check_blob(state: &crate::app::AppState, name: &RepositoryName, d: &Descriptor) -> ApiResult<()> {
-    if state.meta.blob_linked(name, &d.digest).await? {
-        return Ok(());
+/// A linked blob is used (and held); a foreign layer the policy allows need not be stored
+/// here at all.
+async fn check_blob(
+    state: &crate::app::AppState,
+    name: &RepositoryName,
+    d: &Descriptor,
+) -> ApiResult<Option<(Digest, Use)>> {
+    let allowed_foreign = d.is_foreign() && state.foreign.allows(&d.urls);
+    if allowed_foreign && !state.meta.blob_linked(name, &d.digest).await? {
+        return Ok(None);
     }
-    if d.is_foreign() && state.foreign.allows(&d.urls) {
-        return Ok(());
+    if gc::guard::hold(state, name, &d.digest, Use::Blob).await? {
+        return Ok(Some((d.digest.clone(), Use::Blob)));
+    }
+    if allowed_foreign {
+        return Ok(None);
     }
     let why = if !d.urls.is_empty() {
         "blob (and its URLs are not allowed by the foreign-layer policy)"
@@ -224,11 +295,15 @@ async fn check_blob(state: &crate::app::AppState, name: &RepositoryName, d: &Des
     Err(unknown_reference(d, why))
 }
 
-async fn check_child(state: &crate::app::AppState, name: &RepositoryName, d: &Descriptor) -> ApiResult<()> {
-    match state.meta.revision(name, &d.digest).await? {
-        Some(_) => Ok(()),
-        None => Err(unknown_reference(d, "manifest")),
+async fn check_child(
+    state: &crate::app::AppState,
+    name: &RepositoryName,
+    d: &Descriptor,
+) -> ApiResult<Option<(Digest, Use)>> {
+    if gc::guard::hold(state, name, &d.digest, Use::Manifest).await? {
+        return Ok(Some((d.digest.clone(), Use::Manifest)));
     }
+    Err(unknown_reference(d, "manifest"))
 }
 
 /// Deletes a tag (the manifest stays), or a manifest with every tag pointing at it.
@@ -245,13 +320,18 @@ pub(crate) async fn delete(ctx: Ctx, name: RepositoryName, reference: Reference)
                 .revision(&name, digest)
                 .await?
                 .ok_or_else(|| manifest_unknown(&reference))?;
+            // What a concurrent delete removed first is gone either way.
+            let gone = |result: strata_storage::Result<()>| match result {
+                Ok(()) | Err(strata_storage::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(e),
+            };
             for tag in meta.tags_pointing_to(&name, digest).await? {
-                meta.delete_tag(&name, &tag).await?;
+                gone(meta.delete_tag(&name, &tag).await)?;
             }
             if let Some(subject) = &revision.subject {
                 meta.remove_referrer(&name, subject, digest).await?;
             }
-            meta.delete_revision(&name, digest).await?;
+            gone(meta.delete_revision(&name, digest).await)?;
         }
     }
     Ok(empty(StatusCode::ACCEPTED).body(Body::empty()).expect("response"))

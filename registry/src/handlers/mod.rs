@@ -1,6 +1,7 @@
 //! Request handling: [`dispatch`] parses `/v2/<rest>` into an [`Endpoint`] and calls the handler
 //! for the endpoint and method; one module per group of endpoints.
 
+pub(crate) mod admin;
 mod blobs;
 mod listing;
 mod manifests;

@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::response::Response;
@@ -14,8 +15,10 @@ use http::{StatusCode, header};
 use strata_storage::{Digest, Error as StorageError, RepositoryName, UploadId, UploadStatus, digest::parse_digest};
 
 use super::{Ctx, body_stream, counted, empty};
+use crate::app::AppState;
 use crate::config::Action;
 use crate::error::{ApiError, ApiResult, Code, upload_range};
+use crate::gc::{self, guard::Use};
 use crate::metrics::SessionEvent;
 
 fn location(name: &RepositoryName, id: &UploadId) -> String {
@@ -67,11 +70,35 @@ fn remaining_limit(ctx: &Ctx, offset: u64) -> ApiResult<Option<u64>> {
     Ok(Some(left))
 }
 
-/// Links `digest` into `name` and records the repository.
-async fn link(ctx: &Ctx, name: &RepositoryName, digest: &Digest) -> ApiResult<()> {
-    ctx.state.meta.link_blob(name, digest).await?;
-    ctx.state.meta.ensure_repository(name).await?;
-    Ok(())
+/// Before a push stores or mounts `digest`: claimed, and no collector is deleting the stored
+/// copy (see [`gc::guard::prepare`]). Returns when, for [`link`].
+async fn prepare(state: &AppState, name: &RepositoryName, digest: &Digest) -> ApiResult<Instant> {
+    let started = Instant::now();
+    if gc::guard::prepare(state, name, digest).await? {
+        return Ok(started);
+    }
+    Err(ApiError::new(
+        Code::Unavailable,
+        "garbage collection is deleting this blob; try again shortly",
+    )
+    .with_detail(serde_json::json!({ "digest": digest.to_string() })))
+}
+
+/// Links `digest` into `name` and records the repository. The claim [`prepare`] made protects
+/// the blob and the link for `claim_ttl`; when storing took more than half of that, the blob
+/// is held again (claimed, confirmed there and not being deleted) before the push is told it
+/// is stored.
+async fn link(state: &AppState, name: &RepositoryName, digest: &Digest, prepared: Instant) -> ApiResult<()> {
+    state.meta.link_blob(name, digest).await?;
+    state.meta.ensure_repository(name).await?;
+    if prepared.elapsed() < state.config.gc.claim_ttl / 2 || gc::guard::hold(state, name, digest, Use::Blob).await? {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        Code::Unavailable,
+        "garbage collection removed this blob while it was being stored; upload it again",
+    )
+    .with_detail(serde_json::json!({ "digest": digest.to_string() })))
 }
 
 /// `POST /v2/<name>/blobs/uploads/`.
@@ -79,8 +106,11 @@ pub(crate) async fn start(ctx: Ctx, name: RepositoryName) -> ApiResult<Response>
     if let Some(mount) = ctx.query("mount") {
         let digest = parse_digest(mount)?;
         let from = ctx.query("from").map(RepositoryName::parse).transpose()?;
+        // Claimed first, so the blob found is not one a collector is deleting; a mount that
+        // loses it anyway (a collector that had begun) becomes an upload.
+        let prepared = prepare(&ctx.state, &name, &digest).await?;
         if mountable(&ctx, &digest, from.as_ref()).await? {
-            link(&ctx, &name, &digest).await?;
+            link(&ctx.state, &name, &digest, prepared).await?;
             return Ok(blob_created(&name, &digest));
         }
         // Not mountable: the spec says to answer with a normal upload session.
@@ -142,10 +172,10 @@ async fn monolithic(ctx: Ctx, name: RepositoryName, digest: Digest) -> ApiResult
     let counter = Arc::new(AtomicU64::new(0));
     let state = ctx.state.clone();
     let _in_flight = state.metrics.upload_in_flight();
+    let prepared = prepare(&state, &name, &digest).await?;
     let data = body_stream(ctx.take_body(), counter.clone(), limit, None);
     state.blobs.put(&digest, size, data).await?;
-    state.meta.link_blob(&name, &digest).await?;
-    state.meta.ensure_repository(&name).await?;
+    link(&state, &name, &digest, prepared).await?;
     Ok(counted(blob_created(&name, &digest), &counter))
 }
 
@@ -247,6 +277,7 @@ pub(crate) async fn finish(ctx: Ctx, name: RepositoryName, id: UploadId) -> ApiR
     let status = session(&ctx, &name, &id).await?;
     let state = ctx.state.clone();
     let whole_blob_in_body = status.length == 0 && ctx.has_body() && ctx.header(header::CONTENT_RANGE).is_none();
+    let prepared = prepare(&state, &name, &digest).await?;
     let counter = if whole_blob_in_body {
         // POST then PUT with everything (what containerd and `curl -T` do): the digest is known
         // up front, so the bytes go straight to the blob, verified while they stream, and the
@@ -274,8 +305,7 @@ pub(crate) async fn finish(ctx: Ctx, name: RepositoryName, id: UploadId) -> ApiR
             .map_err(or_upload_unknown)?;
         counter
     };
-    state.meta.link_blob(&name, &digest).await?;
-    state.meta.ensure_repository(&name).await?;
+    link(&state, &name, &digest, prepared).await?;
     state.meta.delete_upload(&id).await?;
     state.metrics.session(SessionEvent::Completed);
     Ok(counted(blob_created(&name, &digest), &counter))
