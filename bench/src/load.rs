@@ -7,11 +7,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use serde_json::json;
-use strata_storage::digest::sha256;
+mod push;
 
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+use push::OCI_MANIFEST;
+use serde_json::json;
 /// Images pushed before the run, which the GETs read.
 const IMAGES: usize = 16;
 /// Size of their layer blobs.
@@ -58,73 +57,10 @@ fn args() -> Args {
     parsed
 }
 
-/// Monolithic blob push (`POST` then `PUT ?digest=`, which every registry takes).
-async fn push_blob(http: &reqwest::Client, base: &str, repo: &str, data: Bytes) -> Result<String, String> {
-    let digest = sha256(&data).to_string();
-    let started = http
-        .post(format!("{base}/v2/{repo}/blobs/uploads/"))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    let location = started
-        .headers()
-        .get("location")
-        .and_then(|l| l.to_str().ok())
-        .ok_or_else(|| format!("POST answered {}", started.status()))?
-        .to_owned();
-    let url = if location.starts_with("http") {
-        location
-    } else {
-        format!("{base}{location}")
-    };
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let put = http
-        .put(format!("{url}{sep}digest={digest}"))
-        .header("content-type", "application/octet-stream")
-        .body(data)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    if put.status() != 201 {
-        return Err(format!("PUT answered {}", put.status()));
-    }
-    Ok(digest)
-}
-
-/// A config and a layer blob and a manifest naming them, at `repo:tag`.
+/// A config and a layer blob and a manifest naming them, at `repo:tag`; the layer's digest.
 async fn push_image(http: &reqwest::Client, base: &str, repo: &str, tag: &str, seed: u64) -> Result<String, String> {
-    let config = Bytes::from(format!(r#"{{"architecture":"amd64","os":"linux","seed":{seed}}}"#));
-    let layer = Bytes::from(noise(BLOB_SIZE, seed));
-    let (config_len, layer_len) = (config.len(), layer.len());
-    let config = push_blob(http, base, repo, config).await?;
-    let layer = push_blob(http, base, repo, layer).await?;
-    let manifest = format!(
-        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":{config_len}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer}","size":{layer_len}}}]}}"#
-    );
-    let put = http
-        .put(format!("{base}/v2/{repo}/manifests/{tag}"))
-        .header("content-type", OCI_MANIFEST)
-        .body(manifest)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    if put.status() != 201 {
-        return Err(format!("manifest PUT answered {}", put.status()));
-    }
-    Ok(layer)
-}
-
-fn noise(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(n + 8);
-    while out.len() < n {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(n);
-    out
+    let mut layers = push::image(http, base, repo, Some(tag), seed, 1, BLOB_SIZE).await?;
+    Ok(layers.remove(0))
 }
 
 async fn one(http: &reqwest::Client, base: &str, kind: Kind, image: usize, layers: &[String], n: u64) -> bool {
