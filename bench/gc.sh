@@ -6,7 +6,7 @@
 #      and peak RSS; beside it the reference registry's offline collector (`docker-registry
 #      garbage-collect --delete-untagged`, registry stopped) over the same images on the
 #      filesystem.
-#   2. Push throughput (8 clients, images of 2 x 64 KiB layers, each push retagging `latest` so
+#   2. Push throughput (3 alternating rounds of --seconds; 8 clients, images of 2 x 64 KiB layers, each push retagging `latest` so
 #      the previous image becomes garbage) with a collector running every second vs none.
 #      Target: >= 0.9x.
 #
@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 manifests=1000
-seconds=20
+seconds=10
 dir=target/bench/gc
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -84,15 +84,18 @@ RUST_LOG=warn timed strata-fs "$strata_bin" gc --json --root "$dir/strata-data"
 RUST_LOG=warn timed strata-s3 "${s3_env[@]}" "$strata_bin" gc --json
 timed distribution docker-registry garbage-collect --delete-untagged "$dir/distribution.yml"
 
-echo "== push throughput for ${seconds}s: no collector, then a cycle every second"
-start_registry strata
-"$gc_bench" push "$base" --seconds "$seconds" > "$dir/push-off.json"
-stop
-export STRATA_GC_INTERVAL=1s
-start_registry strata
-"$gc_bench" push "$base" --seconds "$seconds" > "$dir/push-on.json"
-curl -sf "$base/metrics" | grep -E '^strata_gc_(cycles_total|freed_bytes_total|deleted_total)' > "$dir/push-on.metrics" || true
-stop
+echo "== push throughput, ${seconds}s each, alternating: no collector, a cycle every second (3 rounds)"
+for round in 1 2 3; do
+    for mode in off on; do
+        if [ "$mode" = on ]; then export STRATA_GC_INTERVAL=1s; else export STRATA_GC_INTERVAL=0s; fi
+        start_registry strata
+        "$gc_bench" push "$base" --seconds "$seconds" > "$dir/push-$mode-$round.json"
+        if [ "$mode" = on ]; then
+            curl -sf "$base/metrics" | grep -E '^strata_gc_(cycles_total|deleted_total)' > "$dir/push-on-$round.metrics" || true
+        fi
+        stop
+    done
+done
 
 python3 - "$dir" <<'PY'
 import json, sys
@@ -111,9 +114,12 @@ s, rss = timing("distribution")
 out = open(f"{d}/distribution.out").read() + open(f"{d}/distribution.err").read()
 deleted = out.count("blob eligible for deletion")
 print(f"  {'distribution garbage-collect (fs)':34} {s:>9.2f} {rss:>7.1f} MiB  {deleted} blobs (offline: registry stopped)")
-off, on = (json.load(open(f"{d}/push-{m}.json")) for m in ("off", "on"))
-print(f"push throughput: {off['pushes_per_second']:.1f} pushes/s without a collector, "
-      f"{on['pushes_per_second']:.1f} with a cycle every second: {on['pushes_per_second']/off['pushes_per_second']:.2f}x "
-      f"(errors: {off['errors']} / {on['errors']})")
-print("  " + open(f"{d}/push-on.metrics").read().replace("\n", "\n  ").rstrip())
+rates = {m: [json.load(open(f"{d}/push-{m}-{r}.json")) for r in (1, 2, 3)] for m in ("off", "on")}
+errors = {m: sum(x["errors"] for x in rates[m]) for m in rates}
+ratios = sorted(on["pushes_per_second"] / off["pushes_per_second"] for off, on in zip(rates["off"], rates["on"]))
+print("push throughput (pushes/s, 3 alternating rounds): without a collector "
+      + " ".join(f"{x['pushes_per_second']:.1f}" for x in rates["off"])
+      + "; with a cycle every second " + " ".join(f"{x['pushes_per_second']:.1f}" for x in rates["on"]))
+print(f"  ratio per round {' '.join(f'{r:.2f}' for r in ratios)}; median {ratios[1]:.2f}x (errors: {errors['off']} / {errors['on']})")
+print("  during the last round: " + open(f"{d}/push-on-3.metrics").read().replace("\n", "; ").rstrip("; "))
 PY

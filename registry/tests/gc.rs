@@ -173,7 +173,7 @@ async fn deleted_and_untagged_images_free_only_their_own_blobs(r: &TestRegistry)
         (0, 0, 0),
         "{early:?}"
     );
-    assert!(early.kept_claimed > 0);
+    assert!(!early.incomplete && early.kept_claimed > 0, "{early:?}");
 
     past_claims(CLAIM).await;
     let gone = set([deleted.all_digests(), untagged.all_digests()]
@@ -696,8 +696,11 @@ async fn s3_soak_pushes_deletes_and_collectors_on_two_replicas_lose_nothing() {
 /// Runs `strata-registry gc` over the filesystem store at `root` with collection settings for
 /// tests; returns the child (stdout piped).
 fn gc_command(root: &std::path::Path, args: &[&str]) -> std::process::Command {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_strata-registry"));
+    // At the lowest priority, so that a busy machine slows the cycle rather than the test
+    // watching it.
+    let mut command = std::process::Command::new("nice");
     command
+        .args(["-n", "19", env!("CARGO_BIN_EXE_strata-registry")])
         .arg("gc")
         .args(args)
         .arg("--root")

@@ -143,7 +143,12 @@ impl FileSystem {
         if path.exists().not() {
             return Ok(None);
         }
-        let content = fs::read(&path).await?;
+        // Strata patch: an object deleted meanwhile has no attributes (not an error).
+        let content = match fs::read(&path).await {
+            Ok(content) => content,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
 
         // Try to deserialize as ObjectAttributes first (new format)
         if let Ok(attrs) = serde_json::from_slice::<ObjectAttributes>(&content) {
@@ -190,7 +195,12 @@ impl FileSystem {
         if path.exists().not() {
             return Ok(None);
         }
-        let content = fs::read(&path).await?;
+        // Strata patch: an object deleted meanwhile has no info (not an error).
+        let content = match fs::read(&path).await {
+            Ok(content) => content,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
         let map = serde_json::from_slice(&content)?;
         Ok(Some(map))
     }

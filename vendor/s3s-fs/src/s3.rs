@@ -421,7 +421,12 @@ impl S3 for FileSystem {
             return Err(s3_error!(NoSuchKey));
         }
 
-        let file_metadata = try_!(fs::metadata(path).await);
+        // Strata patch: an object deleted while it is looked at is NoSuchKey, not InternalError.
+        let file_metadata = match fs::metadata(&path).await {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(s3_error!(NoSuchKey)),
+            Err(e) => return Err(::s3s::S3Error::internal_error(e)),
+        };
         let last_modified = Timestamp::from(try_!(file_metadata.modified()));
         let file_len = file_metadata.len();
 
@@ -431,7 +436,11 @@ impl S3 for FileSystem {
 
         let md5_sum = match info.as_ref().and_then(crate::checksum::load_e_tag) {
             Some(e_tag) => e_tag,
-            None => self.get_md5_sum(&input.bucket, &input.key).await?,
+            None => match self.get_md5_sum(&input.bucket, &input.key).await {
+                Ok(sum) => sum,
+                Err(_) if !path.exists() => return Err(s3_error!(NoSuchKey)),
+                Err(e) => return Err(e.into()),
+            },
         };
 
         let checksum = match &info {
