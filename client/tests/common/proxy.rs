@@ -423,8 +423,14 @@ async fn respond(
     });
     let rate = rules.throttle_downloads.filter(|_| blob_body);
     let stream = stream.then(move |item| async move {
-        if let (Some(rate), Ok(chunk)) = (rate, &item) {
-            tokio::time::sleep(Duration::from_secs_f64(chunk.len() as f64 / rate as f64)).await;
+        match (rate, &item) {
+            (Some(rate), Ok(chunk)) => {
+                tokio::time::sleep(Duration::from_secs_f64(chunk.len() as f64 / rate as f64)).await;
+            }
+            // The connection is reset at the cut, and a reset throws away what the client has
+            // not read yet: give it time to read every byte sent before the cut.
+            (_, Err(_)) => tokio::time::sleep(Duration::from_millis(300)).await,
+            _ => {}
         }
         item
     });
