@@ -706,11 +706,8 @@ async fn s3_soak_pushes_deletes_and_collectors_on_two_replicas_lose_nothing() {
 /// Runs `strata-registry gc` over the filesystem store at `root` with collection settings for
 /// tests; returns the child (stdout piped).
 fn gc_command(root: &std::path::Path, args: &[&str]) -> std::process::Command {
-    // At the lowest priority, so that a busy machine slows the cycle rather than the test
-    // watching it.
-    let mut command = std::process::Command::new("nice");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_strata-registry"));
     command
-        .args(["-n", "19", env!("CARGO_BIN_EXE_strata-registry")])
         .arg("gc")
         .args(args)
         .arg("--root")
@@ -778,19 +775,30 @@ async fn the_cli_reports_and_a_collector_killed_mid_sweep_loses_nothing() {
     assert!(text.contains("keep/app: "), "{text}");
     assert_eq!(blob_files(&root), total, "a dry run deletes nothing");
 
-    // Killed once the sweep is under way.
+    // Killed once the sweep is under way: the cycle runs in slices of a few milliseconds
+    // (SIGCONT, SIGSTOP) and is looked at between them, so it cannot finish unseen.
     let mut child = gc_command(&root, &[]).spawn().unwrap();
+    let pid = child.id().to_string();
+    let signal = |name: &str| {
+        let status = std::process::Command::new("kill").args([name, &pid]).status().unwrap();
+        assert!(status.success(), "kill {name} {pid}");
+    };
+    signal("-STOP");
     let started = std::time::Instant::now();
     loop {
+        signal("-CONT");
+        std::thread::sleep(Duration::from_millis(5));
+        signal("-STOP");
+        std::thread::sleep(Duration::from_millis(2));
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stdout = String::new();
+            std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+            panic!("the cycle ended ({status}) before it could be killed: {stdout}");
+        }
         if blob_files(&root) <= total - 100 {
             break;
         }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the cycle ended before it could be killed"
-        );
         assert!(started.elapsed() < Duration::from_secs(120), "the sweep never started");
-        std::thread::sleep(Duration::from_millis(2));
     }
     child.kill().unwrap();
     child.wait().unwrap();
