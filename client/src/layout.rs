@@ -171,11 +171,8 @@ impl OciLayout {
         change(&mut manifests);
         index["manifests"] = Value::Array(manifests);
         let path = self.root.join("index.json");
-        let temp = self.root.join(format!(".index.json.{}", std::process::id()));
         let bytes = serde_json::to_vec(&index).expect("json");
-        std::fs::write(&temp, bytes)
-            .and_then(|_| std::fs::File::open(&temp)?.sync_all())
-            .and_then(|_| std::fs::rename(&temp, &path))
+        strata_storage::atomic::write(&path, &bytes)
             .map_err(|e| ClientError::io(format!("write {}", path.display()), e))?;
         Ok(())
     }

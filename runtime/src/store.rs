@@ -19,7 +19,7 @@
 
 use std::collections::BTreeSet;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -527,16 +527,9 @@ fn tempdir_in(parent: &Path) -> Result<PathBuf> {
     )))
 }
 
-/// Writes `data` to `path` atomically (temp file, fsync, rename).
+/// Writes `data` to `path` atomically.
 fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut f = File::create(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    };
-    write().map_err(io("write", path))
+    strata_storage::atomic::write(path, data).map_err(io("write", path))
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@
 //! With the `testing` feature, the `testing` module offers the backend conformance suite and an in-process
 //! S3 server, so every crate can test against real S3 semantics.
 
+pub mod atomic;
 mod backend;
 mod blob;
 mod config;

@@ -201,27 +201,11 @@ impl DockerConfig {
 
     /// Writes the config back (temp file, mode 0600, rename).
     pub fn save(&self) -> Result<()> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
         let dir = self.path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(|e| ClientError::io(format!("create {}", dir.display()), e))?;
-        let temp = dir.join(format!(".config.json.{}", std::process::id()));
         let json = serde_json::to_vec_pretty(&Value::Object(self.raw.clone())).expect("json");
-        let write = || -> std::io::Result<()> {
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&temp)?;
-            file.write_all(&json)?;
-            file.sync_all()?;
-            std::fs::rename(&temp, &self.path)
-        };
-        write().map_err(|e| {
-            let _ = std::fs::remove_file(&temp);
-            ClientError::io(format!("write {}", self.path.display()), e)
-        })
+        strata_storage::atomic::write_with_mode(&self.path, &json, 0o600)
+            .map_err(|e| ClientError::io(format!("write {}", self.path.display()), e))
     }
 }
 

@@ -63,8 +63,6 @@ impl Journal {
     }
 
     fn save(&self, host: &str, repo: &RepositoryName, digest: &Digest, session: &UploadLocation) -> Result<()> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
         std::fs::create_dir_all(&self.dir).map_err(|e| ClientError::io(format!("create {}", self.dir.display()), e))?;
         let record = Record {
             registry: host.to_owned(),
@@ -74,18 +72,8 @@ impl Journal {
             min_chunk: session.min_chunk,
         };
         let path = self.path(host, repo, digest);
-        let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(&serde_json::to_vec(&record).expect("json"))?;
-            std::fs::rename(&tmp, &path)
-        };
-        write().map_err(|e| ClientError::io(format!("record the upload in {}", path.display()), e))
+        strata_storage::atomic::write_with_mode(&path, &serde_json::to_vec(&record).expect("json"), 0o600)
+            .map_err(|e| ClientError::io(format!("record the upload in {}", path.display()), e))
     }
 
     fn remove(&self, host: &str, repo: &RepositoryName, digest: &Digest) {

@@ -158,9 +158,7 @@ fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> St
 
 /// Writes JSON atomically.
 pub(crate) fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    std::fs::write(&tmp, serde_json::to_vec_pretty(value).expect("json")).map_err(io("write", &tmp))?;
-    std::fs::rename(&tmp, path).map_err(io("write", path))
+    strata_storage::atomic::write(path, &serde_json::to_vec_pretty(value).expect("json")).map_err(io("write", path))
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {

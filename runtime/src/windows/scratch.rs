@@ -45,9 +45,7 @@ fn save(upper: &Path, records: &[Record]) -> Result<()> {
         out.push('\n');
     }
     let path = upper.join(SIDECAR);
-    let tmp = upper.join(format!("{SIDECAR}.tmp"));
-    std::fs::write(&tmp, out).map_err(|e| io("write", &tmp, e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| io("write", &path, e))
+    strata_storage::atomic::write(&path, out.as_bytes()).map_err(|e| io("write", &path, e))
 }
 
 /// `C:\a\b`, `/a/b` or `a/b` as the components under `Files/`.

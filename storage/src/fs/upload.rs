@@ -7,7 +7,7 @@
 //! `flock` on `data` keeps two processes from appending at once.
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom};
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -173,16 +173,5 @@ fn write_state(dir: &Path, length: u64, checkpoint: &[u8]) -> Result<()> {
         checkpoint: BASE64.encode(checkpoint),
     };
     let json = serde_json::to_vec(&state).expect("state serializes");
-    let temp = dir.join(format!(".state-{}", uuid::Uuid::new_v4().simple()));
-    let write = || -> std::io::Result<()> {
-        let mut file = File::create(&temp)?;
-        file.write_all(&json)?;
-        file.sync_all()?;
-        std::fs::rename(&temp, dir.join(STATE))
-    };
-    if let Err(e) = write() {
-        let _ = std::fs::remove_file(&temp);
-        return Err(Error::io("write upload state", dir.display(), e));
-    }
-    sync_dir(dir)
+    crate::atomic::write(&dir.join(STATE), &json).map_err(|e| Error::io("write upload state", dir.display(), e))
 }

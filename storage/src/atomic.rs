@@ -1,0 +1,120 @@
+//! Replacing a small file atomically: the one way every crate writes its records, journals and
+//! indexes (`index.json`, docker's `config.json`, container records, upload state, …).
+//!
+//! The bytes go to a temporary file in the target's directory whose name no other writer uses
+//! (process id, a per-process counter, random bits), are fsynced, renamed over the target, and
+//! the directory is fsynced. A reader sees the old file or the new one, never a mix; concurrent
+//! writers each publish a whole file (the last rename wins); a crash leaves at most a `.tmp-`
+//! file behind.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A temporary name beside `path` that no other writer (in this or another process) uses.
+fn temporary(path: &Path) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let unique = format!(
+        ".{name}.tmp-{}-{}-{:08x}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        rand::random::<u32>()
+    );
+    path.with_file_name(unique)
+}
+
+/// Replaces `path` with `data` (file mode 0644 when it is created).
+pub fn write(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    write_with_mode(path, data, 0o644)
+}
+
+/// Replaces `path` with `data`, the new file having permission bits `mode` (before umask).
+pub fn write_with_mode(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
+    let temp = temporary(path);
+    let result = (|| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&temp)?;
+        file.write_all(data)?;
+        file.sync_all()?;
+        std::fs::rename(&temp, path)?;
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn replaces_whole_files_and_leaves_no_temporary_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("record.json");
+        write(&path, b"first").unwrap();
+        write(&path, b"second, longer").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"second, longer");
+        write_with_mode(&dir.path().join("secret"), b"x", 0o600).unwrap();
+        let mode = std::fs::metadata(dir.path().join("secret"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+    }
+
+    #[test]
+    fn concurrent_writers_each_publish_a_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shared");
+        let contents: Vec<Vec<u8>> = (0..8u8).map(|i| vec![i; 64 * 1024]).collect();
+        let all = &contents;
+        std::thread::scope(|scope| {
+            for content in all {
+                let path = &path;
+                scope.spawn(move || {
+                    for _ in 0..20 {
+                        write(path, content).unwrap();
+                        let read = std::fs::read(path).unwrap();
+                        assert!(all.contains(&read), "a torn file");
+                    }
+                });
+            }
+        });
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary left");
+    }
+
+    #[test]
+    fn a_failed_write_leaves_the_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kept");
+        write(&path, b"old").unwrap();
+        // A directory cannot be renamed over by a file.
+        let blocked = dir.path().join("blocked");
+        std::fs::create_dir(&blocked).unwrap();
+        std::fs::write(blocked.join("inside"), b"").unwrap();
+        assert!(write(&blocked, b"new").is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), b"old");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2, "no temporary left");
+    }
+}
