@@ -7,7 +7,9 @@
 #   - manifest GET requests/s (wrk, 32 connections, 2 threads)
 #   - peak RSS (VmHWM) of each registry process after a 1 GiB push and after a 4 GiB push
 #
-# Push and GET are repeated --runs times (default 5, after one unmeasured warm-up push) and the median is reported.
+# Both registries run side by side; push and GET are repeated --runs times (default 5, after one
+# unmeasured warm-up push each), alternating which registry goes first in each round, every round
+# is printed, and the median is reported.
 #
 # Usage: bench/registry.sh [--size-mib N] [--dir DIR] [--seconds S] [--runs R]
 #   --dir defaults to target/bench/registry (on disk); pass a tmpfs path (/dev/shm/x) to take the
@@ -102,35 +104,60 @@ echo "creating a ${size_mib} MiB and a $(( size_mib * 4 )) MiB random blob in $d
 digest=$(make_blob "$size_mib" "$blob")
 big_digest=$(make_blob "$(( size_mib * 4 ))" "$big")
 
-declare -A push_s pull_s rps rss rss_big
+mb() { awk -v b="$(( size_mib * 1024 * 1024 ))" -v s="$1" 'BEGIN {printf "%.0f", b / s / 1e6}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+
+declare -A base_of pid_of push_t pull_t push_s pull_s rps rss rss_big
 for name in distribution strata; do
     start_registry "$name"
+    base_of[$name]=$base
+    pid_of[$name]=$pid
     # One unmeasured push first: a VM pays for the first touch of guest memory (page cache,
     # tmpfs), which would otherwise land on whichever registry happens to go first.
     push "$base" "$blob" "$digest" warmup >/dev/null
-    times=()
+done
+# round OP -> runs OP (push or pull) on both registries, alternating which goes first, and
+# prints each round.
+rounds() {
+    local op=$1 run name order t line
     for run in $(seq "$runs"); do
-        sync
-        times+=("$(push "$base" "$blob" "$digest" "bench$run")")
+        if (( run % 2 )); then order="distribution strata"; else order="strata distribution"; fi
+        line="  $op round $run:"
+        for name in $order; do
+            if [ "$op" = push ]; then
+                sync
+                t=$(push "${base_of[$name]}" "$blob" "$digest" "bench$run")
+                push_t[$name]+="$t "
+            else
+                t=$(pull "${base_of[$name]}" "$digest" "bench$run")
+                pull_t[$name]+="$t "
+            fi
+            line+=" $name $(mb "$t") MB/s"
+        done
+        echo "$line"
     done
-    push_s[$name]=$(printf '%s\n' "${times[@]}" | median)
-    rss[$name]=$(peak_rss_mib "$pid")
-    times=()
-    for run in $(seq "$runs"); do
-        times+=("$(pull "$base" "$digest" "bench$run")")
-    done
-    pull_s[$name]=$(printf '%s\n' "${times[@]}" | median)
-    push_manifest "$base" bench
-    rps[$name]=$(manifest_rps "$base" bench)
-    kill "$pid"; wait "$pid" 2>/dev/null || true
+}
+rounds push
+for name in distribution strata; do
+    rss[$name]=$(peak_rss_mib "${pid_of[$name]}")
+    push_s[$name]=$(printf '%s\n' ${push_t[$name]} | median)
+done
+rounds pull
+for name in distribution strata; do
+    pull_s[$name]=$(printf '%s\n' ${pull_t[$name]} | median)
+    push_manifest "${base_of[$name]}" bench
+    rps[$name]=$(manifest_rps "${base_of[$name]}" bench)
+done
+for name in distribution strata; do
+    kill "${pid_of[$name]}"; wait "${pid_of[$name]}" 2>/dev/null || true
+done
+for name in distribution strata; do
     start_registry "$name"
     push "$base" "$big" "$big_digest" bench >/dev/null
     rss_big[$name]=$(peak_rss_mib "$pid")
     kill "$pid"; wait "$pid" 2>/dev/null || true
 done
 
-mb() { awk -v b="$(( size_mib * 1024 * 1024 ))" -v s="$1" 'BEGIN {printf "%.0f", b / s / 1e6}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 echo "registry bench: ${size_mib} MiB blob, storage under $dir, loopback, same run, median of $runs"
 printf '  %-34s %14s %14s %8s\n' "" "distribution" "strata" "ratio"
 d_push=$(mb "${push_s[distribution]}"); s_push=$(mb "${push_s[strata]}")
