@@ -3,6 +3,7 @@
 
 use bytes::Bytes;
 use strata_storage::digest::sha256;
+use strata_storage::testing::conformance::pattern;
 
 /// The OCI image manifest media type.
 pub(crate) const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -40,20 +41,6 @@ pub(crate) async fn blob(http: &reqwest::Client, base: &str, repo: &str, data: B
     Ok(digest)
 }
 
-/// `n` bytes of deterministic noise from `seed` (xorshift).
-pub(crate) fn noise(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(n + 8);
-    while out.len() < n {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(n);
-    out
-}
-
 /// Pushes a config and `layers` layer blobs of `size` bytes made from `seed`, then a manifest
 /// naming them at `repo:tag` (by its digest when `tag` is `None`). Returns the layer digests.
 pub(crate) async fn image(
@@ -71,8 +58,7 @@ pub(crate) async fn image(
     let mut descriptors = Vec::with_capacity(layers);
     let mut digests = Vec::with_capacity(layers);
     for i in 0..layers {
-        // noise() ignores the seed's low bit: keep it out of the mix.
-        let layer = Bytes::from(noise(size, (seed.wrapping_mul(1024).wrapping_add(i as u64)) << 1));
+        let layer = pattern(size, seed.wrapping_mul(1024).wrapping_add(i as u64));
         let digest = blob(http, base, repo, layer).await?;
         descriptors.push(format!(
             r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{digest}","size":{size}}}"#

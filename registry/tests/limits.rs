@@ -117,14 +117,14 @@ async fn manifest_bodies_past_the_memory_budget_get_429_until_it_frees() {
     let big = image_manifest(&config, &[], &format!(r#","annotations":{{"pad":"{padding}"}}"#));
     // Refused before its body is read, the connection closes under the client: not one to
     // reuse for the next request.
-    let response = r
-        .request(Method::PUT, "/v2/budget/manifests/big")
-        .header("content-type", OCI_MANIFEST)
-        .header("connection", "close")
-        .body(big.clone())
-        .send()
-        .await
-        .unwrap();
+    let put_big = || {
+        r.request(Method::PUT, "/v2/budget/manifests/big")
+            .header("content-type", OCI_MANIFEST)
+            .header("connection", "close")
+            .body(big.clone())
+            .send()
+    };
+    let response = put_big().await.unwrap();
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(response.headers()["retry-after"], "1");
     assert_eq!(error_code(response).await, "TOOMANYREQUESTS");
@@ -137,15 +137,7 @@ async fn manifest_bodies_past_the_memory_budget_get_429_until_it_frees() {
     drop(slow);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let status = r
-            .request(Method::PUT, "/v2/budget/manifests/big")
-            .header("content-type", OCI_MANIFEST)
-            .header("connection", "close")
-            .body(big.clone())
-            .send()
-            .await
-            .unwrap()
-            .status();
+        let status = put_big().await.unwrap().status();
         if status == StatusCode::CREATED {
             break;
         }

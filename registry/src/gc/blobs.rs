@@ -5,10 +5,10 @@ use std::ops::ControlFlow;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::{FutureExt, StreamExt};
-use strata_storage::{Digest, Error, Key, RepositoryName, Result, layout};
+use strata_storage::{Digest, Key, RepositoryName, Result, layout};
 
 use super::guard::INTENT_TTL;
-use super::intent::{claimed_since, delete_under_intent, older_than};
+use super::intent::{claimed_since, delete_under_intent, ignore_missing, older_than};
 use super::set::{DigestSet, Sizes};
 use super::{Report, parallel};
 use crate::app::AppState;
@@ -99,13 +99,6 @@ async fn judge(
     })
     .await?;
     Ok((digest, size, deleted))
-}
-
-fn ignore_missing(result: Result<()>) -> Result<()> {
-    match result {
-        Ok(()) | Err(Error::NotFound { .. }) => Ok(()),
-        Err(e) => Err(e),
-    }
 }
 
 /// Removes what no longer protects anything: claims of digests that are not stored (under the

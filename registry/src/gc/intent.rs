@@ -41,10 +41,7 @@ where
         if written.elapsed() > INTENT_TTL / 2 {
             return Ok(false);
         }
-        match delete().await {
-            Ok(()) | Err(Error::NotFound { .. }) => Ok(true),
-            Err(e) => Err(e),
-        }
+        ignore_missing(delete().await).map(|()| true)
     }
     .await;
     match backend.delete(intent).await {
@@ -57,4 +54,12 @@ where
 /// Whether an object written at `modified` is older than `grace` at `m`.
 pub(crate) fn older_than(modified: SystemTime, m: SystemTime, grace: Duration) -> bool {
     m.duration_since(modified).is_ok_and(|age| age >= grace)
+}
+
+/// A deletion whose object is already gone succeeded.
+pub(crate) fn ignore_missing(result: Result<()>) -> Result<()> {
+    match result {
+        Ok(()) | Err(Error::NotFound { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
 }

@@ -11,7 +11,7 @@ use globset::{GlobBuilder, GlobSetBuilder};
 use regex::Regex;
 use strata_storage::{Digest, RepositoryName, Result, Tag, layout};
 
-use super::intent::{claimed_since, delete_under_intent, older_than};
+use super::intent::{claimed_since, delete_under_intent, ignore_missing, older_than};
 use super::set::DigestSet;
 use super::{Report, RepositoryReport, parallel};
 use crate::app::AppState;
@@ -226,7 +226,7 @@ pub(crate) async fn collect(
             continue;
         }
         if !dry_run {
-            meta.delete_tag(repository, tag).await.or_else(ignore_missing)?;
+            ignore_missing(meta.delete_tag(repository, tag).await)?;
         }
         report.tags_deleted += 1;
         entry.deleted += 1;
@@ -344,13 +344,6 @@ where
     } else {
         Fate::Claimed
     })
-}
-
-fn ignore_missing(e: strata_storage::Error) -> Result<()> {
-    match e {
-        strata_storage::Error::NotFound { .. } => Ok(()),
-        other => Err(other),
-    }
 }
 
 #[cfg(test)]
