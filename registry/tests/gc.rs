@@ -994,3 +994,37 @@ async fn the_admin_endpoint_is_for_admins_only() {
         StatusCode::METHOD_NOT_ALLOWED
     );
 }
+
+/// With `[gc] interval` set, the registry collects by itself: an orphan blob goes once its
+/// claim is old, and the cycles show in `/metrics`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_background_collector_runs_every_interval() {
+    let mut config = gc_config(true);
+    config.gc.interval = Duration::from_millis(300);
+    let r = fs(config).await;
+    let orphan = r.push_blob("background/app", "nobody references me").await;
+    past_claims(CLAIM).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let metrics = r.get("/metrics").await.text().await.unwrap();
+        if metric(&metrics, "strata_gc_deleted_total{kind=\"blob\"} ") == Some(1.0) {
+            assert!(
+                metric(&metrics, "strata_gc_cycles_total ").is_some_and(|n| n >= 2.0),
+                "{metrics}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no background cycle deleted the orphan: {metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let response = r.get(&format!("/v2/background/app/blobs/{orphan}")).await;
+    assert_eq!(error_code(response).await, "BLOB_UNKNOWN");
+    assert!(stored(&r).await.is_empty());
+    assert!(
+        gc::last_report(&r.state).await.unwrap().is_some(),
+        "each cycle leaves its report"
+    );
+}
