@@ -161,6 +161,7 @@ impl Context {
     #[cfg(feature = "runtime")]
     pub async fn pull(&self, image: &Reference, options: &Options) -> Result<Report> {
         let store = self.store()?;
+        let _lease = store.lease().await?;
         let src = self.endpoint(&Target::Registry(image.clone())).await?;
         let unnamed = Endpoint::Layout {
             layout: store.clone(),
@@ -350,6 +351,7 @@ impl Context {
     /// blob and layer nothing needs. Refused while a container uses the image.
     pub async fn rmi(&self, image: &str) -> Result<u64> {
         let store = self.store()?;
+        let exclusive = store.exclusive().await?;
         let name = local_name(image);
         #[cfg(feature = "runtime")]
         self.refuse_if_used(&name)?;
@@ -361,7 +363,7 @@ impl Context {
         if !in_store && !unpacked {
             return Err(ClientError::NotFound(format!("{name} in the local store")));
         }
-        let freed = prune(&store).await?;
+        let freed = store.prune(&exclusive).await?;
         #[cfg(feature = "runtime")]
         self.gc_layers().await?;
         Ok(freed)
@@ -369,7 +371,8 @@ impl Context {
 
     /// `strata prune`: blobs and layers no image uses. Returns (blobs, layers) removed.
     pub async fn prune(&self) -> Result<(u64, usize)> {
-        let blobs = prune(&self.store()?).await?;
+        let store = self.store()?;
+        let blobs = store.prune(&store.exclusive().await?).await?;
         #[cfg(feature = "runtime")]
         let layers = self.gc_layers().await?;
         #[cfg(not(feature = "runtime"))]
@@ -423,49 +426,6 @@ impl Drop for Scratch {
 /// A name unique enough for a scratch directory.
 fn uuid_like() -> String {
     format!("{}-{:016x}", std::process::id(), rand::random::<u64>())
-}
-
-/// Removes every blob of `layout` that no named image references. Returns how many went.
-pub async fn prune(layout: &OciLayout) -> Result<u64> {
-    use futures::TryStreamExt;
-    let mut keep = std::collections::HashSet::new();
-    let mut todo: Vec<String> = layout
-        .refs()?
-        .into_iter()
-        .filter_map(|(_, d)| Some(d.get("digest")?.as_str()?.to_owned()))
-        .collect();
-    while let Some(d) = todo.pop() {
-        if !keep.insert(d.clone()) {
-            continue;
-        }
-        let digest = strata_storage::digest::parse_digest(&d)?;
-        let Ok(bytes) = layout.read_blob(&digest, crate::layout::MAX_SMALL_BLOB).await else {
-            continue;
-        };
-        let Ok(v) = serde_json::from_slice::<Value>(&bytes) else {
-            continue;
-        };
-        let children = v
-            .get("manifests")
-            .into_iter()
-            .chain(v.get("layers"))
-            .filter_map(Value::as_array)
-            .flatten();
-        for c in children.chain(v.get("config")) {
-            if let Some(cd) = c.get("digest").and_then(Value::as_str) {
-                todo.push(cd.to_owned());
-            }
-        }
-    }
-    let all: Vec<_> = layout.blobs().list().try_collect().await?;
-    let mut removed = 0;
-    for (digest, _) in all {
-        if !keep.contains(digest.as_ref()) {
-            layout.blobs().delete(&digest).await?;
-            removed += 1;
-        }
-    }
-    Ok(removed)
 }
 
 /// The default `STRATA_HOME`: `$STRATA_HOME`, else `$XDG_DATA_HOME/strata`, else

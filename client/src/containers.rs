@@ -353,6 +353,7 @@ impl Context {
         let changes = ConfigChanges::parse(changes)?;
         let windows = container.config.os == "windows";
         let store = self.store()?;
+        let _lease = store.lease().await?;
         let parent = resolve(&store, &container.config.image, &Options::default()).await?;
 
         let cgroup = Cgroup::new(&container.config.id);

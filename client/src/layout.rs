@@ -2,12 +2,18 @@
 //! `STRATA_HOME`, and any `oci:DIR` a user names. Blobs are written through strata-storage, so
 //! they land only after their digest is verified, atomically; `index.json` is rewritten under a
 //! lock, atomically. skopeo and umoci read what this writes, and the other way round.
+//!
+//! Processes sharing a layout coordinate through locks in it (see [`OciLayout::lease`]): every
+//! writer holds a shared lease while it works, [`OciLayout::prune`] needs the exclusive one, and
+//! a blob being downloaded is locked by its digest, so a second process waits for it and then
+//! finds it instead of downloading it again.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use serde_json::{Value, json};
+use strata_storage::lock::FileLock;
 use strata_storage::{BlobLayout, BlobStore, ByteStream, Digest, FsBackend};
 
 use crate::error::{ClientError, Result};
@@ -17,6 +23,23 @@ pub const MAX_SMALL_BLOB: u64 = 8 * 1024 * 1024;
 
 /// The annotation that names an image in `index.json`.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// The layout's lock file (shared by writers, exclusive for pruning).
+const LOCK: &str = ".lock";
+/// Per-blob lock files, taken under a lease; removed by [`OciLayout::prune`].
+const BLOB_LOCKS: &str = ".locks";
+
+/// A shared lease on a layout ([`OciLayout::lease`]).
+#[derive(Debug)]
+pub struct Lease {
+    _lock: FileLock,
+}
+
+/// The exclusive lock of a layout ([`OciLayout::exclusive`]).
+#[derive(Debug)]
+pub struct Exclusive {
+    _lock: FileLock,
+}
 
 /// An OCI image layout directory.
 #[derive(Debug, Clone)]
@@ -30,14 +53,15 @@ impl OciLayout {
     pub fn open(root: &Path) -> Result<Self> {
         std::fs::create_dir_all(root.join("blobs/sha256"))
             .map_err(|e| ClientError::io(format!("create {}", root.display()), e))?;
+        // Another process may be creating the same layout, or have written to it already.
         let marker = root.join("oci-layout");
         if !marker.exists() {
-            std::fs::write(&marker, br#"{"imageLayoutVersion":"1.0.0"}"#)
+            strata_storage::atomic::create(&marker, br#"{"imageLayoutVersion":"1.0.0"}"#)
                 .map_err(|e| ClientError::io(format!("write {}", marker.display()), e))?;
         }
         let index = root.join("index.json");
         if !index.exists() {
-            std::fs::write(
+            strata_storage::atomic::create(
                 &index,
                 br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#,
             )
@@ -53,6 +77,37 @@ impl OciLayout {
     /// The layout directory.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// A shared lease on the layout: blobs written while it is held are not pruned before the
+    /// writer has named what uses them. Every writer holds one while it works.
+    pub async fn lease(&self) -> Result<Lease> {
+        let path = self.root.join(LOCK);
+        FileLock::shared_async(path.clone())
+            .await
+            .map(|lock| Lease { _lock: lock })
+            .map_err(|e| ClientError::io(format!("lock {}", path.display()), e))
+    }
+
+    /// The layout to oneself: waits until no writer holds a lease. Needed to prune.
+    pub async fn exclusive(&self) -> Result<Exclusive> {
+        let path = self.root.join(LOCK);
+        FileLock::exclusive_async(path.clone())
+            .await
+            .map(|lock| Exclusive { _lock: lock })
+            .map_err(|e| ClientError::io(format!("lock {}", path.display()), e))
+    }
+
+    /// Waits until no other process (or task) fetches blob `digest` into this layout, and keeps
+    /// others out until the guard is dropped. Only under a [`Lease`].
+    pub async fn lock_blob(&self, _lease: &Lease, digest: &Digest) -> Result<FileLock> {
+        let path = self
+            .root
+            .join(BLOB_LOCKS)
+            .join(format!("{}-{}", digest.algorithm(), digest.digest()));
+        FileLock::exclusive_async(path.clone())
+            .await
+            .map_err(|e| ClientError::io(format!("lock {}", path.display()), e))
     }
 
     /// The blob store (writes verify digests; upload sessions keep partial downloads).
@@ -149,6 +204,56 @@ impl OciLayout {
                 removed = Some(manifests.remove(i));
             }
         })?;
+        Ok(removed)
+    }
+
+    /// Removes every blob no named image references, and the per-blob lock files (nobody holds
+    /// one without a lease). Returns how many blobs went.
+    pub async fn prune(&self, _exclusive: &Exclusive) -> Result<u64> {
+        use futures::TryStreamExt;
+        let mut keep = std::collections::HashSet::new();
+        let mut todo: Vec<String> = self
+            .refs()?
+            .into_iter()
+            .filter_map(|(_, d)| Some(d.get("digest")?.as_str()?.to_owned()))
+            .collect();
+        while let Some(d) = todo.pop() {
+            if !keep.insert(d.clone()) {
+                continue;
+            }
+            let digest = strata_storage::digest::parse_digest(&d)?;
+            let Ok(bytes) = self.read_blob(&digest, MAX_SMALL_BLOB).await else {
+                continue;
+            };
+            let Ok(v) = serde_json::from_slice::<Value>(&bytes) else {
+                continue;
+            };
+            let children = v
+                .get("manifests")
+                .into_iter()
+                .chain(v.get("layers"))
+                .filter_map(Value::as_array)
+                .flatten();
+            for c in children.chain(v.get("config")) {
+                if let Some(cd) = c.get("digest").and_then(Value::as_str) {
+                    todo.push(cd.to_owned());
+                }
+            }
+        }
+        let all: Vec<_> = self.blobs.list().try_collect().await?;
+        let mut removed = 0;
+        for (digest, _) in all {
+            if !keep.contains(digest.as_ref()) {
+                self.blobs.delete(&digest).await?;
+                removed += 1;
+            }
+        }
+        let locks = self.root.join(BLOB_LOCKS);
+        if let Err(e) = std::fs::remove_dir_all(&locks)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            return Err(ClientError::io(format!("remove {}", locks.display()), e));
+        }
         Ok(removed)
     }
 

@@ -7,6 +7,7 @@
 #[path = "peers/cli.rs"]
 #[allow(dead_code)] // shared with the peers tests, which use all of it
 mod cli;
+mod common;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -381,4 +382,126 @@ fn a_pulled_windows_image_unpacks_into_windows_layers() {
         .join(layers[0]["chain"][1].as_str().unwrap().trim_start_matches("sha256:"));
     assert_eq!(std::fs::read(top.join("Hives/Software_Delta")).unwrap(), b"regf");
     assert!(top.join("windows.jsonl").is_file());
+}
+
+/// Every entry of `dir` (recursively), for debris checks; none if it does not exist.
+fn entries_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_owned()];
+    while let Some(d) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                todo.push(path.clone());
+            }
+            out.push(path.display().to_string());
+        }
+    }
+    out
+}
+
+#[test]
+fn concurrent_pulls_of_overlapping_images_beside_a_prune_loop_all_succeed_and_fetch_each_blob_once() {
+    let (rt, registry) = local_registry();
+    let work = tempfile::tempdir().unwrap();
+    let pusher = Strata::new(&work.path().join("pusher"));
+    // Three images: the second shares two layers with the first, the third one.
+    let full = busybox_layers();
+    let mut second = full[..2].to_vec();
+    second.push(vec![Entry::File("second", b"2\n".to_vec(), 0o644)]);
+    let third = vec![full[0].clone(), vec![Entry::File("third", b"3\n".to_vec(), 0o644)]];
+    let names = ["first", "second", "third"];
+    let mut images = Vec::new();
+    for (name, layers) in names.iter().zip([full, second, third]) {
+        let src = work.path().join(name);
+        images.push(write_layout(&src, "v1", &layers));
+        let reference = format!("{}/overlap/{name}:v1", registry.addr);
+        pusher.ok(&["copy", &oci(&src, "v1"), &reference]);
+    }
+    // Pulls go through a proxy that logs blob downloads and slows them, so they overlap.
+    let proxy = rt.block_on(common::proxy::Proxy::start(registry.addr));
+    proxy.set(common::proxy::Rules {
+        throttle_downloads: Some(1 << 20),
+        ..Default::default()
+    });
+
+    let strata = Strata::new(work.path());
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let (pulls, prunes) = std::thread::scope(|scope| {
+        let pruner = scope.spawn(|| {
+            let mut runs = Vec::new();
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                runs.push(strata.run(&["prune"]));
+            }
+            runs
+        });
+        let pullers: Vec<_> = (0..8)
+            .map(|i| {
+                let reference = format!("{}/overlap/{}:v1", proxy.addr, names[i % 3]);
+                let strata = &strata;
+                scope.spawn(move || (reference.clone(), strata.run(&["pull", &reference])))
+            })
+            .collect();
+        let pulls: Vec<_> = pullers.into_iter().map(|p| p.join().unwrap()).collect();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        (pulls, pruner.join().unwrap())
+    });
+    for (reference, run) in &pulls {
+        assert_eq!(run.code, 0, "pull {reference}: {run:?}");
+    }
+    assert!(!prunes.is_empty());
+    for run in &prunes {
+        assert_eq!(run.code, 0, "prune: {run:?}");
+    }
+
+    // Every image is intact.
+    for name in names {
+        let reference = format!("{}/overlap/{name}:v1", proxy.addr);
+        assert!(!strata.ok(&["fs", "cat", &reference, "/bin/busybox"]).is_empty());
+    }
+    let first = format!("{}/overlap/first:v1", proxy.addr);
+    assert_eq!(strata.ok(&["fs", "cat", &first, "/etc/hostname"]), "new\n");
+    let second = format!("{}/overlap/second:v1", proxy.addr);
+    assert_eq!(strata.ok(&["fs", "cat", &second, "/second"]), "2\n");
+    assert_eq!(strata.ok(&["fs", "cat", &second, "/etc/hostname"]), "old\n");
+    let third = format!("{}/overlap/third:v1", proxy.addr);
+    assert_eq!(strata.ok(&["fs", "cat", &third, "/third"]), "3\n");
+    assert_eq!(
+        layer_dirs(&strata).len(),
+        3 + 1 + 1,
+        "chains: three, one more, one more"
+    );
+
+    // Each blob was downloaded once, however many pulls needed it.
+    let mut gets: BTreeMap<String, usize> = BTreeMap::new();
+    for seen in proxy.log() {
+        if seen.method == "GET" && seen.uri.contains("/blobs/sha256:") && seen.status < 300 {
+            let digest = seen.uri.rsplit('/').next().unwrap().to_owned();
+            *gets.entry(digest).or_default() += 1;
+        }
+    }
+    let mut wanted: Vec<String> = images
+        .iter()
+        .flat_map(|i| i.layers.iter().chain([&i.config]).map(|d| d.to_string()))
+        .collect();
+    wanted.sort();
+    wanted.dedup();
+    assert_eq!(gets.keys().cloned().collect::<Vec<_>>(), wanted);
+    assert!(gets.values().all(|&n| n == 1), "downloads per blob: {gets:?}");
+
+    // No debris: nothing half-written, no download session, no lock left after a prune.
+    strata.ok(&["prune"]);
+    for dir in [
+        strata.store().join(".tmp"),
+        strata.store().join("_uploads"),
+        strata.store().join(".locks"),
+        strata.home().join("layers/.tmp"),
+        strata.home().join("layers/.locks"),
+        strata.home().join("tmp"),
+    ] {
+        assert_eq!(entries_under(&dir), Vec::<String>::new(), "debris in {}", dir.display());
+    }
+    drop(proxy);
+    drop(rt);
 }

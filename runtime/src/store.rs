@@ -9,8 +9,15 @@
 //!     layerchain.json          JSON array of parent layer directories, nearest first; null for a base
 //!     layer.json               diff_id, chain_id, blob digest, media type, size, parent, os
 //!   images/<sha256 of name>.json   which layers (base first) an image name uses
-//!   .tmp/                      imports in progress; swept at open
+//!   .tmp/                      imports in progress
+//!   .lock                      shared by importers, exclusive for gc
+//!   .locks/<chain id hex>      held while that layer is imported
 //! ```
+//!
+//! Processes share the store: importers hold `.lock` shared, and a layer being imported is
+//! locked by its chain id, so a second importer of the same layer waits and then finds it.
+//! [`LayerStore::gc`] holds `.lock` exclusively, so it never removes a layer an import is about
+//! to record, and only it sweeps `.tmp/` and `.locks/` (whose owners are gone by then).
 //!
 //! Imports are atomic: a layer is unpacked into `.tmp/`, its diff_id checked against the image
 //! config, and only then renamed into place, so a crash or an error leaves no layer and no
@@ -25,6 +32,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use strata_storage::Digest;
 use strata_storage::digest::{parse_digest, sha256};
+use strata_storage::lock::FileLock;
 
 use crate::unpack::{self, Compression, UnpackError};
 
@@ -152,6 +160,11 @@ pub fn next_chain_id(parent: Option<&Digest>, diff_id: &Digest) -> Digest {
     }
 }
 
+/// The store's lock file: shared by importers, exclusive for gc.
+const LOCK: &str = ".lock";
+/// Per-layer lock files, named by chain id.
+const LAYER_LOCKS: &str = ".locks";
+
 /// The layer store.
 #[derive(Debug, Clone)]
 pub struct LayerStore {
@@ -160,16 +173,18 @@ pub struct LayerStore {
 }
 
 impl LayerStore {
-    /// Opens (creating) the store at `root`, sweeping imports a crash left behind.
+    /// Opens (creating) the store at `root`. What a crashed import left in `.tmp/` is swept by
+    /// the next [`LayerStore::gc`], not here: another process may be importing right now.
     pub fn open(root: &Path) -> Result<Self> {
-        for dir in [root.to_owned(), root.join("images")] {
+        for dir in [root.to_owned(), root.join("images"), root.join(".tmp")] {
             std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
         }
-        let tmp = root.join(".tmp");
-        if tmp.exists() {
-            std::fs::remove_dir_all(&tmp).map_err(io("sweep", &tmp))?;
-        }
-        std::fs::create_dir_all(&tmp).map_err(io("create", &tmp))?;
+        let lock = root.join(LOCK);
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&lock)
+            .map_err(io("create", &lock))?;
         Ok(LayerStore {
             root: root.to_owned(),
             options: unpack::Options::default(),
@@ -218,6 +233,7 @@ impl LayerStore {
     /// into its own directory. Windows layers go one after another, base first, because a hard
     /// link may point into a parent layer.
     pub fn import_image(&self, name: &str, os: &str, layers: &[LayerSource]) -> Result<ImageLayers> {
+        let _lease = self.lease()?;
         let known: Option<Vec<Digest>> = layers.iter().map(|l| l.diff_id.clone()).collect();
         if let Some(diff_ids) = known.filter(|_| os != "windows") {
             let chain = chain_ids(&diff_ids);
@@ -229,8 +245,8 @@ impl LayerStore {
         for layer in layers {
             let known = layer.diff_id.as_ref().map(|d| next_chain_id(chain.last(), d));
             let chain_id = match known {
-                Some(c) if self.has_layer(&c) => c,
-                _ => self.import_layer(layer, &chain, os)?,
+                Some(c) => self.import_known(layer, &chain, &c, os)?,
+                None => self.import_layer(layer, &chain, os)?,
             };
             chain.push(chain_id);
         }
@@ -277,7 +293,7 @@ impl LayerStore {
                             break;
                         }
                         let i = todo[k];
-                        if let Err(e) = self.import_layer(&layers[i], &chain[..i], os) {
+                        if let Err(e) = self.import_known(&layers[i], &chain[..i], &chain[i], os) {
                             failure.lock().expect("lock").get_or_insert(e);
                         }
                     }
@@ -293,6 +309,7 @@ impl LayerStore {
     /// Imports one layer tar (compressed or not) on top of image `parent` (or as a base layer)
     /// and records the result as image `name`. Blocking.
     pub fn import_tar(&self, tar: &Path, name: &str, os: &str, parent: Option<&str>) -> Result<ImageLayers> {
+        let _lease = self.lease()?;
         let mut chain = Vec::new();
         if let Some(parent) = parent {
             let image = self.image(parent)?;
@@ -330,6 +347,26 @@ impl LayerStore {
             &serde_json::to_vec_pretty(&record).expect("json"),
         )?;
         Ok(record)
+    }
+
+    /// A shared lease on the store, held while importing.
+    fn lease(&self) -> Result<FileLock> {
+        let path = self.root.join(LOCK);
+        FileLock::shared(&path).map_err(io("lock", &path))
+    }
+
+    /// Imports a layer whose chain id is known, unless it is there, waiting for (and then
+    /// using) the same layer being imported by another process.
+    fn import_known(&self, layer: &LayerSource, parents: &[Digest], chain_id: &Digest, os: &str) -> Result<Digest> {
+        if self.has_layer(chain_id) {
+            return Ok(chain_id.clone());
+        }
+        let path = self.root.join(LAYER_LOCKS).join(chain_id.digest());
+        let _importing = FileLock::exclusive(&path).map_err(io("lock", &path))?;
+        if self.has_layer(chain_id) {
+            return Ok(chain_id.clone());
+        }
+        self.import_layer(layer, parents, os)
     }
 
     /// Unpacks one layer over `parents` (chain ids, base first) into `.tmp/`, checks it and
@@ -475,7 +512,19 @@ impl LayerStore {
     }
 
     /// [`LayerStore::gc`], keeping the layer directories `in_use` too (containers' layers).
+    /// Waits for imports in progress to finish, then also sweeps what crashed ones left.
     pub fn gc_except(&self, in_use: &[PathBuf]) -> Result<Vec<String>> {
+        let lock = self.root.join(LOCK);
+        let _exclusive = FileLock::exclusive(&lock).map_err(io("lock", &lock))?;
+        for dir in [self.root.join(".tmp"), self.root.join(LAYER_LOCKS)] {
+            if let Err(e) = std::fs::remove_dir_all(&dir)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                return Err(io("sweep", &dir)(e));
+            }
+        }
+        let tmp = self.root.join(".tmp");
+        std::fs::create_dir_all(&tmp).map_err(io("create", &tmp))?;
         let mut used: BTreeSet<String> = self
             .images()?
             .into_iter()

@@ -35,6 +35,37 @@ pub fn write(path: &Path, data: &[u8]) -> std::io::Result<()> {
 
 /// Replaces `path` with `data`, the new file having permission bits `mode` (before umask).
 pub fn write_with_mode(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
+    publish(path, data, mode, |temp, path| std::fs::rename(temp, path))
+}
+
+/// Creates `path` with `data` unless it exists: a file that another process creates at the same
+/// time, or created earlier and has changed since, is never replaced. Whether this call created
+/// it.
+pub fn create(path: &Path, data: &[u8]) -> std::io::Result<bool> {
+    let mut created = true;
+    publish(path, data, 0o644, |temp, path| {
+        // A hard link fails where rename would replace; the temporary goes either way.
+        let linked = std::fs::hard_link(temp, path);
+        std::fs::remove_file(temp)?;
+        match linked {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                created = false;
+                Ok(())
+            }
+            other => other,
+        }
+    })?;
+    Ok(created)
+}
+
+/// Writes `data` to a temporary beside `path`, fsyncs it, `place`s it at `path` and fsyncs the
+/// directory; the temporary is removed if anything fails.
+fn publish(
+    path: &Path,
+    data: &[u8],
+    mode: u32,
+    place: impl FnOnce(&Path, &Path) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let temp = temporary(path);
     let result = (|| {
         let mut file = std::fs::OpenOptions::new()
@@ -44,7 +75,7 @@ pub fn write_with_mode(path: &Path, data: &[u8], mode: u32) -> std::io::Result<(
             .open(&temp)?;
         file.write_all(data)?;
         file.sync_all()?;
-        std::fs::rename(&temp, path)?;
+        place(&temp, path)?;
         let dir = path
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
@@ -101,6 +132,16 @@ mod tests {
                 });
             }
         });
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary left");
+    }
+
+    #[test]
+    fn create_never_replaces_an_existing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.json");
+        assert!(create(&path, b"first").unwrap());
+        assert!(!create(&path, b"second").unwrap());
+        assert_eq!(std::fs::read(&path).unwrap(), b"first");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary left");
     }
 

@@ -24,6 +24,7 @@ mod error;
 mod fs;
 mod key;
 pub mod layout;
+pub mod lock;
 mod names;
 mod range;
 mod s3;

@@ -162,6 +162,7 @@ impl Context {
         options: &ImportOptions,
     ) -> Result<(LocalImage, ImageLayers)> {
         let store = self.store()?;
+        let _lease = store.lease().await?;
         let name = local_name(name);
         let changes = ConfigChanges::parse(&options.changes)?;
         let parent = match &options.parent {

@@ -24,7 +24,7 @@ use strata_storage::{ByteStream, Digest, VerifyingStream};
 
 use crate::error::{ClientError, Result};
 use crate::image::{self, Descriptor, is_index};
-use crate::layout::OciLayout;
+use crate::layout::{Lease, OciLayout};
 use crate::platform::{self, PlatformSpec};
 use crate::progress::{Progress, counted};
 use crate::reference::Reference;
@@ -146,16 +146,23 @@ struct Engine<'a> {
     counters: Counters,
     /// For a layout source: which repositories of the destination registry hold which blobs.
     origins: tokio::sync::OnceCell<origins::Origins>,
+    /// For a layout destination: what is copied into it is not pruned before it is named.
+    lease: Option<Lease>,
 }
 
 /// Copies the image `src` names to `dst`.
 pub async fn copy(src: &Endpoint, dst: &Endpoint, options: &Options) -> Result<Report> {
+    let lease = match dst {
+        Endpoint::Layout { layout, .. } => Some(layout.lease().await?),
+        Endpoint::Registry { .. } => None,
+    };
     let engine = Engine {
         src,
         dst,
         options,
         counters: Counters::default(),
         origins: tokio::sync::OnceCell::new(),
+        lease,
     };
     let top = engine.top_manifest().await?;
     let written = if is_index(&top.media_type, &top.bytes) {
@@ -185,6 +192,7 @@ pub async fn resolve(src: &Endpoint) -> Result<(Bytes, String, Digest)> {
         options: &Options::default(),
         counters: Counters::default(),
         origins: tokio::sync::OnceCell::new(),
+        lease: None,
     };
     let m = engine.top_manifest().await?;
     Ok((m.bytes, m.media_type, m.digest))
@@ -387,6 +395,13 @@ impl Engine<'_> {
                 }
                 let fetched = match self.src {
                     Endpoint::Registry { client, reference } => {
+                        // Another pull may be fetching the same blob: wait for it, then use it.
+                        let lease = self.lease.as_ref().expect("a layout destination is leased");
+                        let _fetching = layout.lock_blob(lease, &digest).await?;
+                        if layout.has_blob(&digest).await? {
+                            self.counters.existing.fetch_add(1, Ordering::Relaxed);
+                            return Ok(());
+                        }
                         self.begin(&digest, size);
                         let progress = self.options.progress.clone();
                         match download::download(client, &reference.repository, &digest, size, layout, progress).await {

@@ -30,7 +30,7 @@ fn refused(os: &str, limits: Limits, entry: &str, build: impl FnOnce(&Sandbox) -
     assert!(err.contains(entry), "error {err:?} does not name {entry:?}");
     sandbox.assert_untouched();
     assert_eq!(names(&sandbox.dest), ["layers"]);
-    assert_eq!(names(store.root()), [".tmp", "images"], "no layer");
+    assert_eq!(names(store.root()), [".lock", ".tmp", "images"], "no layer");
     assert!(names(&store.root().join(".tmp")).is_empty(), "no debris");
     assert!(names(&store.root().join("images")).is_empty(), "no image");
 }
@@ -155,12 +155,18 @@ fn bombs() {
 }
 
 #[test]
-fn the_store_sweeps_what_a_crash_left() {
+fn the_store_sweeps_what_a_crash_left_in_gc_not_when_another_process_opens_it() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("layers");
-    LayerStore::open(&root).unwrap();
+    let store = LayerStore::open(&root).unwrap();
     std::fs::create_dir_all(root.join(".tmp/import-1-dead/Files/x")).unwrap();
     LayerStore::open(&root).unwrap();
+    assert_eq!(
+        names(&root.join(".tmp")),
+        ["import-1-dead"],
+        "opening the store keeps imports that may be in progress"
+    );
+    store.gc().unwrap();
     assert!(names(&root.join(".tmp")).is_empty());
     assert!(Path::new(&root).join("images").is_dir());
 }
