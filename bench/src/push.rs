@@ -5,8 +5,7 @@ use bytes::Bytes;
 use strata_storage::digest::sha256;
 use strata_storage::testing::conformance::pattern;
 
-/// The OCI image manifest media type.
-pub(crate) const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub(crate) use strata_storage::oci::media::OCI_MANIFEST;
 
 /// Monolithic blob push (`POST` then `PUT ?digest=`); returns the digest.
 pub(crate) async fn blob(http: &reqwest::Client, base: &str, repo: &str, data: Bytes) -> Result<String, String> {

@@ -172,11 +172,12 @@ impl Context {
         let bytes = store.read_blob(&digest, crate::layout::MAX_SMALL_BLOB).await?;
         let size = bytes.len();
         let name = image.to_string();
-        let chosen = crate::layers::select(&store, &name, bytes, report.media_type.clone(), digest, options).await?;
+        let chosen =
+            crate::layers::select(&store, &name, bytes, report.media_type.clone(), digest.clone(), options).await?;
         crate::layers::unpack_image(&store, &self.layers()?, &name, &chosen).await?;
         store.set_ref(
             &name,
-            &json!({ "mediaType": report.media_type, "digest": report.digest, "size": size }),
+            &strata_storage::oci::Descriptor::new(&report.media_type, digest, size as u64),
         )?;
         Ok(report)
     }
@@ -343,7 +344,7 @@ impl Context {
             .store()?
             .refs()?
             .into_iter()
-            .map(|(name, d)| json!({ "name": name, "digest": d.get("digest"), "mediaType": d.get("mediaType"), "size": d.get("size") }))
+            .map(|(name, d)| json!({ "name": name, "digest": d.digest.to_string(), "mediaType": d.media_type, "size": d.size }))
             .collect())
     }
 

@@ -127,13 +127,6 @@ fn parse_mount(spec: &str, volumes: &VolumeStore) -> Result<Mount> {
     })
 }
 
-fn strings(value: Option<&Value>) -> Vec<String> {
-    value
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
-        .unwrap_or_default()
-}
-
 impl Context {
     /// The containers (`STRATA_HOME/containers`).
     pub fn containers(&self) -> Result<ContainerStore> {
@@ -162,20 +155,19 @@ impl Context {
         };
         let local = resolve(&store, &name, transfer).await?;
         let config = local.config(&store).await?;
-        let c = config.get("config").cloned().unwrap_or(Value::Null);
+        let c = config.config.unwrap_or_default();
         let mut args = match &run.entrypoint {
             Some(e) if e.is_empty() => Vec::new(),
             Some(e) => vec![e.clone()],
-            None => strings(c.get("Entrypoint")),
+            None => c.entrypoint.unwrap_or_default(),
         };
         if !run.command.is_empty() {
             args.extend(run.command.iter().cloned());
         } else if run.entrypoint.is_none() {
             // docker: --entrypoint drops the image's cmd too.
-            args.extend(strings(c.get("Cmd")));
+            args.extend(c.cmd.unwrap_or_default());
         }
-        let env = merge_env(strings(c.get("Env")), &run.env);
-        let str_of = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+        let env = merge_env(c.env.unwrap_or_default(), &run.env);
         let volumes = self.volumes()?;
         let mounts = run
             .volumes
@@ -205,8 +197,8 @@ impl Context {
             process: Process {
                 args,
                 env,
-                cwd: run.workdir.clone().unwrap_or_else(|| str_of("WorkingDir")),
-                user: run.user.clone().unwrap_or_else(|| str_of("User")),
+                cwd: run.workdir.clone().or(c.working_dir).unwrap_or_default(),
+                user: run.user.clone().or(c.user).unwrap_or_default(),
             },
             mounts,
             limits: run.limits,

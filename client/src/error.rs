@@ -62,6 +62,10 @@ pub enum ClientError {
     /// The local content store.
     #[error(transparent)]
     Storage(strata_storage::Error),
+    /// A manifest, index or config that does not parse, a platform that does not, or an index
+    /// with nothing for the platform.
+    #[error(transparent)]
+    Image(#[from] strata_storage::oci::OciError),
     /// Anything else, with a message.
     #[error("{0}")]
     Other(String),
@@ -85,6 +89,8 @@ impl ClientError {
             ClientError::Integrity(_) => 5,
             ClientError::BadLayer { .. } => 6,
             ClientError::Advised { code, .. } => *code,
+            ClientError::Image(strata_storage::oci::OciError::Platform { .. }) => 2,
+            ClientError::Image(strata_storage::oci::OciError::NoMatch { .. }) => 3,
             ClientError::Registry { status: 404, .. } => 3,
             ClientError::Registry { status: 401 | 403, .. } => 4,
             ClientError::Storage(e) => match e {

@@ -5,7 +5,6 @@
 use std::path::PathBuf;
 
 use bytes::Bytes;
-use serde_json::Value;
 use strata_runtime::store::{ImageLayers, LayerSource, LayerStore, StoreError};
 use strata_runtime::union::Union;
 use strata_runtime::unpack::UnpackError;
@@ -13,10 +12,11 @@ use strata_storage::Digest;
 
 use crate::commands::{Context, local_name};
 use crate::error::{ClientError, Result};
-use crate::image::{self, ImageManifest, is_index};
 use crate::layout::OciLayout;
-use crate::platform::{self, PlatformSpec};
 use crate::transfer::{self, Endpoint, Options, Selection};
+use strata_storage::oci::PlatformSpec;
+use strata_storage::oci::media::is_index;
+use strata_storage::oci::{ImageConfig, ImageIndex, ImageManifest};
 
 /// Largest config we read.
 const MAX_CONFIG: u64 = 8 * 1024 * 1024;
@@ -49,12 +49,6 @@ pub async fn blocking<T: Send + 'static>(
         .map_err(ClientError::from)
 }
 
-/// Config media types of images (anything else is an artifact, which has nothing to unpack).
-const IMAGE_CONFIGS: [&str; 2] = [
-    "application/vnd.oci.image.config.v1+json",
-    "application/vnd.docker.container.image.v1+json",
-];
-
 /// Unpacks image `name` of `layout` into `store`: for an index, the entry the platform
 /// selection picks (the host's by default) among those the layout holds. An artifact (a manifest
 /// whose config is not an image config) is left alone: `None`.
@@ -77,7 +71,7 @@ pub async fn unpack_image(
     image: &LocalImage,
 ) -> Result<Option<ImageLayers>> {
     let manifest = &image.manifest;
-    if !IMAGE_CONFIGS.contains(&manifest.config.media_type.as_str()) {
+    if !strata_storage::oci::media::is_image_config(&manifest.config.media_type) {
         tracing::warn!(
             "{name} is not a container image (config {}); nothing to unpack",
             manifest.config.media_type
@@ -107,10 +101,12 @@ pub struct LocalImage {
 
 impl LocalImage {
     /// The image config.
-    pub async fn config(&self, layout: &OciLayout) -> Result<Value> {
-        let digest = self.manifest.config.digest()?;
-        serde_json::from_slice(&layout.read_blob(&digest, MAX_CONFIG).await?)
-            .map_err(|e| ClientError::Other(format!("config {digest} does not parse: {e}")))
+    pub async fn config(&self, layout: &OciLayout) -> Result<ImageConfig> {
+        let digest = &self.manifest.config.digest;
+        Ok(ImageConfig::parse(
+            &layout.read_blob(digest, MAX_CONFIG).await?,
+            digest,
+        )?)
     }
 }
 
@@ -137,7 +133,7 @@ pub async fn select(
     options: &Options,
 ) -> Result<LocalImage> {
     if !is_index(&media_type, &bytes) {
-        let manifest = image::parse_manifest(&bytes, &digest)?;
+        let manifest = ImageManifest::parse(&bytes, &digest)?;
         return Ok(LocalImage {
             bytes,
             media_type,
@@ -145,10 +141,10 @@ pub async fn select(
             manifest,
         });
     }
-    let index = image::parse_index(&bytes, &digest)?;
+    let index = ImageIndex::parse(&bytes, &digest)?;
     let mut present = Vec::new();
     for d in &index.manifests {
-        if layout.has_blob(&d.digest()?).await? {
+        if layout.has_blob(&d.digest.clone()).await? {
             present.push(d.clone());
         }
     }
@@ -156,17 +152,17 @@ pub async fn select(
         Selection::Platforms(p) if !p.is_empty() => p[0].clone(),
         _ => PlatformSpec::host(),
     };
-    let chosen = match platform::select(&present, &want, options.os_version.as_deref()) {
+    let chosen = match strata_storage::oci::select(&present, &want, options.os_version.as_deref()) {
         Ok(d) => d.clone(),
         Err(_) if present.len() == 1 => present[0].clone(),
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
-    let d = chosen.digest()?;
+    let d = chosen.digest.clone();
     let bytes = layout.read_blob(&d, MAX_CONFIG).await?;
     if is_index(&chosen.media_type, &bytes) {
         return Err(ClientError::Other(format!("{name}: nested indexes cannot be unpacked")));
     }
-    let manifest = image::parse_manifest(&bytes, &d)?;
+    let manifest = ImageManifest::parse(&bytes, &d)?;
     Ok(LocalImage {
         bytes,
         media_type: chosen.media_type,
@@ -177,22 +173,10 @@ pub async fn select(
 
 /// The OS and the layers (with their diff_ids) of an image manifest.
 async fn sources(layout: &OciLayout, name: &str, manifest: &ImageManifest) -> Result<(String, Vec<LayerSource>)> {
-    let config_digest = manifest.config.digest()?;
-    let config: Value = serde_json::from_slice(&layout.read_blob(&config_digest, MAX_CONFIG).await?)
-        .map_err(|e| ClientError::Other(format!("{name}: config {config_digest} does not parse: {e}")))?;
-    let os = config.get("os").and_then(Value::as_str).unwrap_or("linux").to_owned();
-    let diff_ids: Vec<Digest> = config
-        .pointer("/rootfs/diff_ids")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(strata_storage::digest::parse_digest)
-                .collect()
-        })
-        .transpose()
-        .map_err(|e| ClientError::Other(format!("{name}: config {config_digest}: bad diff_id: {e}")))?
-        .unwrap_or_default();
+    let config_digest = &manifest.config.digest;
+    let config = ImageConfig::parse(&layout.read_blob(config_digest, MAX_CONFIG).await?, config_digest)?;
+    let os = config.os().to_owned();
+    let diff_ids = config.rootfs.diff_ids;
     if diff_ids.len() != manifest.layers.len() {
         return Err(ClientError::Other(format!(
             "{name}: the manifest has {} layers but the config lists {} diff_ids",
@@ -202,7 +186,7 @@ async fn sources(layout: &OciLayout, name: &str, manifest: &ImageManifest) -> Re
     }
     let mut layers = Vec::with_capacity(diff_ids.len());
     for (d, diff_id) in manifest.layers.iter().zip(diff_ids) {
-        let digest = d.digest()?;
+        let digest = d.digest.clone();
         if !layout.has_blob(&digest).await? {
             return Err(ClientError::NotFound(format!(
                 "{name}: layer {digest} is not in the local store{}",

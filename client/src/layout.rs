@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use serde_json::{Value, json};
 use strata_storage::lock::FileLock;
+use strata_storage::oci::media::OCI_INDEX;
+use strata_storage::oci::{Descriptor, ImageIndex, ImageManifest};
 use strata_storage::{BlobLayout, BlobStore, ByteStream, Digest, FsBackend};
 
 use crate::error::{ClientError, Result};
@@ -28,6 +29,11 @@ pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 const LOCK: &str = ".lock";
 /// Per-blob lock files, taken under a lease; removed by [`OciLayout::prune`].
 const BLOB_LOCKS: &str = ".locks";
+
+/// Whether index entry `d` is named `name`.
+fn is_named(d: &Descriptor, name: &str) -> bool {
+    d.annotations.get(REF_NAME).map(String::as_str) == Some(name)
+}
 
 /// A shared lease on a layout ([`OciLayout::lease`]).
 #[derive(Debug)]
@@ -63,7 +69,7 @@ impl OciLayout {
         if !index.exists() {
             strata_storage::atomic::create(
                 &index,
-                br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#,
+                format!(r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[]}}"#).as_bytes(),
             )
             .map_err(|e| ClientError::io(format!("write {}", index.display()), e))?;
         }
@@ -150,57 +156,47 @@ impl OciLayout {
         Ok(())
     }
 
-    fn read_index(&self) -> Result<Value> {
+    fn read_index(&self) -> Result<ImageIndex> {
         let path = self.root.join("index.json");
         let raw = std::fs::read(&path).map_err(|e| ClientError::io(format!("read {}", path.display()), e))?;
-        serde_json::from_slice(&raw)
-            .map_err(|e| ClientError::Other(format!("{} is not valid JSON: {e}", path.display())))
+        serde_json::from_slice(&raw).map_err(|e| {
+            ClientError::Image(strata_storage::oci::OciError::Invalid(format!(
+                "{} is not an image index: {e}",
+                path.display()
+            )))
+        })
     }
 
     /// Every named entry of `index.json`: (name, descriptor).
-    pub fn refs(&self) -> Result<Vec<(String, Value)>> {
-        let index = self.read_index()?;
-        let entries = index
-            .get("manifests")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        Ok(entries
+    pub fn refs(&self) -> Result<Vec<(String, Descriptor)>> {
+        Ok(self
+            .read_index()?
+            .manifests
             .into_iter()
-            .filter_map(|d| Some((d.get("annotations")?.get(REF_NAME)?.as_str()?.to_owned(), d.clone())))
+            .filter_map(|d| Some((d.annotations.get(REF_NAME)?.clone(), d)))
             .collect())
     }
 
     /// The descriptor named `name`, if any.
-    pub fn find(&self, name: &str) -> Result<Option<Value>> {
+    pub fn find(&self, name: &str) -> Result<Option<Descriptor>> {
         Ok(self.refs()?.into_iter().find(|(n, _)| n == name).map(|(_, d)| d))
     }
 
     /// Points `name` at `descriptor` (replacing an entry of that name).
-    pub fn set_ref(&self, name: &str, descriptor: &Value) -> Result<()> {
+    pub fn set_ref(&self, name: &str, descriptor: &Descriptor) -> Result<()> {
         let mut descriptor = descriptor.clone();
-        descriptor["annotations"][REF_NAME] = json!(name);
+        descriptor.annotations.insert(REF_NAME.to_owned(), name.to_owned());
         self.update_index(|manifests| {
-            manifests.retain(|d| {
-                d.get("annotations")
-                    .and_then(|a| a.get(REF_NAME))
-                    .and_then(Value::as_str)
-                    != Some(name)
-            });
+            manifests.retain(|d| !is_named(d, name));
             manifests.push(descriptor);
         })
     }
 
     /// Removes the entry named `name`; returns it.
-    pub fn remove_ref(&self, name: &str) -> Result<Option<Value>> {
+    pub fn remove_ref(&self, name: &str) -> Result<Option<Descriptor>> {
         let mut removed = None;
         self.update_index(|manifests| {
-            if let Some(i) = manifests.iter().position(|d| {
-                d.get("annotations")
-                    .and_then(|a| a.get(REF_NAME))
-                    .and_then(Value::as_str)
-                    == Some(name)
-            }) {
+            if let Some(i) = manifests.iter().position(|d| is_named(d, name)) {
                 removed = Some(manifests.remove(i));
             }
         })?;
@@ -212,38 +208,28 @@ impl OciLayout {
     pub async fn prune(&self, _exclusive: &Exclusive) -> Result<u64> {
         use futures::TryStreamExt;
         let mut keep = std::collections::HashSet::new();
-        let mut todo: Vec<String> = self
-            .refs()?
-            .into_iter()
-            .filter_map(|(_, d)| Some(d.get("digest")?.as_str()?.to_owned()))
-            .collect();
+        let mut todo: Vec<Descriptor> = self.refs()?.into_iter().map(|(_, d)| d).collect();
         while let Some(d) = todo.pop() {
-            if !keep.insert(d.clone()) {
+            if !keep.insert(d.digest.clone()) {
                 continue;
             }
-            let digest = strata_storage::digest::parse_digest(&d)?;
-            let Ok(bytes) = self.read_blob(&digest, MAX_SMALL_BLOB).await else {
+            // What is not a readable manifest (a layer, a config, a blob the layout lacks)
+            // keeps only itself.
+            let Ok(bytes) = self.read_blob(&d.digest, MAX_SMALL_BLOB).await else {
                 continue;
             };
-            let Ok(v) = serde_json::from_slice::<Value>(&bytes) else {
-                continue;
-            };
-            let children = v
-                .get("manifests")
-                .into_iter()
-                .chain(v.get("layers"))
-                .filter_map(Value::as_array)
-                .flatten();
-            for c in children.chain(v.get("config")) {
-                if let Some(cd) = c.get("digest").and_then(Value::as_str) {
-                    todo.push(cd.to_owned());
+            if strata_storage::oci::media::is_index(&d.media_type, &bytes) {
+                if let Ok(index) = ImageIndex::parse(&bytes, &d.digest) {
+                    todo.extend(index.manifests);
                 }
+            } else if let Ok(manifest) = ImageManifest::parse(&bytes, &d.digest) {
+                todo.extend(manifest.blobs().cloned());
             }
         }
         let all: Vec<_> = self.blobs.list().try_collect().await?;
         let mut removed = 0;
         for (digest, _) in all {
-            if !keep.contains(digest.as_ref()) {
+            if !keep.contains(&digest) {
                 self.blobs.delete(&digest).await?;
                 removed += 1;
             }
@@ -258,7 +244,7 @@ impl OciLayout {
     }
 
     /// Read-modify-writes `index.json` under an exclusive lock, replacing it atomically.
-    fn update_index(&self, change: impl FnOnce(&mut Vec<Value>)) -> Result<()> {
+    fn update_index(&self, change: impl FnOnce(&mut Vec<Descriptor>)) -> Result<()> {
         let lock_path = self.root.join(".index.lock");
         let lock = std::fs::OpenOptions::new()
             .create(true)
@@ -268,13 +254,7 @@ impl OciLayout {
             .map_err(|e| ClientError::io(format!("open {}", lock_path.display()), e))?;
         lock.lock().map_err(|e| ClientError::io("lock index.json", e))?;
         let mut index = self.read_index()?;
-        let mut manifests = index
-            .get("manifests")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        change(&mut manifests);
-        index["manifests"] = Value::Array(manifests);
+        change(&mut index.manifests);
         let path = self.root.join("index.json");
         let bytes = serde_json::to_vec(&index).expect("json");
         strata_storage::atomic::write(&path, &bytes)

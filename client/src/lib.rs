@@ -1,13 +1,12 @@
 //! `strata-client`: the library behind the `strata` CLI — references, authentication, a registry
 //! client, OCI image layouts, platform selection and the transfer engine that pulls, pushes and
-//! copies images between registries and layouts.
+//! copies images between registries and layouts. The image model (manifests, configs, platforms
+//! and choosing an index entry) is `strata_storage::oci`.
 //!
 //! - [`reference`]: docker-style image references and normalization.
 //! - [`auth`]: docker `config.json`, credential helpers, Basic and Bearer token flows.
 //! - [`registry`]: [`registry::RegistryClient`], one registry host with retries and auth.
-//! - [`image`]: the manifest, index and descriptor fields the client reads.
 //! - [`layout`]: OCI image layouts (the local store and `oci:DIR` targets).
-//! - [`platform`]: choosing an image from an index, with containerd's Windows rules.
 //! - [`progress`]: progress bars and summary lines on stderr.
 //! - [`archive`]: docker-archive tarballs (`docker save` / `docker load`) to and from layouts.
 //! - [`transfer`]: [`transfer::copy`] between [`transfer::Endpoint`]s.
@@ -24,13 +23,11 @@ pub mod commands;
 #[cfg(feature = "runtime")]
 pub mod containers;
 pub mod error;
-pub mod image;
 #[cfg(feature = "runtime")]
 pub mod import;
 #[cfg(feature = "runtime")]
 pub mod layers;
 pub mod layout;
-pub mod platform;
 pub mod progress;
 pub mod reference;
 pub mod registry;

@@ -5,7 +5,7 @@
 use proptest::prelude::*;
 use strata_client::Reference;
 use strata_client::auth::Challenge;
-use strata_client::platform::PlatformSpec;
+use strata_storage::oci::PlatformSpec;
 
 fn text() -> impl Strategy<Value = String> {
     prop_oneof![

@@ -11,10 +11,10 @@ use common::proxy::{Fail, Proxy, Rules};
 use common::{LocalRegistry, all_platforms, blobs_of, context, context_with, layout_entry, store_dir, target};
 use serde_json::{Value, json};
 use strata_client::commands::Inspection;
-use strata_client::platform::PlatformSpec;
 use strata_client::registry::ClientOptions;
 use strata_client::transfer::{Options, Selection};
 use strata_client::{ClientError, Reference};
+use strata_storage::oci::PlatformSpec;
 use strata_tests::oci::{Entry, Image, noise, write_index_layout, write_layout};
 
 const MIB: usize = 1024 * 1024;

@@ -184,6 +184,12 @@ impl ApiError {
     }
 }
 
+impl From<strata_storage::oci::OciError> for ApiError {
+    fn from(e: strata_storage::oci::OciError) -> Self {
+        ApiError::new(Code::ManifestInvalid, e.to_string())
+    }
+}
+
 impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
         match e {

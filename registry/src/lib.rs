@@ -9,7 +9,8 @@
 //! - [`route`]: `/v2/<rest>` parsed from the right into an endpoint, with every name, tag, digest
 //!   and upload id validated before storage sees it.
 //! - `handlers`: one module per group of endpoints; [`meta`]: repository metadata (links,
-//!   revisions, tags, referrers, catalog, upload records); [`manifest`]: reading manifests.
+//!   revisions, tags, referrers, catalog, upload records). Manifests are read through
+//!   `strata_storage::oci`.
 //! - [`error`]: the OCI error body and status codes; [`metrics`]: Prometheus metrics.
 //! - [`limits`]: minimum body rate and the budget for bodies held in memory.
 //! - [`serve`]: the accept loop, connection limits and timeouts, shutdown with a deadline;
@@ -26,7 +27,6 @@ pub mod error;
 pub mod gc;
 mod handlers;
 pub mod limits;
-pub mod manifest;
 pub mod meta;
 pub mod metrics;
 pub mod route;

@@ -179,7 +179,7 @@ impl Metadata {
         name: &RepositoryName,
         subject: &Digest,
         referrer: &Digest,
-        descriptor: &serde_json::Value,
+        descriptor: &strata_storage::oci::Descriptor,
     ) -> Result<()> {
         self.write_json(&layout::referrer(name, subject, referrer)?, descriptor)
             .await

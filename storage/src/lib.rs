@@ -26,6 +26,7 @@ mod key;
 pub mod layout;
 pub mod lock;
 mod names;
+pub mod oci;
 mod range;
 mod s3;
 pub mod stream;

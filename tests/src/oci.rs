@@ -9,10 +9,7 @@ use flate2::write::GzEncoder;
 use strata_storage::Digest;
 use strata_storage::digest::sha256;
 
-/// OCI image manifest media type.
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-/// OCI image index media type.
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub use strata_storage::oci::media::{OCI_INDEX, OCI_MANIFEST};
 
 /// One entry of a test layer.
 #[derive(Debug, Clone)]

@@ -12,12 +12,10 @@ use super::*;
 /// and renamed; on failure the temporary file is removed and `file` is untouched.
 pub async fn export(layout: &OciLayout, name: &str, file: &Path, repo_tag: Option<&str>) -> Result<()> {
     let tag = repo_tag.map(RepoTag::parse).transpose()?;
-    let entry = layout
+    let descriptor = layout
         .find(name)?
         .ok_or_else(|| ClientError::NotFound(format!("image {name} in {}", layout.root().display())))?;
-    let descriptor: Descriptor = serde_json::from_value(entry)
-        .map_err(|e| ClientError::Other(format!("index.json entry {name} is malformed: {e}")))?;
-    let digest = descriptor.digest()?;
+    let digest = descriptor.digest.clone();
     let bytes = layout.read_blob(&digest, MAX_JSON).await?;
     if is_index(&descriptor.media_type, &bytes) {
         return Err(ClientError::Usage(format!(
@@ -25,7 +23,7 @@ pub async fn export(layout: &OciLayout, name: &str, file: &Path, repo_tag: Optio
              choose it with --platform"
         )));
     }
-    let manifest = parse_manifest(&bytes, &digest)?;
+    let manifest = ImageManifest::parse(&bytes, &digest)?;
     if ![OCI_CONFIG, DOCKER_CONFIG].contains(&manifest.config.media_type.as_str()) {
         return Err(ClientError::Usage(format!(
             "{name} is not a container image (its config is {:?})",
@@ -33,7 +31,7 @@ pub async fn export(layout: &OciLayout, name: &str, file: &Path, repo_tag: Optio
         )));
     }
 
-    let config = manifest.config.digest()?;
+    let config = manifest.config.digest.clone();
     let mut members = vec![Member::blob(
         layout,
         &config,
@@ -42,7 +40,7 @@ pub async fn export(layout: &OciLayout, name: &str, file: &Path, repo_tag: Optio
     )?];
     let mut layer_paths = Vec::with_capacity(manifest.layers.len());
     for layer in &manifest.layers {
-        let digest = layer.digest()?;
+        let digest = layer.digest.clone();
         let path = format!("{}.tar", digest.digest());
         if !layer_paths.contains(&path) {
             members.push(Member::blob(layout, &digest, layer.size, path.clone())?);
@@ -63,7 +61,7 @@ pub async fn export(layout: &OciLayout, name: &str, file: &Path, repo_tag: Optio
         && let Some(top) = manifest.layers.last()
     {
         // Docker's legacy index, naming the top layer; docker and skopeo go by manifest.json.
-        let top = top.digest()?;
+        let top = top.digest.clone();
         let repositories = HashMap::from([(&tag.repository, HashMap::from([(&tag.tag, top.digest())]))]);
         files.push(Member::bytes(
             "repositories",

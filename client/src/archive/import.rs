@@ -73,10 +73,7 @@ pub async fn import(file: &Path, wanted: Option<&str>, layout: &OciLayout, name:
     let manifest = Bytes::from(serde_json::to_vec(&manifest).expect("a manifest serializes"));
     let size = manifest.len() as u64;
     let digest = layout.blobs().put_bytes(manifest).await?;
-    layout.set_ref(
-        name,
-        &json!({"mediaType": DOCKER_MANIFEST, "digest": digest.to_string(), "size": size}),
-    )?;
+    layout.set_ref(name, &Descriptor::new(DOCKER_MANIFEST, digest.clone(), size))?;
     Ok(digest)
 }
 

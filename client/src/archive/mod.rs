@@ -26,15 +26,15 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use strata_storage::digest::{Algorithm, Hasher, parse_digest};
 use strata_storage::{BlobWriter, Digest};
 use tokio::sync::mpsc;
 
 use crate::error::{ClientError, Result};
-use crate::image::{Descriptor, is_index, parse_manifest};
 use crate::layout::OciLayout;
 use crate::reference::{DOCKER_HUB, Reference};
+use strata_storage::oci::media::is_index;
+use strata_storage::oci::{Descriptor, ImageManifest};
 
 /// The largest `manifest.json`, config or manifest read into memory.
 const MAX_JSON: u64 = 8 * 1024 * 1024;
@@ -45,12 +45,9 @@ const CHANNEL_DEPTH: usize = 4;
 /// Symlinks and hard links followed before giving up on a path.
 const MAX_LINK_HOPS: usize = 16;
 
-const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
-const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-const DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
-const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
-const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+use strata_storage::oci::media::{
+    DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_LAYER_TAR, DOCKER_MANIFEST, OCI_CONFIG, OCI_LAYER_ZSTD,
+};
 
 /// One image in `manifest.json`.
 #[derive(Debug, Serialize, Deserialize)]

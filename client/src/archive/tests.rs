@@ -3,11 +3,11 @@
 use std::io::Write as _;
 use std::process::Command;
 
+use serde_json::json;
 use strata_storage::digest::sha256;
+use strata_storage::oci::media::OCI_MANIFEST;
 
 use super::*;
-
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
 /// A tar of regular files, or symlinks where the content starts with `->`.
 fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
@@ -72,7 +72,7 @@ async fn oci_image(layout: &OciLayout, name: &str) -> Digests {
     let manifest = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": put[0], "layers": put[1..]});
     let manifest = serde_json::to_vec(&manifest).unwrap();
     let digest = layout.blobs().put_bytes(Bytes::from(manifest.clone())).await.unwrap();
-    let descriptor = json!({"mediaType": OCI_MANIFEST, "digest": digest.to_string(), "size": manifest.len()});
+    let descriptor = Descriptor::new(OCI_MANIFEST, digest.clone(), manifest.len() as u64);
     layout.set_ref(name, &descriptor).unwrap();
     Digests {
         config: put[0]["digest"].as_str().unwrap().to_owned(),
@@ -84,17 +84,17 @@ async fn oci_image(layout: &OciLayout, name: &str) -> Digests {
 }
 
 /// The manifest named `name` in `layout`.
-async fn manifest_of(layout: &OciLayout, name: &str) -> (Descriptor, crate::image::ImageManifest) {
-    let descriptor: Descriptor = serde_json::from_value(layout.find(name).unwrap().expect("named")).unwrap();
-    let digest = descriptor.digest().unwrap();
+async fn manifest_of(layout: &OciLayout, name: &str) -> (Descriptor, strata_storage::oci::ImageManifest) {
+    let descriptor = layout.find(name).unwrap().expect("named");
+    let digest = descriptor.digest.clone();
     let bytes = layout.read_blob(&digest, MAX_JSON).await.unwrap();
-    (descriptor, parse_manifest(&bytes, &digest).unwrap())
+    (descriptor, ImageManifest::parse(&bytes, &digest).unwrap())
 }
 
-fn digests(manifest: &crate::image::ImageManifest) -> Digests {
+fn digests(manifest: &strata_storage::oci::ImageManifest) -> Digests {
     Digests {
-        config: manifest.config.digest_str.clone(),
-        layers: manifest.layers.iter().map(|l| l.digest_str.clone()).collect(),
+        config: manifest.config.digest.to_string(),
+        layers: manifest.layers.iter().map(|l| l.digest.to_string()).collect(),
     }
 }
 
@@ -172,7 +172,7 @@ async fn export_writes_docker_archive_that_imports_to_the_same_digests() {
     let target = OciLayout::open(&dir.path().join("target")).unwrap();
     let digest = import(&file, Some("example/img:v1"), &target, "copy").await.unwrap();
     let (descriptor, imported) = manifest_of(&target, "copy").await;
-    assert_eq!(descriptor.digest().unwrap(), digest);
+    assert_eq!(descriptor.digest.clone(), digest);
     assert_eq!(descriptor.media_type, DOCKER_MANIFEST);
     assert_eq!(imported.media_type.as_deref(), Some(DOCKER_MANIFEST));
     assert_eq!(imported.config.media_type, DOCKER_CONFIG);
@@ -354,7 +354,7 @@ async fn several_images_need_a_choice_and_the_error_lists_them() {
         .await
         .unwrap();
     import(&file, Some("@2"), &layout, "untagged").await.unwrap();
-    let layers = |m: &crate::image::ImageManifest| digests(m).layers;
+    let layers = |m: &strata_storage::oci::ImageManifest| digests(m).layers;
     assert_eq!(
         layers(&manifest_of(&layout, "second").await.1),
         [sha256(&two).to_string()]
@@ -413,8 +413,8 @@ async fn layers_larger_than_a_chunk_stream_in_whole() {
     let (_, manifest) = manifest_of(&layout, "big").await;
     for (layer, bytes) in manifest.layers.iter().zip([&plain, &zipped]) {
         assert_eq!(layer.size, bytes.len() as u64);
-        let stored = layout.read_blob(&layer.digest().unwrap(), 1 << 30).await.unwrap();
-        assert!(stored == bytes.as_slice(), "{} is stored whole", layer.digest_str);
+        let stored = layout.read_blob(&layer.digest.clone(), 1 << 30).await.unwrap();
+        assert!(stored == bytes.as_slice(), "{} is stored whole", layer.digest);
     }
 }
 
@@ -468,7 +468,7 @@ async fn exporting_an_index_asks_for_a_platform_and_writes_nothing() {
     let layout = OciLayout::open(&dir.path().join("layout")).unwrap();
     let index = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
     let digest = layout.blobs().put_bytes(Bytes::from_static(index)).await.unwrap();
-    let descriptor = json!({"mediaType": "application/vnd.oci.image.index.v1+json", "digest": digest.to_string(), "size": index.len()});
+    let descriptor = Descriptor::new(strata_storage::oci::media::OCI_INDEX, digest, index.len() as u64);
     layout.set_ref("multi", &descriptor).unwrap();
     let file = dir.path().join("out.tar");
 
@@ -554,7 +554,8 @@ async fn archives_skopeo_writes_import_with_the_same_config() {
     import(&file, Some("example/img:v1"), &target, "app").await.unwrap();
     let (_, manifest) = manifest_of(&target, "app").await;
     assert_eq!(
-        manifest.config.digest_str, original.config,
+        manifest.config.digest.to_string(),
+        original.config,
         "skopeo keeps the config bytes"
     );
     assert_eq!(manifest.layers.len(), 2);

@@ -2,7 +2,7 @@
 //! the image config's defaults, as `docker import -c` and `docker commit -c` read them: `CMD`,
 //! `ENTRYPOINT`, `ENV`, `WORKDIR`, `USER`, `LABEL`, `EXPOSE`, `VOLUME`, `STOPSIGNAL`.
 
-use serde_json::{Map, Value, json};
+use strata_storage::oci::ImageConfig;
 
 use crate::error::{ClientError, Result};
 
@@ -12,14 +12,19 @@ pub struct ConfigChanges(Vec<Change>);
 
 #[derive(Debug, Clone, PartialEq)]
 enum Change {
-    /// A list field replaced (`Cmd`, `Entrypoint`).
-    List(&'static str, Vec<String>),
-    /// A string field replaced (`WorkingDir`, `User`, `StopSignal`).
-    Text(&'static str, String),
+    Cmd(Vec<String>),
+    Entrypoint(Vec<String>),
+    WorkingDir(String),
+    User(String),
+    StopSignal(String),
     /// `Env` entries set (replacing the same key).
     Env(Vec<(String, String)>),
-    /// A key of a set-like object added (`Labels` with values; `ExposedPorts`, `Volumes` with `{}`).
-    Keys(&'static str, Vec<(String, Value)>),
+    /// Labels added (replacing the same key).
+    Labels(Vec<(String, String)>),
+    /// `port/proto` keys added.
+    ExposedPorts(Vec<String>),
+    /// Volume paths added.
+    Volumes(Vec<String>),
 }
 
 impl ConfigChanges {
@@ -34,40 +39,31 @@ impl ConfigChanges {
     }
 
     /// Applies the changes to the `config` object of an image config.
-    pub fn apply(&self, image_config: &mut Value) {
-        if !image_config.get("config").is_some_and(Value::is_object) {
-            image_config["config"] = json!({});
-        }
-        let config = image_config["config"].as_object_mut().expect("an object");
+    pub fn apply(&self, image_config: &mut ImageConfig) {
+        let config = image_config.container_mut();
+        let empty = || serde_json::Value::Object(serde_json::Map::new());
         for change in &self.0 {
             match change {
-                Change::List(key, items) => {
-                    config.insert((*key).into(), json!(items));
-                }
-                Change::Text(key, text) => {
-                    config.insert((*key).into(), json!(text));
-                }
+                Change::Cmd(items) => config.cmd = Some(items.clone()),
+                Change::Entrypoint(items) => config.entrypoint = Some(items.clone()),
+                Change::WorkingDir(text) => config.working_dir = Some(text.clone()),
+                Change::User(text) => config.user = Some(text.clone()),
+                Change::StopSignal(text) => config.stop_signal = Some(text.clone()),
                 Change::Env(pairs) => {
-                    let mut env: Vec<String> = config
-                        .get("Env")
-                        .and_then(Value::as_array)
-                        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
-                        .unwrap_or_default();
+                    let env = config.env.get_or_insert_with(Vec::new);
                     for (k, v) in pairs {
                         env.retain(|e| e.split_once('=').map_or(e.as_str(), |(key, _)| key) != k);
                         env.push(format!("{k}={v}"));
                     }
-                    config.insert("Env".into(), json!(env));
                 }
-                Change::Keys(key, entries) => {
-                    let object = config.entry(*key).or_insert_with(|| Value::Object(Map::new()));
-                    if !object.is_object() {
-                        *object = Value::Object(Map::new());
-                    }
-                    let object = object.as_object_mut().expect("an object");
-                    for (k, v) in entries {
-                        object.insert(k.clone(), v.clone());
-                    }
+                Change::Labels(pairs) => config.labels.get_or_insert_default().extend(pairs.iter().cloned()),
+                Change::ExposedPorts(keys) => {
+                    let ports = config.exposed_ports.get_or_insert_default();
+                    ports.extend(keys.iter().map(|k| (k.clone(), empty())));
+                }
+                Change::Volumes(keys) => {
+                    let volumes = config.volumes.get_or_insert_default();
+                    volumes.extend(keys.iter().map(|k| (k.clone(), empty())));
                 }
             }
         }
@@ -83,22 +79,14 @@ fn parse_line(line: &str) -> Result<Change> {
         return Err(bad("needs an argument"));
     }
     Ok(match instruction.to_ascii_uppercase().as_str() {
-        "CMD" => Change::List("Cmd", command(rest).map_err(|e| bad(&e))?),
-        "ENTRYPOINT" => Change::List("Entrypoint", command(rest).map_err(|e| bad(&e))?),
-        "WORKDIR" => Change::Text("WorkingDir", rest.to_owned()),
-        "USER" => Change::Text("User", rest.to_owned()),
-        "STOPSIGNAL" => Change::Text("StopSignal", rest.to_owned()),
+        "CMD" => Change::Cmd(command(rest).map_err(|e| bad(&e))?),
+        "ENTRYPOINT" => Change::Entrypoint(command(rest).map_err(|e| bad(&e))?),
+        "WORKDIR" => Change::WorkingDir(rest.to_owned()),
+        "USER" => Change::User(rest.to_owned()),
+        "STOPSIGNAL" => Change::StopSignal(rest.to_owned()),
         "ENV" => Change::Env(pairs(rest, true).map_err(|e| bad(&e))?),
-        "LABEL" => Change::Keys(
-            "Labels",
-            pairs(rest, false)
-                .map_err(|e| bad(&e))?
-                .into_iter()
-                .map(|(k, v)| (k, json!(v)))
-                .collect(),
-        ),
-        "EXPOSE" => Change::Keys(
-            "ExposedPorts",
+        "LABEL" => Change::Labels(pairs(rest, false).map_err(|e| bad(&e))?),
+        "EXPOSE" => Change::ExposedPorts(
             rest.split_whitespace()
                 .map(|p| {
                     let port = if p.contains('/') {
@@ -109,19 +97,12 @@ fn parse_line(line: &str) -> Result<Change> {
                     let number = port.split('/').next().unwrap_or_default();
                     number
                         .parse::<u16>()
-                        .map(|_| (port.clone(), json!({})))
+                        .map(|_| port.clone())
                         .map_err(|_| bad(&format!("{p:?} is not a port")))
                 })
                 .collect::<Result<_>>()?,
         ),
-        "VOLUME" => Change::Keys(
-            "Volumes",
-            words_or_json(rest)
-                .map_err(|e| bad(&e))?
-                .into_iter()
-                .map(|v| (v, json!({})))
-                .collect(),
-        ),
+        "VOLUME" => Change::Volumes(words_or_json(rest).map_err(|e| bad(&e))?),
         other => {
             return Err(bad(&format!(
                 "unknown instruction {other}; expected CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE, VOLUME or STOPSIGNAL"
@@ -214,13 +195,15 @@ fn shell_words(s: &str) -> std::result::Result<Vec<String>, String> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{Value, json};
+
     use super::*;
 
     fn applied(lines: &[&str], start: Value) -> Value {
         let lines: Vec<String> = lines.iter().map(|s| s.to_string()).collect();
-        let mut config = start;
+        let mut config: ImageConfig = serde_json::from_value(start).unwrap();
         ConfigChanges::parse(&lines).unwrap().apply(&mut config);
-        config["config"].clone()
+        serde_json::to_value(config.config).unwrap()
     }
 
     #[test]

@@ -22,11 +22,10 @@ pub use layer::{NewLayer, store_layer_file, write_layer};
 
 use crate::commands::{Context, local_name};
 use crate::error::{ClientError, Result};
-use crate::image;
 use crate::layers::{LocalImage, blocking, resolve, unpack_image};
 use crate::layout::OciLayout;
-use crate::platform::PlatformSpec;
 use crate::transfer::Options;
+use strata_storage::oci::{Descriptor, ImageConfig, ImageManifest, PlatformSpec, media};
 
 /// The history entry a new layer gets.
 #[derive(Debug, Clone, Default)]
@@ -55,12 +54,12 @@ pub struct ImportOptions {
 /// The image config's name for each OCI and Docker layer compression.
 fn layer_media_type(docker: bool, compression: Compression) -> &'static str {
     match (docker, compression) {
-        (true, Compression::Gzip) => "application/vnd.docker.image.rootfs.diff.tar.gzip",
-        (true, Compression::None) => "application/vnd.docker.image.rootfs.diff.tar",
+        (true, Compression::Gzip) => media::DOCKER_LAYER_GZIP,
+        (true, Compression::None) => media::DOCKER_LAYER_TAR,
         // Docker schema 2 has no zstd type; registries and runtimes take the OCI one.
-        (_, Compression::Zstd) => "application/vnd.oci.image.layer.v1.tar+zstd",
-        (false, Compression::Gzip) => "application/vnd.oci.image.layer.v1.tar+gzip",
-        (false, Compression::None) => "application/vnd.oci.image.layer.v1.tar",
+        (_, Compression::Zstd) => media::OCI_LAYER_ZSTD,
+        (false, Compression::Gzip) => media::OCI_LAYER_GZIP,
+        (false, Compression::None) => media::OCI_LAYER,
     }
 }
 
@@ -76,45 +75,50 @@ pub async fn append_layer(
     os: &str,
 ) -> Result<LocalImage> {
     let created = now();
+    // The manifest is rewritten as JSON so that whatever else the parent's says survives.
     let (mut config, mut manifest, media_type) = match parent {
         Some(p) => {
-            let manifest: Value = serde_json::from_slice(&p.bytes)
-                .map_err(|e| ClientError::Other(format!("manifest {} does not parse: {e}", p.digest)))?;
+            let manifest: Value = serde_json::from_slice(&p.bytes).map_err(|e| {
+                ClientError::Image(strata_storage::oci::OciError::Invalid(format!(
+                    "manifest {} does not parse: {e}",
+                    p.digest
+                )))
+            })?;
             (p.config(store).await?, manifest, p.media_type.clone())
         }
         None => (
-            json!({ "architecture": PlatformSpec::host().arch, "os": os, "config": {}, "rootfs": { "type": "layers", "diff_ids": [] } }),
-            json!({ "schemaVersion": 2, "mediaType": image::OCI_MANIFEST, "config": {}, "layers": [] }),
-            image::OCI_MANIFEST.to_owned(),
+            ImageConfig {
+                architecture: PlatformSpec::host().arch,
+                os: os.to_owned(),
+                config: Some(Default::default()),
+                ..Default::default()
+            },
+            json!({ "schemaVersion": 2, "mediaType": media::OCI_MANIFEST, "config": {}, "layers": [] }),
+            media::OCI_MANIFEST.to_owned(),
         ),
     };
     let docker = media_type.contains("docker");
-    config["created"] = json!(created);
-    let mut entry = json!({ "created": created, "created_by": history.created_by });
+    config.created = Some(created.clone());
     if let Some(a) = &history.author {
-        config["author"] = json!(a);
-        entry["author"] = json!(a);
+        config.author = Some(a.clone());
     }
-    if let Some(m) = &history.comment {
-        entry["comment"] = json!(m);
-    }
-    match config.get_mut("history").and_then(Value::as_array_mut) {
-        Some(h) => h.push(entry),
-        None => config["history"] = json!([entry]),
-    }
-    match config.pointer_mut("/rootfs/diff_ids").and_then(Value::as_array_mut) {
-        Some(d) => d.push(json!(layer.diff_id.to_string())),
-        None => config["rootfs"] = json!({ "type": "layers", "diff_ids": [layer.diff_id.to_string()] }),
-    }
+    config.history.push(strata_storage::oci::History {
+        created: Some(created),
+        created_by: Some(history.created_by.clone()),
+        author: history.author.clone(),
+        comment: history.comment.clone(),
+        ..Default::default()
+    });
+    config.rootfs.diff_ids.push(layer.diff_id.clone());
     changes.apply(&mut config);
     let config_bytes = Bytes::from(serde_json::to_vec(&config).expect("json"));
     let config_digest = strata_storage::digest::sha256(&config_bytes);
     store.put_blob_bytes(&config_digest, config_bytes.clone()).await?;
 
     let config_type = if docker {
-        "application/vnd.docker.container.image.v1+json"
+        media::DOCKER_CONFIG
     } else {
-        "application/vnd.oci.image.config.v1+json"
+        media::OCI_CONFIG
     };
     manifest["config"] =
         json!({ "mediaType": config_type, "digest": config_digest.to_string(), "size": config_bytes.len() });
@@ -130,7 +134,7 @@ pub async fn append_layer(
     let bytes = Bytes::from(serde_json::to_vec(&manifest).expect("json"));
     let digest = strata_storage::digest::sha256(&bytes);
     store.put_blob_bytes(&digest, bytes.clone()).await?;
-    let parsed = image::parse_manifest(&bytes, &digest)?;
+    let parsed = ImageManifest::parse(&bytes, &digest)?;
     Ok(LocalImage {
         bytes,
         media_type,
@@ -146,7 +150,7 @@ pub async fn name_image(store: &OciLayout, layers: &LayerStore, name: &str, imag
         .ok_or_else(|| ClientError::Other(format!("{name}: not a container image")))?;
     store.set_ref(
         name,
-        &json!({ "mediaType": image.media_type, "digest": image.digest.to_string(), "size": image.bytes.len() }),
+        &Descriptor::new(&image.media_type, image.digest.clone(), image.bytes.len() as u64),
     )?;
     Ok(unpacked)
 }
@@ -185,7 +189,7 @@ impl Context {
         };
         if let Some(p) = &parent {
             let config = p.config(&store).await?;
-            let parent_os = config.get("os").and_then(Value::as_str).unwrap_or("linux");
+            let parent_os = config.os();
             if parent_os != os {
                 return Err(ClientError::Usage(format!(
                     "a {os} layer cannot go on top of the {parent_os} image {}",

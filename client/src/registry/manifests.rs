@@ -7,11 +7,7 @@ use strata_storage::{Algorithm, Digest, RepositoryName, digest::parse_digest};
 use super::{RegistryClient, pull_scope, push_scope};
 use crate::error::{ClientError, Result};
 
-/// Every manifest media type we read, for `Accept`.
-pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
-application/vnd.oci.image.manifest.v1+json, \
-application/vnd.docker.distribution.manifest.list.v2+json, \
-application/vnd.docker.distribution.manifest.v2+json";
+pub use strata_storage::oci::media::MANIFEST_ACCEPT;
 
 /// Largest manifest we accept from a registry.
 const MAX_MANIFEST: usize = 8 * 1024 * 1024;
@@ -34,7 +30,7 @@ fn media_type_of(header: Option<&str>, bytes: &[u8]) -> String {
         _ => serde_json::from_slice::<serde_json::Value>(bytes)
             .ok()
             .and_then(|v| v.get("mediaType")?.as_str().map(String::from))
-            .unwrap_or_else(|| "application/vnd.oci.image.manifest.v1+json".into()),
+            .unwrap_or_else(|| strata_storage::oci::media::OCI_MANIFEST.into()),
     }
 }
 

@@ -19,16 +19,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
-use serde_json::{Value, json};
+use serde_json::Value;
 use strata_storage::{ByteStream, Digest, VerifyingStream};
 
 use crate::error::{ClientError, Result};
-use crate::image::{self, Descriptor, is_index};
 use crate::layout::{Lease, OciLayout};
-use crate::platform::{self, PlatformSpec};
 use crate::progress::{Progress, counted};
 use crate::reference::Reference;
 use crate::registry::{RegistryClient, UploadLocation};
+use strata_storage::oci::PlatformSpec;
+use strata_storage::oci::media::is_index;
+use strata_storage::oci::{Descriptor, ImageIndex, ImageManifest};
 
 /// Largest manifest or config we read into memory.
 const MAX_SMALL: u64 = 8 * 1024 * 1024;
@@ -135,8 +136,8 @@ struct Manifest {
     digest: Digest,
 }
 
-fn descriptor_json(m: &Manifest) -> Value {
-    json!({ "mediaType": m.media_type, "digest": m.digest.to_string(), "size": m.bytes.len() })
+fn descriptor_of(m: &Manifest) -> Descriptor {
+    Descriptor::new(&m.media_type, m.digest.clone(), m.bytes.len() as u64)
 }
 
 struct Engine<'a> {
@@ -251,11 +252,10 @@ impl Engine<'_> {
                         )));
                     }
                 };
-                let digest = strata_storage::digest::parse_digest(descriptor["digest"].as_str().unwrap_or(""))?;
-                let media_type = descriptor["mediaType"]
-                    .as_str()
-                    .unwrap_or("application/vnd.oci.image.manifest.v1+json")
-                    .to_owned();
+                let digest = descriptor.digest;
+                let media_type = Some(descriptor.media_type)
+                    .filter(|t| !t.is_empty())
+                    .unwrap_or_else(|| strata_storage::oci::media::OCI_MANIFEST.to_owned());
                 let bytes = layout.read_blob(&digest, MAX_SMALL).await?;
                 Ok(Manifest {
                     bytes,
@@ -267,7 +267,7 @@ impl Engine<'_> {
     }
 
     async fn child_manifest(&self, d: &Descriptor) -> Result<Manifest> {
-        let digest = d.digest()?;
+        let digest = d.digest.clone();
         let media_type = d.media_type.clone();
         let bytes = match self.src {
             Endpoint::Registry { client, reference } => {
@@ -283,14 +283,14 @@ impl Engine<'_> {
     }
 
     async fn copy_index(&self, top: Manifest) -> Result<Manifest> {
-        let index = image::parse_index(&top.bytes, &top.digest)?;
+        let index = ImageIndex::parse(&top.bytes, &top.digest)?;
         // Positions of the chosen entries in `manifests`.
         let chosen: Vec<usize> = match &self.options.selection {
             Selection::All => (0..index.manifests.len()).collect(),
             Selection::Platforms(wanted) => {
                 let mut chosen = Vec::new();
                 for want in wanted {
-                    let d = platform::select(&index.manifests, want, self.options.os_version.as_deref())?;
+                    let d = strata_storage::oci::select(&index.manifests, want, self.options.os_version.as_deref())?;
                     let at = index
                         .manifests
                         .iter()
@@ -333,7 +333,7 @@ impl Engine<'_> {
     }
 
     async fn copy_image(&self, m: &Manifest) -> Result<()> {
-        let manifest = image::parse_manifest(&m.bytes, &m.digest)?;
+        let manifest = ImageManifest::parse(&m.bytes, &m.digest)?;
         let blobs: Vec<Descriptor> = std::iter::once(manifest.config).chain(manifest.layers).collect();
         futures::stream::iter(blobs.iter().map(|d| self.copy_blob(d)))
             .buffer_unordered(self.options.jobs.max(1))
@@ -384,7 +384,7 @@ impl Engine<'_> {
     }
 
     async fn copy_blob(&self, d: &Descriptor) -> Result<()> {
-        let digest = d.digest()?;
+        let digest = d.digest.clone();
         let size = d.size;
         let foreign = d.is_foreign();
         match self.dst {
@@ -577,7 +577,7 @@ impl Engine<'_> {
             Endpoint::Layout { layout, name } => {
                 self.put_manifest(m, None).await?;
                 if let Some(name) = name {
-                    layout.set_ref(name, &descriptor_json(m))?;
+                    layout.set_ref(name, &descriptor_of(m))?;
                 }
             }
             Endpoint::Registry { reference, .. } => {

@@ -8,9 +8,10 @@ use std::collections::HashMap;
 use strata_storage::RepositoryName;
 
 use crate::error::Result;
-use crate::image::{self, is_index};
 use crate::layout::{MAX_SMALL_BLOB, OciLayout};
 use crate::reference::Reference;
+use strata_storage::oci::media::is_index;
+use strata_storage::oci::{ImageIndex, ImageManifest};
 
 /// Blob digest → repositories of one registry that hold it, per the layout's named images.
 pub(super) type Origins = HashMap<String, Vec<RepositoryName>>;
@@ -26,29 +27,22 @@ pub(super) async fn origins(layout: &OciLayout, host: &str, except: &RepositoryN
         if reference.registry != host || reference.repository == *except {
             continue;
         }
-        let Some(top) = descriptor.get("digest").and_then(|d| d.as_str()) else {
-            continue;
-        };
-        let mut todo = vec![top.to_owned()];
-        while let Some(d) = todo.pop() {
-            let Ok(digest) = strata_storage::digest::parse_digest(&d) else {
-                continue;
-            };
+        let mut todo = vec![descriptor.digest];
+        while let Some(digest) = todo.pop() {
             // Children an index names but the layout lacks were not pulled: skip them.
             let Ok(bytes) = layout.read_blob(&digest, MAX_SMALL_BLOB).await else {
                 continue;
             };
-            let mut blobs = vec![d.clone()];
+            let mut blobs = vec![digest.clone()];
             if is_index("", &bytes) {
-                if let Ok(index) = image::parse_index(&bytes, &digest) {
-                    todo.extend(index.manifests.into_iter().map(|m| m.digest_str));
+                if let Ok(index) = ImageIndex::parse(&bytes, &digest) {
+                    todo.extend(index.manifests.into_iter().map(|m| m.digest));
                 }
-            } else if let Ok(manifest) = image::parse_manifest(&bytes, &digest) {
-                blobs.push(manifest.config.digest_str);
-                blobs.extend(manifest.layers.into_iter().map(|l| l.digest_str));
+            } else if let Ok(manifest) = ImageManifest::parse(&bytes, &digest) {
+                blobs.extend(manifest.blobs().map(|d| d.digest.clone()));
             }
             for blob in blobs {
-                let repos = found.entry(blob).or_default();
+                let repos = found.entry(blob.to_string()).or_default();
                 if !repos.contains(&reference.repository) {
                     repos.push(reference.repository.clone());
                 }

@@ -16,7 +16,7 @@ use super::set::DigestSet;
 use super::{Report, RepositoryReport, parallel};
 use crate::app::AppState;
 use crate::config::Retention;
-use crate::manifest::Manifest;
+use strata_storage::oci::Manifest;
 
 /// Listed objects under a prefix: digest (or tag) → modification time.
 async fn listing<T: std::hash::Hash + Eq>(

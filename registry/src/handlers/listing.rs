@@ -9,7 +9,7 @@ use strata_storage::{Digest, RepositoryName, Tag};
 use super::{Ctx, json_response};
 use crate::config::Action;
 use crate::error::{ApiError, ApiResult, Code};
-use crate::manifest::OCI_INDEX;
+use strata_storage::oci::media::OCI_INDEX;
 
 /// Parses `n`: absent → `default`; not a number → 400 `PAGINATION_NUMBER_INVALID`.
 fn page_size(ctx: &Ctx, default: u64) -> ApiResult<u64> {

@@ -10,9 +10,9 @@ use super::read_small_body;
 use super::{Ctx, check_delete_enabled, empty};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::gc::{self, guard::Use};
-use crate::manifest::{Descriptor, Manifest};
 use crate::meta::Revision;
 use crate::route::Reference;
+use strata_storage::oci::{Descriptor, Manifest};
 
 fn manifest_unknown(reference: &Reference) -> ApiError {
     ApiError::new(Code::ManifestUnknown, "manifest unknown to registry")
@@ -153,7 +153,7 @@ pub(crate) async fn put(ctx: Ctx, name: RepositoryName, reference: Reference) ->
     };
     state.meta.put_revision(&name, &digest, &revision).await?;
     if let Some(subject) = &subject {
-        let descriptor = manifest.referrer_descriptor(&digest, size);
+        let descriptor = manifest.referrer(&digest, size);
         state.meta.add_referrer(&name, subject, &digest, &descriptor).await?;
     }
     // The claims protect for `claim_ttl`, counted from before the tags are written only if
@@ -275,7 +275,7 @@ async fn check_blob(
     name: &RepositoryName,
     d: &Descriptor,
 ) -> ApiResult<Option<(Digest, Use)>> {
-    let allowed_foreign = d.is_foreign() && state.foreign.allows(&d.urls);
+    let allowed_foreign = d.may_be_absent() && state.foreign.allows(&d.urls);
     if allowed_foreign && !state.meta.blob_linked(name, &d.digest).await? {
         return Ok(None);
     }
@@ -287,7 +287,7 @@ async fn check_blob(
     }
     let why = if !d.urls.is_empty() {
         "blob (and its URLs are not allowed by the foreign-layer policy)"
-    } else if d.is_foreign() {
+    } else if d.may_be_absent() {
         "blob: a non-distributable layer without URLs must be pushed like any other"
     } else {
         "blob"

@@ -98,15 +98,13 @@ impl Compression {
     /// The compression of a layer media type, or `None` if it is not a layer media type this
     /// unpacker knows (OCI and Docker, distributable or not).
     pub fn from_media_type(media_type: &str) -> Option<Self> {
+        use strata_storage::oci::media;
         const PLAIN: [&str; 3] = [
-            "application/vnd.oci.image.layer.v1.tar",
-            "application/vnd.oci.image.layer.nondistributable.v1.tar",
-            "application/vnd.docker.image.rootfs.diff.tar",
+            media::OCI_LAYER,
+            media::OCI_NONDISTRIBUTABLE[0],
+            media::DOCKER_LAYER_TAR,
         ];
-        const GZIP: [&str; 2] = [
-            "application/vnd.docker.image.rootfs.diff.tar.gzip",
-            "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
-        ];
+        const GZIP: [&str; 2] = [media::DOCKER_LAYER_GZIP, media::DOCKER_FOREIGN_LAYER];
         let (base, suffix) = media_type.split_once('+').unwrap_or((media_type, ""));
         if GZIP.contains(&media_type) {
             return Some(Compression::Gzip);

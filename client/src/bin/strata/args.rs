@@ -7,10 +7,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use strata_client::ClientError;
 use strata_client::commands::Context;
 use strata_client::containers::RunOptions;
-use strata_client::platform::PlatformSpec;
 use strata_client::registry::ClientOptions;
 use strata_client::transfer::{DEFAULT_CHUNK, Options, Selection};
 use strata_runtime::container::{Limits, Network};
+use strata_storage::oci::PlatformSpec;
 
 /// Pull, push, copy, inspect, list and delete images on any OCI registry; make images from
 /// directories and tars; unpack them into a local layer store and run containers from it.

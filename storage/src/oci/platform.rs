@@ -9,8 +9,9 @@
 use std::cmp::Ordering;
 use std::fmt;
 
-use crate::error::{ClientError, Result};
-use crate::image::Descriptor;
+use super::{Descriptor, OciError};
+
+type Result<T> = std::result::Result<T, OciError>;
 
 /// First Windows build of the LTSC 2022 era (Windows Server 2022).
 const LTSC2022: u32 = 20348;
@@ -55,7 +56,10 @@ impl PlatformSpec {
 
     /// Parses `os/arch[/variant][:os.version]` or `os(os.version)/arch[/variant]`.
     pub fn parse(value: &str) -> Result<Self> {
-        let bad = |why: &str| ClientError::Usage(format!("invalid platform {value:?}: {why}"));
+        let bad = |why: &str| OciError::Platform {
+            value: value.to_owned(),
+            why: why.to_owned(),
+        };
         let (value_main, mut os_version) = match value.split_once(':') {
             Some((main, v)) => (main, Some(v.to_owned())),
             None => (value, None),
@@ -262,15 +266,13 @@ pub fn select<'a>(
             }
             Err(why) => {
                 let platform = d.platform.as_ref().map_or("(none)".to_string(), |p| p.to_string());
-                reasons.push(format!("  {platform} ({}): {why}", d.digest_str));
+                reasons.push(format!("  {platform} ({}): {why}", d.digest));
             }
         }
     }
-    best.map(|(_, d)| d).ok_or_else(|| {
-        ClientError::NotFound(format!(
-            "no image in the index matches platform {want}:\n{}",
-            reasons.join("\n")
-        ))
+    best.map(|(_, d)| d).ok_or_else(|| OciError::NoMatch {
+        want: want.to_string(),
+        rejected: reasons.join("\n"),
     })
 }
 
@@ -298,7 +300,7 @@ mod tests {
 
     fn pick(entries: &[Descriptor], want: &str, host: Option<&str>) -> Option<u8> {
         let d = select(entries, &PlatformSpec::parse(want).unwrap(), host).ok()?;
-        Some(u8::from_str_radix(&d.digest_str["sha256:".len()..][..2], 16).unwrap())
+        Some(u8::from_str_radix(&d.digest.digest()[..2], 16).unwrap())
     }
 
     #[test]

@@ -1,54 +1,79 @@
-//! What the registry needs to know about a pushed manifest: its media type, what it references,
-//! its subject, and the descriptor it contributes to the referrers API. The bytes themselves are
-//! stored exactly as received; this is only a reading of them.
+//! Image manifests, indexes, and a manifest of either kind as a registry receives it.
 
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
-use strata_storage::Digest;
+use std::collections::BTreeMap;
 
-use crate::error::{ApiError, ApiResult, Code};
+use serde::{Deserialize, Serialize};
 
-/// OCI image manifest.
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-/// OCI image index.
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-/// Docker schema 2 manifest.
-pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-/// Docker schema 2 manifest list.
-pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+use super::media::{self, OCI_INDEX, OCI_MANIFEST};
+use super::{Descriptor, OciError, parse_json};
+use crate::Digest;
 
-/// Layer media types that are not meant to be pushed (the bytes live at their `urls`).
-const NON_DISTRIBUTABLE: &[&str] = &[
-    "application/vnd.oci.image.layer.nondistributable.v1.tar",
-    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
-    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
-    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
-];
-
-/// A content descriptor inside a manifest.
+/// An image manifest (OCI or Docker schema 2), read leniently: what a client pulls is used if
+/// it can be.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Descriptor {
-    /// Media type of the referenced content.
+pub struct ImageManifest {
+    /// Media type, when the manifest states it.
     #[serde(default)]
-    pub media_type: String,
-    /// Digest of the referenced content.
-    pub digest: Digest,
-    /// Size of the referenced content.
-    pub size: i64,
-    /// Where else the content can be fetched (foreign layers).
+    pub media_type: Option<String>,
+    /// The artifact type of an artifact manifest.
     #[serde(default)]
-    pub urls: Vec<String>,
+    pub artifact_type: Option<String>,
+    /// The config blob.
+    pub config: Descriptor,
+    /// The layers, base first.
+    #[serde(default)]
+    pub layers: Vec<Descriptor>,
+    /// The manifest this one refers to (artifacts, signatures).
+    #[serde(default)]
+    pub subject: Option<Descriptor>,
+    /// Annotations.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
 }
 
-impl Descriptor {
-    /// Whether this layer is foreign / non-distributable: it has URLs or a non-distributable
-    /// media type, so the registry may not have its bytes.
-    pub fn is_foreign(&self) -> bool {
-        !self.urls.is_empty() || NON_DISTRIBUTABLE.contains(&self.media_type.as_str())
+impl ImageManifest {
+    /// Parses manifest `digest` (named in the error).
+    pub fn parse(bytes: &[u8], digest: &Digest) -> Result<Self, OciError> {
+        parse_json(bytes, &format!("manifest {digest}"))
+    }
+
+    /// The config and the layers: every blob the manifest needs.
+    pub fn blobs(&self) -> impl Iterator<Item = &Descriptor> {
+        std::iter::once(&self.config).chain(&self.layers)
     }
 }
 
+/// An image index (OCI) or manifest list (Docker); also an OCI layout's `index.json`, which is
+/// rewritten, so unknown fields are kept.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageIndex {
+    /// Always 2.
+    #[serde(default = "two")]
+    pub schema_version: u32,
+    /// Media type, when the index states it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    /// The entries.
+    pub manifests: Vec<Descriptor>,
+    /// Fields this model does not know, kept.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+fn two() -> u32 {
+    2
+}
+
+impl ImageIndex {
+    /// Parses index `digest` (named in the error).
+    pub fn parse(bytes: &[u8], digest: &Digest) -> Result<Self, OciError> {
+        parse_json(bytes, &format!("index {digest}"))
+    }
+}
+
+/// The fields of either kind, as pushed.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Raw {
@@ -60,13 +85,15 @@ struct Raw {
     layers: Vec<Descriptor>,
     manifests: Option<Vec<Descriptor>>,
     subject: Option<Descriptor>,
-    annotations: Option<Map<String, Value>>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
 }
 
-/// A manifest, read.
-#[derive(Debug)]
+/// A manifest or an index, checked strictly, with the media type it is stored and served with:
+/// what a registry accepts.
+#[derive(Debug, Clone)]
 pub struct Manifest {
-    /// The media type it is stored and served with.
+    /// The media type.
     pub media_type: String,
     /// An image manifest's config.
     pub config: Option<Descriptor>,
@@ -76,24 +103,26 @@ pub struct Manifest {
     pub manifests: Vec<Descriptor>,
     /// The manifest this one refers to (signatures, SBOMs, attestations).
     pub subject: Option<Descriptor>,
-    artifact_type: Option<String>,
-    annotations: Option<Map<String, Value>>,
+    /// The artifact type, when stated.
+    pub artifact_type: Option<String>,
+    /// Annotations.
+    pub annotations: BTreeMap<String, String>,
 }
 
-fn invalid(message: impl Into<String>) -> ApiError {
-    ApiError::new(Code::ManifestInvalid, message)
+fn invalid(message: impl Into<String>) -> OciError {
+    OciError::Invalid(message.into())
 }
 
 impl Manifest {
-    /// Reads `bytes` pushed with `content_type` (the request's `Content-Type`, parameters
-    /// stripped; may be absent). Accepts OCI and Docker schema 2 manifests and indexes.
-    pub fn parse(bytes: &[u8], content_type: Option<&str>) -> ApiResult<Self> {
+    /// Reads `bytes` sent with `content_type` (parameters stripped; may be absent). Accepts OCI
+    /// and Docker schema 2 manifests and indexes whose media type, shape and descriptors agree.
+    pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Self, OciError> {
         let raw: Raw =
             serde_json::from_slice(bytes).map_err(|e| invalid(format!("manifest is not valid JSON: {e}")))?;
         if raw.schema_version != Some(2) {
             return Err(invalid("schemaVersion must be 2"));
         }
-        let content_type = content_type.filter(|ct| is_manifest_type(ct));
+        let content_type = content_type.filter(|ct| media::is_manifest(ct));
         let media_type = match (content_type, raw.media_type.as_deref()) {
             (Some(ct), Some(mt)) if ct != mt => {
                 return Err(invalid(format!("Content-Type {ct} does not match mediaType {mt}")));
@@ -104,24 +133,15 @@ impl Manifest {
             (None, None) if raw.manifests.is_some() => OCI_INDEX.to_owned(),
             (None, None) => OCI_MANIFEST.to_owned(),
         };
-        if !is_manifest_type(&media_type) {
+        if !media::is_manifest(&media_type) {
             return Err(invalid(format!("unsupported manifest media type {media_type}")));
         }
-        let is_index = media_type == OCI_INDEX || media_type == DOCKER_LIST;
+        let is_index = media::is_index(&media_type, b"");
         if is_index && raw.config.is_some() {
             return Err(invalid("an index has no config"));
         }
         if !is_index && (raw.config.is_none() || raw.manifests.is_some()) {
             return Err(invalid("an image manifest needs a config and no manifests"));
-        }
-        let all = raw
-            .config
-            .iter()
-            .chain(&raw.layers)
-            .chain(raw.manifests.iter().flatten())
-            .chain(&raw.subject);
-        if all.into_iter().any(|d| d.size < 0) {
-            return Err(invalid("descriptor size is negative"));
         }
         Ok(Manifest {
             media_type,
@@ -134,31 +154,33 @@ impl Manifest {
         })
     }
 
+    /// Whether this is an index.
+    pub fn is_index(&self) -> bool {
+        self.config.is_none()
+    }
+
+    /// Everything it references: config, layers, child manifests (not the subject).
+    pub fn references(&self) -> impl Iterator<Item = &Descriptor> {
+        self.config.iter().chain(&self.layers).chain(&self.manifests)
+    }
+
     /// The descriptor of this manifest (stored as `digest`, `size` bytes) in a referrers list:
     /// `artifactType` is the manifest's, else an image manifest's config media type.
-    pub fn referrer_descriptor(&self, digest: &Digest, size: u64) -> Value {
-        let mut d = json!({ "mediaType": self.media_type, "digest": digest.to_string(), "size": size });
-        let artifact_type = self
+    pub fn referrer(&self, digest: &Digest, size: u64) -> Descriptor {
+        let mut d = Descriptor::new(&self.media_type, digest.clone(), size);
+        d.artifact_type = self
             .artifact_type
             .clone()
-            .or_else(|| self.config.as_ref().map(|c| c.media_type.clone()));
-        if let Some(t) = artifact_type.filter(|t| !t.is_empty()) {
-            d["artifactType"] = Value::String(t);
-        }
-        if let Some(a) = &self.annotations {
-            d["annotations"] = Value::Object(a.clone());
-        }
+            .or_else(|| self.config.as_ref().map(|c| c.media_type.clone()))
+            .filter(|t| !t.is_empty());
+        d.annotations = self.annotations.clone();
         d
     }
 }
 
-/// Whether we store manifests of this media type.
-pub fn is_manifest_type(media_type: &str) -> bool {
-    [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST].contains(&media_type)
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::media::DOCKER_MANIFEST;
     use super::*;
 
     const D: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
@@ -173,10 +195,14 @@ mod tests {
     fn image_manifests_and_indexes_parse() {
         let m = Manifest::parse(image("").as_bytes(), Some(OCI_MANIFEST)).unwrap();
         assert_eq!((m.media_type.as_str(), m.layers.len()), (OCI_MANIFEST, 1));
+        assert_eq!(m.references().count(), 2);
         let index =
             format!(r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{D}","size":1}}]}}"#);
         let m = Manifest::parse(index.as_bytes(), None).unwrap();
         assert_eq!((m.media_type.as_str(), m.manifests.len()), (OCI_INDEX, 1));
+        assert!(m.is_index());
+        let lenient = ImageManifest::parse(image("").as_bytes(), &D.parse().unwrap()).unwrap();
+        assert_eq!(lenient.blobs().count(), 2);
     }
 
     #[test]
@@ -194,9 +220,10 @@ mod tests {
             ),
             (image("").replace(D, "sha256:short"), None),
             (image("").replace("\"size\":0}]", "\"size\":-1}]"), None),
+            (image(r#","annotations":{"a":1}"#), None),
         ] {
             let err = Manifest::parse(body.as_bytes(), ct).unwrap_err();
-            assert_eq!(err.code, Code::ManifestInvalid, "{body}");
+            assert!(matches!(err, OciError::Invalid(_)), "{body}");
         }
     }
 
@@ -206,22 +233,9 @@ mod tests {
             format!(r#","subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{D}","size":5}},"annotations":{{"a":"b"}}"#);
         let m = Manifest::parse(image(&subject).as_bytes(), None).unwrap();
         assert!(m.subject.is_some());
-        let d = m.referrer_descriptor(&D.parse().unwrap(), 10);
+        let d = serde_json::to_value(m.referrer(&D.parse().unwrap(), 10)).unwrap();
         assert_eq!(d["artifactType"], "application/vnd.oci.image.config.v1+json");
         assert_eq!(d["annotations"]["a"], "b");
         assert_eq!(d["size"], 10);
-    }
-
-    #[test]
-    fn foreign_layers_are_recognised() {
-        let d = |mt: &str, urls: Vec<String>| Descriptor {
-            media_type: mt.into(),
-            digest: D.parse().unwrap(),
-            size: 1,
-            urls,
-        };
-        assert!(d("application/vnd.oci.image.layer.v1.tar", vec!["https://x".into()]).is_foreign());
-        assert!(d("application/vnd.docker.image.rootfs.foreign.diff.tar.gzip", vec![]).is_foreign());
-        assert!(!d("application/vnd.oci.image.layer.v1.tar+gzip", vec![]).is_foreign());
     }
 }
