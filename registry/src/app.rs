@@ -285,7 +285,7 @@ async fn metrics(State(state): State<SharedState>) -> Response {
     let mut response = Body::from(state.metrics.render()).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4"),
+        HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
     );
     response
 }
