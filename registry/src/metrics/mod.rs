@@ -4,6 +4,9 @@
 //! sessions started, completed and cancelled; garbage collection totals and storage bytes by
 //! repository.
 //!
+//! Requests and their bytes are counted by [`AccountingLayer`] (`layer.rs`), upload and
+//! garbage-collection events by the code they happen in.
+//!
 //! Counters are registered without `_total`: the encoder appends it, so the exposed names are
 //! `strata_http_requests_total` and so on.
 
@@ -20,6 +23,11 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+
+mod layer;
+
+pub(crate) use layer::endpoint_kind;
+pub use layer::{Accounting, AccountingLayer, CountedRequest, CountedResponse, RequestInfo};
 
 /// The `Content-Type` of [`Metrics::render`]'s output.
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
@@ -58,7 +66,9 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     /// Time to response headers.
     latency: Family<EndpointLabels, Histogram, fn() -> Histogram>,
+    /// Request body bytes read by handlers, counted by [`AccountingLayer`] as they pass.
     bytes_in: Counter,
+    /// Response body bytes handed to connections, counted by [`AccountingLayer`] as they pass.
     bytes_out: Counter,
     uploads_in_flight: Gauge,
     sessions_started: Counter,
@@ -185,16 +195,9 @@ impl Metrics {
         }
     }
 
-    /// Records one finished request.
-    pub fn observe(
-        &self,
-        kind: &'static str,
-        method: &str,
-        status: u16,
-        elapsed: Duration,
-        bytes_in: u64,
-        bytes_out: u64,
-    ) {
+    /// Counts one answered request and its time to response headers (bytes are counted by
+    /// [`AccountingLayer`] as they pass).
+    pub fn request(&self, kind: &'static str, method: &str, status: u16, elapsed: Duration) {
         self.requests
             .get_or_create(&RequestLabels {
                 endpoint: kind,
@@ -205,8 +208,6 @@ impl Metrics {
         self.latency
             .get_or_create(&EndpointLabels { endpoint: kind })
             .observe(elapsed.as_secs_f64());
-        self.bytes_in.inc_by(bytes_in);
-        self.bytes_out.inc_by(bytes_out);
     }
 
     /// Marks an upload request in flight for the guard's lifetime.
@@ -291,8 +292,9 @@ mod tests {
     #[test]
     fn rendering_has_counters_histograms_and_gauges() {
         let m = Metrics::default();
-        m.observe("blob", "GET", 200, Duration::from_millis(3), 0, 100);
-        m.observe("blob", "GET", 200, Duration::from_secs(200), 0, 50);
+        m.request("blob", "GET", 200, Duration::from_millis(3));
+        m.request("blob", "GET", 200, Duration::from_secs(200));
+        m.bytes_out.inc_by(150);
         m.session(SessionEvent::Started);
         let guard = m.upload_in_flight();
         let text = m.render();
