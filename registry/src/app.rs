@@ -1,9 +1,9 @@
-//! The registry as a service: shared state, the router, the request log, and
+//! The registry as a service: shared state, the router and its middleware, and
 //! [`run`]`(listener, state, shutdown)` so tests bind port 0 and serve in process.
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::body::Body;
@@ -23,7 +23,7 @@ use crate::error::InternalCause;
 use crate::handlers;
 use crate::limits::{BodyBudget, min_body_rate};
 use crate::meta::Metadata;
-use crate::metrics::Metrics;
+use crate::metrics::{AccountingLayer, Metrics, RequestInfo, endpoint_kind};
 use crate::tls::TlsState;
 
 /// Memory for cached manifest bytes.
@@ -41,7 +41,7 @@ pub struct AppState {
     /// Compiled foreign-layer URL policy.
     pub foreign: ForeignPolicy,
     /// Request and upload metrics.
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     /// Recently read or written manifests, by digest.
     pub manifests: ManifestCache,
     /// Memory for request bodies held whole (manifests), across all requests.
@@ -98,7 +98,7 @@ impl AppState {
             blobs: BlobStore::new(backend.clone()),
             meta: Metadata::new(backend),
             foreign,
-            metrics: Metrics::default(),
+            metrics: Arc::default(),
             manifests: ManifestCache::new(MANIFEST_CACHE_BYTES),
             bodies: BodyBudget::new(config.limits.buffered_body_bytes),
             config,
@@ -112,18 +112,8 @@ impl AppState {
     }
 }
 
-/// What a handler tells the request log about the request (through response extensions).
-#[derive(Debug, Clone)]
-pub struct RequestInfo {
-    /// Endpoint kind (`blob`, `manifest`, ...).
-    pub kind: &'static str,
-    /// Repository, when the endpoint has one.
-    pub repository: Option<String>,
-    /// Request body bytes consumed, when the handler counted them.
-    pub bytes_in: Option<u64>,
-}
-
-/// The router: `/v2/...`, `/healthz`, `/metrics`, behind the request log.
+/// The router: `/v2/...`, `/healthz`, `/metrics`, behind request accounting and the request
+/// log ([`AccountingLayer`]).
 pub fn app(state: SharedState) -> Router {
     Router::new()
         .route("/v2", any(handlers::dispatch_root))
@@ -137,7 +127,8 @@ pub fn app(state: SharedState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .layer(axum::middleware::from_fn_with_state(state.clone(), min_body_rate))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
+        .layer(axum::middleware::from_fn(finish_response))
+        .layer(AccountingLayer::new(state.metrics.clone()))
         .with_state(state)
 }
 
@@ -221,13 +212,11 @@ async fn sweep_storage(state: SharedState) {
     }
 }
 
-/// The request log and metrics: one line per request, the internal cause of a 5xx logged once,
-/// and `Docker-Distribution-API-Version` on every `/v2/` response.
-async fn observe(State(state): State<SharedState>, request: Request, next: Next) -> Response {
-    let start = Instant::now();
+/// `Docker-Distribution-API-Version` on every `/v2/` response, and the internal cause of a 5xx
+/// logged once (the request line itself is [`AccountingLayer`]'s).
+async fn finish_response(request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let is_v2 = request.uri().path().starts_with("/v2");
-    let request_length = content_length(request.headers());
     let mut response = next.run(request).await;
     if is_v2 {
         response.headers_mut().insert(
@@ -235,38 +224,14 @@ async fn observe(State(state): State<SharedState>, request: Request, next: Next)
             HeaderValue::from_static("registry/2.0"),
         );
     }
-    let elapsed = start.elapsed();
-    let info = response.extensions().get::<RequestInfo>().cloned();
-    let kind = info.as_ref().map_or(if is_v2 { "unknown" } else { "ops" }, |i| i.kind);
-    let repository = info.as_ref().and_then(|i| i.repository.clone()).unwrap_or_default();
-    let bytes_in = info.as_ref().and_then(|i| i.bytes_in).or(request_length).unwrap_or(0);
-    let bytes_out = if method == http::Method::HEAD {
-        0
-    } else {
-        content_length(response.headers()).unwrap_or(0)
-    };
-    let status = response.status().as_u16();
-    state
-        .metrics
-        .observe(kind, method.as_str(), status, elapsed, bytes_in, bytes_out);
     if let Some(InternalCause(cause)) = response.extensions().get::<InternalCause>() {
+        let info = response.extensions().get::<RequestInfo>();
+        let kind = endpoint_kind(info, is_v2);
+        let repository = info.and_then(|i| i.repository.as_deref()).unwrap_or_default();
+        let status = response.status().as_u16();
         tracing::error!(%method, endpoint = kind, %repository, status, cause = %cause, "request failed");
     }
-    tracing::info!(
-        %method,
-        endpoint = kind,
-        %repository,
-        status,
-        bytes_in,
-        bytes_out,
-        duration_ms = elapsed.as_secs_f64() * 1000.0,
-        "request"
-    );
     response
-}
-
-fn content_length(headers: &http::HeaderMap) -> Option<u64> {
-    headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
 
 /// 200 when storage answers, 503 when it does not.
@@ -285,7 +250,7 @@ async fn metrics(State(state): State<SharedState>) -> Response {
     let mut response = Body::from(state.metrics.render()).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4"),
+        HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
     );
     response
 }

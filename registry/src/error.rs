@@ -1,7 +1,7 @@
 //! [`ApiError`]: every failure the API reports, rendered as the OCI error body
 //! `{"errors":[{"code","message","detail"}]}` with the spec's status code. Internal detail never
-//! reaches the client: it rides in the response's extensions to the request log, which logs it
-//! once.
+//! reaches the client: it rides in the response's extensions to the `finish_response` middleware
+//! (`app.rs`), which logs it once.
 
 use axum::Json;
 use axum::response::{IntoResponse, Response};
@@ -117,7 +117,8 @@ pub struct ErrorBody {
     pub internal: Option<String>,
 }
 
-/// The internal cause of a 5xx, handed to the request log through response extensions.
+/// The internal cause of a 5xx, handed to the `finish_response` middleware (`app.rs`) through
+/// response extensions.
 #[derive(Debug, Clone)]
 pub struct InternalCause(pub String);
 

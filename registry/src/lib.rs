@@ -2,7 +2,7 @@
 //! behaviour clients rely on) over [`strata_storage`].
 //!
 //! - [`config`]: what an operator can set (file, `STRATA_*` environment, flags).
-//! - [`app`]: shared state, the router, the request log, and [`app::run`], which serves a bound
+//! - [`app`]: shared state, the router and its middleware, and [`app::run`], which serves a bound
 //!   listener until a shutdown future resolves (tests bind port 0 and run it in process).
 //! - [`gc`]: online garbage collection and retention, safe beside pushes.
 //! - [`auth`]: users, tokens, `[[access]]` rules; every request is checked before its handler.
@@ -11,7 +11,8 @@
 //! - `handlers`: one module per group of endpoints; [`meta`]: repository metadata (links,
 //!   revisions, tags, referrers, catalog, upload records). Manifests are read through
 //!   `strata_storage::oci`.
-//! - [`error`]: the OCI error body and status codes; [`metrics`]: Prometheus metrics.
+//! - [`error`]: the OCI error body and status codes; [`metrics`]: Prometheus metrics, and the
+//!   layer that accounts for every request (counts, latency, bytes, the request log line).
 //! - [`limits`]: minimum body rate and the budget for bodies held in memory.
 //! - [`serve`]: the accept loop, connection limits and timeouts, shutdown with a deadline;
 //!   [`tls`]: certificates, client certificates, reloads.

@@ -8,8 +8,6 @@ mod manifests;
 mod uploads;
 
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 
 use axum::body::Body;
@@ -20,10 +18,11 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use http::{HeaderMap, Method, StatusCode, header};
 use strata_storage::{ByteStream, Error as StorageError, RepositoryName};
 
-use crate::app::{RequestInfo, SharedState};
+use crate::app::SharedState;
 use crate::auth::{Needs, Peer, Principal};
 use crate::config::Action;
 use crate::error::{ApiError, ApiResult};
+use crate::metrics::RequestInfo;
 use crate::route::Endpoint;
 
 /// One request, taken apart.
@@ -105,7 +104,6 @@ async fn respond(state: SharedState, endpoint: ApiResult<Endpoint>, request: Req
                 RequestInfo {
                     kind: "invalid",
                     repository: None,
-                    bytes_in: None,
                 },
             );
         }
@@ -113,7 +111,6 @@ async fn respond(state: SharedState, endpoint: ApiResult<Endpoint>, request: Req
     let info = RequestInfo {
         kind: endpoint.kind(),
         repository: endpoint.repository().map(|n| n.to_string()),
-        bytes_in: None,
     };
     let (parts, body) = request.into_parts();
     let principal = match authorize(&state, &endpoint, &parts).await {
@@ -167,17 +164,9 @@ async fn authorize(state: &SharedState, endpoint: &Endpoint, parts: &http::reque
     Ok(principal)
 }
 
-/// Adds the request log's info unless the handler already did (with a byte count).
+/// Tells the request accounting which endpoint and repository the request was for.
 fn with_info(mut response: Response, info: RequestInfo) -> Response {
-    match response.extensions_mut().get_mut::<RequestInfo>() {
-        Some(existing) => {
-            existing.kind = info.kind;
-            existing.repository = info.repository;
-        }
-        None => {
-            response.extensions_mut().insert(info);
-        }
-    }
+    response.extensions_mut().insert(info);
     response
 }
 
@@ -247,13 +236,12 @@ pub(crate) fn empty(status: StatusCode) -> http::response::Builder {
     Response::builder().status(status).header(header::CONTENT_LENGTH, 0)
 }
 
-/// A request body as a storage stream that counts its bytes into `counter` and fails with
-/// [`StorageError::SizeMismatch`] past `limit` bytes, or short of `exact` bytes.
-pub(crate) fn body_stream(body: Body, counter: Arc<AtomicU64>, limit: Option<u64>, exact: Option<u64>) -> ByteStream {
+/// A request body as a storage stream that fails with [`StorageError::SizeMismatch`] past
+/// `limit` bytes, or short of `exact` bytes.
+pub(crate) fn body_stream(body: Body, limit: Option<u64>, exact: Option<u64>) -> ByteStream {
     let inner = body.into_data_stream().map_err(StorageError::input);
-    Box::pin(Metered {
+    Box::pin(Bounded {
         inner: Box::pin(inner),
-        counter,
         seen: 0,
         limit: exact.or(limit),
         exact,
@@ -261,16 +249,15 @@ pub(crate) fn body_stream(body: Body, counter: Arc<AtomicU64>, limit: Option<u64
     })
 }
 
-struct Metered {
+struct Bounded {
     inner: Pin<Box<dyn Stream<Item = Result<Bytes, StorageError>> + Send>>,
-    counter: Arc<AtomicU64>,
     seen: u64,
     limit: Option<u64>,
     exact: Option<u64>,
     done: bool,
 }
 
-impl Stream for Metered {
+impl Stream for Bounded {
     type Item = Result<Bytes, StorageError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -282,7 +269,6 @@ impl Stream for Metered {
         match item {
             Some(Ok(chunk)) => {
                 this.seen += chunk.len() as u64;
-                this.counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
                 if let Some(limit) = this.limit
                     && this.seen > limit
                 {
@@ -345,16 +331,6 @@ pub(crate) async fn read_small_body(ctx: &Ctx, max: u64) -> ApiResult<(Bytes, to
         buf.extend_from_slice(&chunk);
     }
     Ok((buf.freeze(), permit))
-}
-
-/// Records the bytes a handler consumed for the request log.
-pub(crate) fn counted(mut response: Response, counter: &AtomicU64) -> Response {
-    response.extensions_mut().insert(RequestInfo {
-        kind: "",
-        repository: None,
-        bytes_in: Some(counter.load(Ordering::Relaxed)),
-    });
-    response
 }
 
 /// Fails with 405 UNSUPPORTED when deletes are disabled.

@@ -5,8 +5,6 @@
 //! Sessions live in storage (bytes, running hash, and a record naming the repository), so any
 //! replica, or this one after a restart, continues a session at the same `Location`.
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 use axum::body::Body;
@@ -14,7 +12,7 @@ use axum::response::Response;
 use http::{StatusCode, header};
 use strata_storage::{Digest, Error as StorageError, RepositoryName, UploadId, UploadStatus, digest::parse_digest};
 
-use super::{Ctx, body_stream, counted, empty};
+use super::{Ctx, body_stream, empty};
 use crate::app::AppState;
 use crate::config::Action;
 use crate::error::{ApiError, ApiResult, Code, upload_range};
@@ -169,14 +167,13 @@ async fn readable_somewhere(ctx: &Ctx, digest: &Digest) -> ApiResult<bool> {
 async fn monolithic(ctx: Ctx, name: RepositoryName, digest: Digest) -> ApiResult<Response> {
     let limit = remaining_limit(&ctx, 0)?;
     let size = ctx.content_length();
-    let counter = Arc::new(AtomicU64::new(0));
     let state = ctx.state.clone();
     let _in_flight = state.metrics.upload_in_flight();
     let prepared = prepare(&state, &name, &digest).await?;
-    let data = body_stream(ctx.take_body(), counter.clone(), limit, None);
+    let data = body_stream(ctx.take_body(), limit, None);
     state.blobs.put(&digest, size, data).await?;
     link(&state, &name, &digest, prepared).await?;
-    Ok(counted(blob_created(&name, &digest), &counter))
+    Ok(blob_created(&name, &digest))
 }
 
 /// Checks that session `id` exists and belongs to `name`; returns its committed state.
@@ -204,12 +201,7 @@ fn parse_content_range(value: &str) -> Option<(u64, u64)> {
 }
 
 /// Appends the request body to session `id` (committed at `status`), honouring `Content-Range`.
-async fn append_body(
-    ctx: Ctx,
-    name: &RepositoryName,
-    id: &UploadId,
-    status: UploadStatus,
-) -> ApiResult<(UploadStatus, Arc<AtomicU64>)> {
+async fn append_body(ctx: Ctx, name: &RepositoryName, id: &UploadId, status: UploadStatus) -> ApiResult<UploadStatus> {
     let out_of_order = |length: u64| {
         ApiError::new(Code::BlobUploadInvalid, "chunk does not start where the upload ends")
             .with_status(StatusCode::RANGE_NOT_SATISFIABLE)
@@ -237,19 +229,17 @@ async fn append_body(
         None => ctx.content_length(),
     };
     let limit = remaining_limit(&ctx, status.length)?;
-    let counter = Arc::new(AtomicU64::new(0));
     let state = ctx.state.clone();
     let _in_flight = state.metrics.upload_in_flight();
-    let data = body_stream(ctx.take_body(), counter.clone(), limit, exact);
-    let status = state
+    let data = body_stream(ctx.take_body(), limit, exact);
+    state
         .blobs
         .upload_append(id, status.length, data)
         .await
         .map_err(|e| match e {
             StorageError::UploadOffset { length, .. } => out_of_order(length),
             other => or_upload_unknown(other),
-        })?;
-    Ok((status, counter))
+        })
 }
 
 /// `GET <location>`: where the session stands.
@@ -263,9 +253,10 @@ pub(crate) async fn status(ctx: Ctx, name: RepositoryName, id: UploadId) -> ApiR
 /// `PATCH <location>`: one chunk (with `Content-Range`) or a stream (without).
 pub(crate) async fn patch(ctx: Ctx, name: RepositoryName, id: UploadId) -> ApiResult<Response> {
     let status = session(&ctx, &name, &id).await?;
-    let (status, counter) = append_body(ctx, &name, &id, status).await?;
-    let response = session_response(StatusCode::ACCEPTED, &name, &id, status.length).body(Body::empty());
-    Ok(counted(response.expect("response"), &counter))
+    let status = append_body(ctx, &name, &id, status).await?;
+    Ok(session_response(StatusCode::ACCEPTED, &name, &id, status.length)
+        .body(Body::empty())
+        .expect("response"))
 }
 
 /// `PUT <location>?digest=`: an optional last chunk, then verify and publish.
@@ -278,37 +269,32 @@ pub(crate) async fn finish(ctx: Ctx, name: RepositoryName, id: UploadId) -> ApiR
     let state = ctx.state.clone();
     let whole_blob_in_body = status.length == 0 && ctx.has_body() && ctx.header(header::CONTENT_RANGE).is_none();
     let prepared = prepare(&state, &name, &digest).await?;
-    let counter = if whole_blob_in_body {
+    if whole_blob_in_body {
         // POST then PUT with everything (what containerd and `curl -T` do): the digest is known
         // up front, so the bytes go straight to the blob, verified while they stream, and the
         // empty session is dropped. On S3 this saves a server-side copy of the whole blob.
         let limit = remaining_limit(&ctx, 0)?;
-        let counter = Arc::new(AtomicU64::new(0));
         let _in_flight = state.metrics.upload_in_flight();
-        let data = body_stream(ctx.take_body(), counter.clone(), limit, ctx.content_length());
+        let data = body_stream(ctx.take_body(), limit, ctx.content_length());
         state.blobs.put(&digest, ctx.content_length(), data).await?;
         match state.blobs.upload_abort(&id).await {
             Ok(()) | Err(StorageError::NotFound { .. }) => {}
             Err(e) => return Err(e.into()),
         }
-        counter
     } else {
-        let counter = if ctx.has_body() {
-            append_body(ctx, &name, &id, status).await?.1
-        } else {
-            Arc::default()
-        };
+        if ctx.has_body() {
+            append_body(ctx, &name, &id, status).await?;
+        }
         state
             .blobs
             .upload_commit(&id, &digest, None)
             .await
             .map_err(or_upload_unknown)?;
-        counter
-    };
+    }
     link(&state, &name, &digest, prepared).await?;
     state.meta.delete_upload(&id).await?;
     state.metrics.session(SessionEvent::Completed);
-    Ok(counted(blob_created(&name, &digest), &counter))
+    Ok(blob_created(&name, &digest))
 }
 
 /// `DELETE <location>`: cancel the session.
