@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::auth::{Credentials, DockerConfig};
 use crate::error::{ClientError, Result};
-use crate::layout::OciLayout;
+use strata_storage::oci::layout::OciLayout;
 use crate::reference::Reference;
 use crate::registry::{ClientOptions, RegistryClient};
 use crate::transfer::{self, Endpoint, Options, Report};
@@ -84,7 +84,7 @@ impl Context {
 
     /// The local image store (an OCI layout in `STRATA_HOME/store`).
     pub fn store(&self) -> Result<OciLayout> {
-        OciLayout::open(&self.home.join("store"))
+        Ok(OciLayout::open(&self.home.join("store"))?)
     }
 
     /// The journal of unfinished pushes (`STRATA_HOME/uploads`).
@@ -169,7 +169,7 @@ impl Context {
         };
         let report = transfer::copy(&src, &unnamed, options).await?;
         let digest = strata_storage::digest::parse_digest(&report.digest)?;
-        let bytes = store.read_blob(&digest, crate::layout::MAX_SMALL_BLOB).await?;
+        let bytes = store.read_blob(&digest, strata_storage::oci::layout::MAX_SMALL_BLOB).await?;
         let size = bytes.len();
         let name = image.to_string();
         let chosen =

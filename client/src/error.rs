@@ -141,6 +141,18 @@ impl ClientError {
     }
 }
 
+impl From<strata_storage::oci::LayoutError> for ClientError {
+    fn from(e: strata_storage::oci::LayoutError) -> Self {
+        use strata_storage::oci::LayoutError;
+        match e {
+            LayoutError::Io { context, source } => ClientError::Io { context, source },
+            LayoutError::NotFound(what) => ClientError::NotFound(what),
+            LayoutError::Storage(e) => e.into(),
+            LayoutError::Image(e) => ClientError::Image(e),
+        }
+    }
+}
+
 impl From<strata_storage::Error> for ClientError {
     fn from(e: strata_storage::Error) -> Self {
         match e {

@@ -12,7 +12,7 @@ use strata_storage::Digest;
 
 use crate::commands::{Context, local_name};
 use crate::error::{ClientError, Result};
-use crate::layout::OciLayout;
+use strata_storage::oci::layout::OciLayout;
 use crate::transfer::{self, Endpoint, Options, Selection};
 use strata_storage::oci::PlatformSpec;
 use strata_storage::oci::media::is_index;

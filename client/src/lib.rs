@@ -6,7 +6,6 @@
 //! - [`reference`]: docker-style image references and normalization.
 //! - [`auth`]: docker `config.json`, credential helpers, Basic and Bearer token flows.
 //! - [`registry`]: [`registry::RegistryClient`], one registry host with retries and auth.
-//! - [`layout`]: OCI image layouts (the local store and `oci:DIR` targets).
 //! - [`progress`]: progress bars and summary lines on stderr.
 //! - [`archive`]: docker-archive tarballs (`docker save` / `docker load`) to and from layouts.
 //! - [`transfer`]: [`transfer::copy`] between [`transfer::Endpoint`]s.
@@ -27,7 +26,6 @@ pub mod error;
 pub mod import;
 #[cfg(feature = "runtime")]
 pub mod layers;
-pub mod layout;
 pub mod progress;
 pub mod reference;
 pub mod registry;

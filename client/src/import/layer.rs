@@ -15,7 +15,7 @@ use strata_storage::digest::{Algorithm, Hasher};
 use tokio::sync::mpsc;
 
 use crate::error::{ClientError, Result};
-use crate::layout::OciLayout;
+use strata_storage::oci::layout::OciLayout;
 
 /// Bytes handed to the blob writer at a time.
 const CHUNK: usize = 1 << 20;

@@ -23,7 +23,7 @@ pub use layer::{NewLayer, store_layer_file, write_layer};
 use crate::commands::{Context, local_name};
 use crate::error::{ClientError, Result};
 use crate::layers::{LocalImage, blocking, resolve, unpack_image};
-use crate::layout::OciLayout;
+use strata_storage::oci::layout::OciLayout;
 use crate::transfer::Options;
 use strata_storage::oci::{Descriptor, ImageConfig, ImageManifest, PlatformSpec, media};
 

@@ -16,7 +16,7 @@ use futures::Stream;
 use strata_storage::{ByteStream, Digest, Error as StorageError, RepositoryName, UploadId};
 
 use crate::error::{ClientError, Result};
-use crate::layout::OciLayout;
+use strata_storage::oci::layout::OciLayout;
 use crate::progress::{Progress, counted};
 use crate::registry::RegistryClient;
 

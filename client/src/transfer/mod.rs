@@ -23,7 +23,7 @@ use serde_json::Value;
 use strata_storage::{ByteStream, Digest, VerifyingStream};
 
 use crate::error::{ClientError, Result};
-use crate::layout::{Lease, OciLayout};
+use strata_storage::oci::layout::{Lease, OciLayout};
 use crate::progress::{Progress, counted};
 use crate::reference::Reference;
 use crate::registry::{RegistryClient, UploadLocation};
@@ -207,7 +207,7 @@ pub async fn read_small_blob(src: &Endpoint, digest: &Digest) -> Result<Bytes> {
             let verified = VerifyingStream::new(download.body, digest.clone(), None)?;
             Ok(strata_storage::stream::collect_limited(Box::pin(verified), MAX_SMALL).await?)
         }
-        Endpoint::Layout { layout, .. } => layout.read_blob(digest, MAX_SMALL).await,
+        Endpoint::Layout { layout, .. } => Ok(layout.read_blob(digest, MAX_SMALL).await?),
     }
 }
 

@@ -1,6 +1,6 @@
 //! The OCI image model, shared by the registry, the client and the runtime: media types,
-//! descriptors and platforms, image manifests and indexes, image configs, and choosing an
-//! index entry for a platform.
+//! descriptors and platforms, image manifests and indexes, image configs, choosing an index
+//! entry for a platform, and OCI image layouts on disk (the local store, `oci:DIR`).
 //!
 //! Typed views of documents whose bytes are kept: a manifest is parsed to be read and is never
 //! re-serialized (copies move the original bytes, so digests hold). Descriptors and configs keep
@@ -13,12 +13,14 @@
 
 mod config;
 mod descriptor;
+pub mod layout;
 mod manifest;
 pub mod media;
 mod platform;
 
 pub use config::{ContainerConfig, History, ImageConfig, RootFs};
 pub use descriptor::{Descriptor, Platform};
+pub use layout::{LayoutError, OciLayout};
 pub use manifest::{ImageIndex, ImageManifest, Manifest};
 pub use platform::{PlatformSpec, select};
 

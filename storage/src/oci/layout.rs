@@ -12,12 +12,45 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use strata_storage::lock::FileLock;
-use strata_storage::oci::media::OCI_INDEX;
-use strata_storage::oci::{Descriptor, ImageIndex, ImageManifest};
-use strata_storage::{BlobLayout, BlobStore, ByteStream, Digest, FsBackend};
+use super::media::OCI_INDEX;
+use super::{Descriptor, ImageIndex, ImageManifest, OciError};
+use crate::lock::FileLock;
+use crate::{BlobLayout, BlobStore, ByteStream, Digest, FsBackend};
 
-use crate::error::{ClientError, Result};
+/// What can go wrong with a layout.
+#[derive(Debug, thiserror::Error)]
+pub enum LayoutError {
+    /// A file operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What we were doing, on what.
+        context: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// No such blob or name.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The blob store.
+    #[error(transparent)]
+    Storage(#[from] crate::Error),
+    /// `index.json` or a manifest that is not what it should be.
+    #[error(transparent)]
+    Image(#[from] OciError),
+}
+
+impl LayoutError {
+    fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        LayoutError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// Result alias for layouts.
+pub type Result<T, E = LayoutError> = std::result::Result<T, E>;
 
 /// Largest manifest, index or config read into memory.
 pub const MAX_SMALL_BLOB: u64 = 8 * 1024 * 1024;
@@ -58,20 +91,20 @@ impl OciLayout {
     /// Opens the layout at `root`, creating an empty one if the directory has none.
     pub fn open(root: &Path) -> Result<Self> {
         std::fs::create_dir_all(root.join("blobs/sha256"))
-            .map_err(|e| ClientError::io(format!("create {}", root.display()), e))?;
+            .map_err(|e| LayoutError::io(format!("create {}", root.display()), e))?;
         // Another process may be creating the same layout, or have written to it already.
         let marker = root.join("oci-layout");
         if !marker.exists() {
-            strata_storage::atomic::create(&marker, br#"{"imageLayoutVersion":"1.0.0"}"#)
-                .map_err(|e| ClientError::io(format!("write {}", marker.display()), e))?;
+            crate::atomic::create(&marker, br#"{"imageLayoutVersion":"1.0.0"}"#)
+                .map_err(|e| LayoutError::io(format!("write {}", marker.display()), e))?;
         }
         let index = root.join("index.json");
         if !index.exists() {
-            strata_storage::atomic::create(
+            crate::atomic::create(
                 &index,
                 format!(r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[]}}"#).as_bytes(),
             )
-            .map_err(|e| ClientError::io(format!("write {}", index.display()), e))?;
+            .map_err(|e| LayoutError::io(format!("write {}", index.display()), e))?;
         }
         let backend = Arc::new(FsBackend::new(root)?);
         Ok(OciLayout {
@@ -92,7 +125,7 @@ impl OciLayout {
         FileLock::shared_async(path.clone())
             .await
             .map(|lock| Lease { _lock: lock })
-            .map_err(|e| ClientError::io(format!("lock {}", path.display()), e))
+            .map_err(|e| LayoutError::io(format!("lock {}", path.display()), e))
     }
 
     /// The layout to oneself: waits until no writer holds a lease. Needed to prune.
@@ -101,7 +134,7 @@ impl OciLayout {
         FileLock::exclusive_async(path.clone())
             .await
             .map(|lock| Exclusive { _lock: lock })
-            .map_err(|e| ClientError::io(format!("lock {}", path.display()), e))
+            .map_err(|e| LayoutError::io(format!("lock {}", path.display()), e))
     }
 
     /// Waits until no other process (or task) fetches blob `digest` into this layout, and keeps
@@ -113,7 +146,7 @@ impl OciLayout {
             .join(format!("{}-{}", digest.algorithm(), digest.digest()));
         FileLock::exclusive_async(path.clone())
             .await
-            .map_err(|e| ClientError::io(format!("lock {}", path.display()), e))
+            .map_err(|e| LayoutError::io(format!("lock {}", path.display()), e))
     }
 
     /// The blob store (writes verify digests; upload sessions keep partial downloads).
@@ -129,8 +162,8 @@ impl OciLayout {
     /// Reads a small blob (a manifest, a config).
     pub async fn read_blob(&self, digest: &Digest, limit: u64) -> Result<Bytes> {
         self.blobs.read_limited(digest, limit).await.map_err(|e| match e {
-            strata_storage::Error::NotFound { .. } => {
-                ClientError::NotFound(format!("blob {digest} in {}", self.root.display()))
+            crate::Error::NotFound { .. } => {
+                LayoutError::NotFound(format!("blob {digest} in {}", self.root.display()))
             }
             other => other.into(),
         })
@@ -139,8 +172,8 @@ impl OciLayout {
     /// Streams blob `digest`.
     pub async fn open_blob(&self, digest: &Digest) -> Result<(u64, ByteStream)> {
         let blob = self.blobs.open(digest, None).await.map_err(|e| match e {
-            strata_storage::Error::NotFound { .. } => {
-                ClientError::NotFound(format!("blob {digest} in {}", self.root.display()))
+            crate::Error::NotFound { .. } => {
+                LayoutError::NotFound(format!("blob {digest} in {}", self.root.display()))
             }
             other => other.into(),
         })?;
@@ -151,19 +184,16 @@ impl OciLayout {
     pub async fn put_blob_bytes(&self, digest: &Digest, bytes: Bytes) -> Result<()> {
         let size = bytes.len() as u64;
         self.blobs
-            .put(digest, Some(size), strata_storage::stream::once(bytes))
+            .put(digest, Some(size), crate::stream::once(bytes))
             .await?;
         Ok(())
     }
 
     fn read_index(&self) -> Result<ImageIndex> {
         let path = self.root.join("index.json");
-        let raw = std::fs::read(&path).map_err(|e| ClientError::io(format!("read {}", path.display()), e))?;
+        let raw = std::fs::read(&path).map_err(|e| LayoutError::io(format!("read {}", path.display()), e))?;
         serde_json::from_slice(&raw).map_err(|e| {
-            ClientError::Image(strata_storage::oci::OciError::Invalid(format!(
-                "{} is not an image index: {e}",
-                path.display()
-            )))
+            LayoutError::Image(OciError::Invalid(format!("{} is not an image index: {e}", path.display())))
         })
     }
 
@@ -218,7 +248,7 @@ impl OciLayout {
             let Ok(bytes) = self.read_blob(&d.digest, MAX_SMALL_BLOB).await else {
                 continue;
             };
-            if strata_storage::oci::media::is_index(&d.media_type, &bytes) {
+            if super::media::is_index(&d.media_type, &bytes) {
                 if let Ok(index) = ImageIndex::parse(&bytes, &d.digest) {
                     todo.extend(index.manifests);
                 }
@@ -238,7 +268,7 @@ impl OciLayout {
         if let Err(e) = std::fs::remove_dir_all(&locks)
             && e.kind() != std::io::ErrorKind::NotFound
         {
-            return Err(ClientError::io(format!("remove {}", locks.display()), e));
+            return Err(LayoutError::io(format!("remove {}", locks.display()), e));
         }
         Ok(removed)
     }
@@ -251,14 +281,14 @@ impl OciLayout {
             .truncate(false)
             .write(true)
             .open(&lock_path)
-            .map_err(|e| ClientError::io(format!("open {}", lock_path.display()), e))?;
-        lock.lock().map_err(|e| ClientError::io("lock index.json", e))?;
+            .map_err(|e| LayoutError::io(format!("open {}", lock_path.display()), e))?;
+        lock.lock().map_err(|e| LayoutError::io("lock index.json", e))?;
         let mut index = self.read_index()?;
         change(&mut index.manifests);
         let path = self.root.join("index.json");
         let bytes = serde_json::to_vec(&index).expect("json");
-        strata_storage::atomic::write(&path, &bytes)
-            .map_err(|e| ClientError::io(format!("write {}", path.display()), e))?;
+        crate::atomic::write(&path, &bytes)
+            .map_err(|e| LayoutError::io(format!("write {}", path.display()), e))?;
         Ok(())
     }
 }
