@@ -10,10 +10,10 @@ use serde_json::{Value, json};
 
 use crate::auth::{Credentials, DockerConfig};
 use crate::error::{ClientError, Result};
-use strata_storage::oci::layout::OciLayout;
 use crate::reference::Reference;
 use crate::registry::{ClientOptions, RegistryClient};
 use crate::transfer::{self, Endpoint, Options, Report};
+use strata_storage::oci::layout::OciLayout;
 
 /// Shared state of one `strata` invocation.
 #[derive(Debug)]
@@ -160,6 +160,7 @@ impl Context {
     /// try.
     #[cfg(feature = "runtime")]
     pub async fn pull(&self, image: &Reference, options: &Options) -> Result<Report> {
+        use strata_runtime::image;
         let store = self.store()?;
         let _lease = store.lease().await?;
         let src = self.endpoint(&Target::Registry(image.clone())).await?;
@@ -169,12 +170,21 @@ impl Context {
         };
         let report = transfer::copy(&src, &unnamed, options).await?;
         let digest = strata_storage::digest::parse_digest(&report.digest)?;
-        let bytes = store.read_blob(&digest, strata_storage::oci::layout::MAX_SMALL_BLOB).await?;
+        let bytes = store
+            .read_blob(&digest, strata_storage::oci::layout::MAX_SMALL_BLOB)
+            .await?;
         let size = bytes.len();
         let name = image.to_string();
-        let chosen =
-            crate::layers::select(&store, &name, bytes, report.media_type.clone(), digest.clone(), options).await?;
-        crate::layers::unpack_image(&store, &self.layers()?, &name, &chosen).await?;
+        let chosen = image::select(
+            &store,
+            &name,
+            bytes,
+            report.media_type.clone(),
+            digest.clone(),
+            &options.wanted(),
+        )
+        .await?;
+        image::unpack_image(&store, &self.layers()?, &name, &chosen).await?;
         store.set_ref(
             &name,
             &strata_storage::oci::Descriptor::new(&report.media_type, digest, size as u64),

@@ -17,9 +17,9 @@ use strata_runtime::windows::scratch;
 use crate::commands::{Context, local_name};
 use crate::error::{ClientError, Result};
 use crate::import::{ConfigChanges, History, append_layer, name_image, write_layer};
-use crate::layers::resolve;
 use crate::reference::Reference;
 use crate::transfer::Options;
+use strata_runtime::image::{Wanted, resolve};
 
 /// What `strata run` / `strata create` were asked for.
 #[derive(Debug, Clone, Default)]
@@ -149,11 +149,11 @@ impl Context {
         let layer_store = self.layers()?;
         let unpacked = match layer_store.image(&name) {
             Ok(i) => i,
-            Err(_) => crate::layers::unpack(&store, &layer_store, &name, transfer)
+            Err(_) => strata_runtime::image::unpack(&store, &layer_store, &name, &transfer.wanted())
                 .await?
                 .ok_or_else(|| ClientError::Usage(format!("{name} is not a container image")))?,
         };
-        let local = resolve(&store, &name, transfer).await?;
+        let local = resolve(&store, &name, &transfer.wanted()).await?;
         let config = local.config(&store).await?;
         let c = config.config.unwrap_or_default();
         let mut args = match &run.entrypoint {
@@ -346,7 +346,7 @@ impl Context {
         let windows = container.config.os == "windows";
         let store = self.store()?;
         let _lease = store.lease().await?;
-        let parent = resolve(&store, &container.config.image, &Options::default()).await?;
+        let parent = resolve(&store, &container.config.image, &Wanted::default()).await?;
 
         let cgroup = Cgroup::new(&container.config.id);
         let frozen = container.is_running();

@@ -1,5 +1,6 @@
 //! `strata-runtime`: the Windows-style layer store and the container runtime.
 //!
+//! - [`image`] resolves an image of the local store to its layers and unpacks it.
 //! - [`unpack`] applies Linux image layers (untrusted tar streams) to a directory, safely.
 //! - [`store`] is the layer store: one directory per layer, named by chain id, shared by images.
 //! - [`windows`] imports Windows layers with full fidelity (sidecar metadata, case rules).
@@ -7,6 +8,7 @@
 //! - [`container`] runs containers: scratch layers, namespaces, cgroups, volumes.
 
 pub mod container;
+pub mod image;
 pub mod store;
 pub mod union;
 pub mod unpack;

@@ -31,8 +31,8 @@ use strata_storage::{BlobWriter, Digest};
 use tokio::sync::mpsc;
 
 use crate::error::{ClientError, Result};
-use strata_storage::oci::layout::OciLayout;
 use crate::reference::{DOCKER_HUB, Reference};
+use strata_storage::oci::layout::OciLayout;
 use strata_storage::oci::media::is_index;
 use strata_storage::oci::{Descriptor, ImageManifest};
 

@@ -22,9 +22,9 @@ pub use layer::{NewLayer, store_layer_file, write_layer};
 
 use crate::commands::{Context, local_name};
 use crate::error::{ClientError, Result};
-use crate::layers::{LocalImage, blocking, resolve, unpack_image};
+use crate::layers::blocking;
+use strata_runtime::image::{LocalImage, Wanted, resolve, unpack_image};
 use strata_storage::oci::layout::OciLayout;
-use crate::transfer::Options;
 use strata_storage::oci::{Descriptor, ImageConfig, ImageManifest, PlatformSpec, media};
 
 /// The history entry a new layer gets.
@@ -170,7 +170,7 @@ impl Context {
         let name = local_name(name);
         let changes = ConfigChanges::parse(&options.changes)?;
         let parent = match &options.parent {
-            Some(p) => Some(resolve(&store, &local_name(p), &Options::default()).await?),
+            Some(p) => Some(resolve(&store, &local_name(p), &Wanted::default()).await?),
             None => None,
         };
         let md = std::fs::metadata(source).map_err(|e| ClientError::io(source.display().to_string(), e))?;

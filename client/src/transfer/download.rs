@@ -16,9 +16,9 @@ use futures::Stream;
 use strata_storage::{ByteStream, Digest, Error as StorageError, RepositoryName, UploadId};
 
 use crate::error::{ClientError, Result};
-use strata_storage::oci::layout::OciLayout;
 use crate::progress::{Progress, counted};
 use crate::registry::RegistryClient;
+use strata_storage::oci::layout::OciLayout;
 
 /// Attempts without progress before giving up on a blob.
 const MAX_STALLS: u32 = 5;

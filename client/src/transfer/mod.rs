@@ -23,11 +23,11 @@ use serde_json::Value;
 use strata_storage::{ByteStream, Digest, VerifyingStream};
 
 use crate::error::{ClientError, Result};
-use strata_storage::oci::layout::{Lease, OciLayout};
 use crate::progress::{Progress, counted};
 use crate::reference::Reference;
 use crate::registry::{RegistryClient, UploadLocation};
 use strata_storage::oci::PlatformSpec;
+use strata_storage::oci::layout::{Lease, OciLayout};
 use strata_storage::oci::media::is_index;
 use strata_storage::oci::{Descriptor, ImageIndex, ImageManifest};
 
@@ -96,6 +96,22 @@ impl Default for Options {
             chunk_size: DEFAULT_CHUNK,
             journal: None,
             progress: None,
+        }
+    }
+}
+
+impl Options {
+    /// Which image of an index a local operation (unpack, run) takes: the first platform asked
+    /// for, else the host's.
+    #[cfg(feature = "runtime")]
+    pub fn wanted(&self) -> strata_runtime::image::Wanted {
+        let platform = match &self.selection {
+            Selection::Platforms(p) if !p.is_empty() => p[0].clone(),
+            _ => PlatformSpec::host(),
+        };
+        strata_runtime::image::Wanted {
+            platform,
+            os_version: self.os_version.clone(),
         }
     }
 }
@@ -238,25 +254,24 @@ impl Engine<'_> {
                 })
             }
             Endpoint::Layout { layout, name } => {
-                let refs = layout.refs()?;
-                let descriptor = match name {
-                    Some(n) => layout
-                        .find(n)?
-                        .ok_or_else(|| ClientError::NotFound(format!("{n} in {}", layout.root().display())))?,
-                    None if refs.len() == 1 => refs[0].1.clone(),
+                let (descriptor, bytes) = match name {
+                    Some(n) => layout.named(n, MAX_SMALL).await?,
                     None => {
-                        return Err(ClientError::Usage(format!(
-                            "{} holds {} images; name one (oci:DIR:NAME)",
-                            layout.root().display(),
-                            refs.len()
-                        )));
+                        let refs = layout.refs()?;
+                        let [(_, only)] = refs.as_slice() else {
+                            return Err(ClientError::Usage(format!(
+                                "{} holds {} images; name one (oci:DIR:NAME)",
+                                layout.root().display(),
+                                refs.len()
+                            )));
+                        };
+                        (only.clone(), layout.read_blob(&only.digest, MAX_SMALL).await?)
                     }
                 };
                 let digest = descriptor.digest;
                 let media_type = Some(descriptor.media_type)
                     .filter(|t| !t.is_empty())
                     .unwrap_or_else(|| strata_storage::oci::media::OCI_MANIFEST.to_owned());
-                let bytes = layout.read_blob(&digest, MAX_SMALL).await?;
                 Ok(Manifest {
                     bytes,
                     media_type,

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use strata_storage::RepositoryName;
 
 use crate::error::Result;
-use strata_storage::oci::layout::{MAX_SMALL_BLOB, OciLayout};
 use crate::reference::Reference;
+use strata_storage::oci::layout::{MAX_SMALL_BLOB, OciLayout};
 use strata_storage::oci::media::is_index;
 use strata_storage::oci::{ImageIndex, ImageManifest};
 

@@ -11,11 +11,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bytes::Bytes;
 use super::media::OCI_INDEX;
 use super::{Descriptor, ImageIndex, ImageManifest, OciError};
 use crate::lock::FileLock;
 use crate::{BlobLayout, BlobStore, ByteStream, Digest, FsBackend};
+use bytes::Bytes;
 
 /// What can go wrong with a layout.
 #[derive(Debug, thiserror::Error)]
@@ -154,6 +154,23 @@ impl OciLayout {
         &self.blobs
     }
 
+    /// Where the layout keeps blob `digest` (for readers that need a file, like the unpacker).
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.root
+            .join("blobs")
+            .join(digest.algorithm().to_string())
+            .join(digest.digest())
+    }
+
+    /// The entry named `name` and the manifest (or index) it points at, up to `limit` bytes.
+    pub async fn named(&self, name: &str, limit: u64) -> Result<(Descriptor, Bytes)> {
+        let descriptor = self
+            .find(name)?
+            .ok_or_else(|| LayoutError::NotFound(format!("{name} in {}", self.root.display())))?;
+        let bytes = self.read_blob(&descriptor.digest, limit).await?;
+        Ok((descriptor, bytes))
+    }
+
     /// Whether the layout has blob `digest`.
     pub async fn has_blob(&self, digest: &Digest) -> Result<bool> {
         Ok(self.blobs.exists(digest).await?)
@@ -162,9 +179,7 @@ impl OciLayout {
     /// Reads a small blob (a manifest, a config).
     pub async fn read_blob(&self, digest: &Digest, limit: u64) -> Result<Bytes> {
         self.blobs.read_limited(digest, limit).await.map_err(|e| match e {
-            crate::Error::NotFound { .. } => {
-                LayoutError::NotFound(format!("blob {digest} in {}", self.root.display()))
-            }
+            crate::Error::NotFound { .. } => LayoutError::NotFound(format!("blob {digest} in {}", self.root.display())),
             other => other.into(),
         })
     }
@@ -172,9 +187,7 @@ impl OciLayout {
     /// Streams blob `digest`.
     pub async fn open_blob(&self, digest: &Digest) -> Result<(u64, ByteStream)> {
         let blob = self.blobs.open(digest, None).await.map_err(|e| match e {
-            crate::Error::NotFound { .. } => {
-                LayoutError::NotFound(format!("blob {digest} in {}", self.root.display()))
-            }
+            crate::Error::NotFound { .. } => LayoutError::NotFound(format!("blob {digest} in {}", self.root.display())),
             other => other.into(),
         })?;
         Ok((blob.meta.size, blob.body))
@@ -183,9 +196,7 @@ impl OciLayout {
     /// Stores bytes already in memory as blob `digest` (verified).
     pub async fn put_blob_bytes(&self, digest: &Digest, bytes: Bytes) -> Result<()> {
         let size = bytes.len() as u64;
-        self.blobs
-            .put(digest, Some(size), crate::stream::once(bytes))
-            .await?;
+        self.blobs.put(digest, Some(size), crate::stream::once(bytes)).await?;
         Ok(())
     }
 
@@ -193,7 +204,10 @@ impl OciLayout {
         let path = self.root.join("index.json");
         let raw = std::fs::read(&path).map_err(|e| LayoutError::io(format!("read {}", path.display()), e))?;
         serde_json::from_slice(&raw).map_err(|e| {
-            LayoutError::Image(OciError::Invalid(format!("{} is not an image index: {e}", path.display())))
+            LayoutError::Image(OciError::Invalid(format!(
+                "{} is not an image index: {e}",
+                path.display()
+            )))
         })
     }
 
@@ -287,8 +301,7 @@ impl OciLayout {
         change(&mut index.manifests);
         let path = self.root.join("index.json");
         let bytes = serde_json::to_vec(&index).expect("json");
-        crate::atomic::write(&path, &bytes)
-            .map_err(|e| LayoutError::io(format!("write {}", path.display()), e))?;
+        crate::atomic::write(&path, &bytes).map_err(|e| LayoutError::io(format!("write {}", path.display()), e))?;
         Ok(())
     }
 }

@@ -1,0 +1,220 @@
+//! Image → layers: a named image of the local store (an OCI layout) resolved to the manifest
+//! for this platform, its config, and its layers as sources for the layer store; and unpacking
+//! it there. `strata pull`, `import`, `commit`, `create` and `run` go through here.
+
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use strata_storage::Digest;
+use strata_storage::oci::media::{OCI_MANIFEST, is_image_config, is_index};
+use strata_storage::oci::{ImageConfig, ImageIndex, ImageManifest, LayoutError, OciError, OciLayout, PlatformSpec};
+
+use crate::store::{ImageLayers, LayerSource, LayerStore, StoreError};
+
+/// Largest manifest or config read.
+const MAX_DOCUMENT: u64 = 8 * 1024 * 1024;
+
+/// What can go wrong between an image and its layers.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// The local store.
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    /// The layer store.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A manifest, index or config that does not parse, or no entry for the platform.
+    #[error(transparent)]
+    Image(#[from] OciError),
+    /// A layer the image needs is not in the local store.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A layer-store task did not finish (it panicked or was cancelled).
+    #[error("layer store task failed: {0}")]
+    Task(String),
+}
+
+/// Result alias for images.
+pub type Result<T, E = ImageError> = std::result::Result<T, E>;
+
+/// Which image of an index: the platform wanted and the Windows host build to select for.
+#[derive(Debug, Clone)]
+pub struct Wanted {
+    /// The platform (the host's by default).
+    pub platform: PlatformSpec,
+    /// The Windows host build.
+    pub os_version: Option<String>,
+}
+
+impl Default for Wanted {
+    fn default() -> Self {
+        Wanted {
+            platform: PlatformSpec::host(),
+            os_version: None,
+        }
+    }
+}
+
+/// An image of a layout, down to one platform.
+#[derive(Debug, Clone)]
+pub struct LocalImage {
+    /// The manifest, as stored.
+    pub bytes: Bytes,
+    /// Its media type.
+    pub media_type: String,
+    /// Its digest.
+    pub digest: Digest,
+    /// Parsed.
+    pub manifest: ImageManifest,
+}
+
+impl LocalImage {
+    /// The image config.
+    pub async fn config(&self, layout: &OciLayout) -> Result<ImageConfig> {
+        let digest = &self.manifest.config.digest;
+        Ok(ImageConfig::parse(
+            &layout.read_blob(digest, MAX_DOCUMENT).await?,
+            digest,
+        )?)
+    }
+}
+
+/// Runs a blocking layer-store operation off the async threads.
+pub async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> std::result::Result<T, StoreError> + Send + 'static,
+) -> Result<T> {
+    Ok(tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ImageError::Task(e.to_string()))??)
+}
+
+/// The manifest image `name` of `layout` names: for an index, the entry `wanted` picks among
+/// those the layout holds.
+pub async fn resolve(layout: &OciLayout, name: &str, wanted: &Wanted) -> Result<LocalImage> {
+    let (descriptor, bytes) = layout.named(name, MAX_DOCUMENT).await?;
+    select(layout, name, bytes, descriptor.media_type, descriptor.digest, wanted).await
+}
+
+/// The image a manifest or index of `layout` (`bytes`, read as `digest`) stands for: the
+/// manifest itself, or the index entry `wanted` picks among those the layout holds (the only
+/// one, when just one is there). `name` is for messages.
+pub async fn select(
+    layout: &OciLayout,
+    name: &str,
+    bytes: Bytes,
+    media_type: String,
+    digest: Digest,
+    wanted: &Wanted,
+) -> Result<LocalImage> {
+    if !is_index(&media_type, &bytes) {
+        let manifest = ImageManifest::parse(&bytes, &digest)?;
+        let media_type = match media_type.is_empty() {
+            true => manifest.media_type.clone().unwrap_or_else(|| OCI_MANIFEST.to_owned()),
+            false => media_type,
+        };
+        return Ok(LocalImage {
+            bytes,
+            media_type,
+            digest,
+            manifest,
+        });
+    }
+    let index = ImageIndex::parse(&bytes, &digest)?;
+    let mut present = Vec::new();
+    for d in &index.manifests {
+        if layout.has_blob(&d.digest).await? {
+            present.push(d.clone());
+        }
+    }
+    let chosen = match strata_storage::oci::select(&present, &wanted.platform, wanted.os_version.as_deref()) {
+        Ok(d) => d.clone(),
+        Err(_) if present.len() == 1 => present[0].clone(),
+        Err(e) => return Err(e.into()),
+    };
+    let bytes = layout.read_blob(&chosen.digest, MAX_DOCUMENT).await?;
+    if is_index(&chosen.media_type, &bytes) {
+        return Err(OciError::Invalid(format!("{name}: nested indexes cannot be unpacked")).into());
+    }
+    let manifest = ImageManifest::parse(&bytes, &chosen.digest)?;
+    Ok(LocalImage {
+        bytes,
+        media_type: chosen.media_type,
+        digest: chosen.digest,
+        manifest,
+    })
+}
+
+/// Unpacks image `name` of `layout` into `store` (for an index, the entry `wanted` picks). An
+/// artifact (a manifest whose config is not an image config) is left alone: `None`.
+pub async fn unpack(
+    layout: &OciLayout,
+    store: &LayerStore,
+    name: &str,
+    wanted: &Wanted,
+) -> Result<Option<ImageLayers>> {
+    let image = resolve(layout, name, wanted).await?;
+    unpack_image(layout, store, name, &image).await
+}
+
+/// Unpacks `image` (one platform's manifest, in `layout`) into `store` as image `name`; `None`
+/// for an artifact.
+pub async fn unpack_image(
+    layout: &OciLayout,
+    store: &LayerStore,
+    name: &str,
+    image: &LocalImage,
+) -> Result<Option<ImageLayers>> {
+    let manifest = &image.manifest;
+    if !is_image_config(&manifest.config.media_type) {
+        tracing::warn!(
+            "{name} is not a container image (config {}); nothing to unpack",
+            manifest.config.media_type
+        );
+        return Ok(None);
+    }
+    let (os, layers) = sources(layout, name, manifest).await?;
+    let store = store.clone();
+    let name = name.to_owned();
+    blocking(move || store.import_image(&name, &os, &layers))
+        .await
+        .map(Some)
+}
+
+/// The OS and the layers (with their diff_ids) of an image manifest.
+async fn sources(layout: &OciLayout, name: &str, manifest: &ImageManifest) -> Result<(String, Vec<LayerSource>)> {
+    let config_digest = &manifest.config.digest;
+    let config = ImageConfig::parse(&layout.read_blob(config_digest, MAX_DOCUMENT).await?, config_digest)?;
+    let os = config.os().to_owned();
+    let diff_ids = config.rootfs.diff_ids;
+    if diff_ids.len() != manifest.layers.len() {
+        return Err(OciError::Invalid(format!(
+            "{name}: the manifest has {} layers but the config lists {} diff_ids",
+            manifest.layers.len(),
+            diff_ids.len()
+        ))
+        .into());
+    }
+    let mut layers = Vec::with_capacity(diff_ids.len());
+    for (d, diff_id) in manifest.layers.iter().zip(diff_ids) {
+        if !layout.has_blob(&d.digest).await? {
+            return Err(ImageError::NotFound(format!(
+                "{name}: layer {} is not in the local store{}",
+                d.digest,
+                if d.is_foreign() {
+                    " (a foreign layer that was not fetched)"
+                } else {
+                    ""
+                }
+            )));
+        }
+        let blob: PathBuf = layout.blob_path(&d.digest);
+        layers.push(LayerSource {
+            blob,
+            digest: Some(d.digest.clone()),
+            media_type: Some(d.media_type.clone()),
+            size: d.size,
+            diff_id: Some(diff_id),
+        });
+    }
+    Ok((os, layers))
+}
