@@ -16,9 +16,9 @@ use strata_runtime::windows::scratch;
 
 use crate::commands::{Context, local_name};
 use crate::error::{ClientError, Result};
-use crate::import::{ConfigChanges, History, append_layer, name_image, write_layer};
 use crate::reference::Reference;
 use crate::transfer::Options;
+use strata_runtime::image::{ConfigChanges, History, append_layer, name_image, write_layer};
 use strata_runtime::image::{Wanted, resolve};
 
 /// What `strata run` / `strata create` were asked for.

@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
-use strata_runtime::image::ImageError;
-use strata_runtime::store::{LayerStore, StoreError};
+use strata_runtime::image::{self, ImageError, ImportOptions, LocalImage};
+use strata_runtime::store::{ImageLayers, LayerStore, StoreError};
 use strata_runtime::union::Union;
 use strata_runtime::unpack::UnpackError;
 
@@ -37,6 +37,8 @@ impl From<ImageError> for ClientError {
             ImageError::Store(e) => e.into(),
             ImageError::Image(e) => ClientError::Image(e),
             ImageError::NotFound(what) => ClientError::NotFound(what),
+            ImageError::Usage(message) => ClientError::Usage(message),
+            ImageError::Io { context, source } => ClientError::Io { context, source },
             e @ ImageError::Task(_) => ClientError::Other(e.to_string()),
         }
     }
@@ -54,6 +56,22 @@ impl Context {
     pub fn layers(&self) -> Result<LayerStore> {
         let root = self.home.join("layers");
         Ok(LayerStore::open(&root)?)
+    }
+
+    /// `strata import SOURCE IMAGE` and `strata layer import`: see
+    /// [`strata_runtime::image::import`]; names as the user wrote them.
+    pub async fn import(
+        &self,
+        source: &std::path::Path,
+        name: &str,
+        options: &ImportOptions,
+    ) -> Result<(LocalImage, ImageLayers)> {
+        let options = ImportOptions {
+            parent: options.parent.as_deref().map(local_name),
+            ..options.clone()
+        };
+        let store = self.store()?;
+        Ok(image::import(&store, &self.layers()?, source, &local_name(name), &options).await?)
     }
 
     /// The read-only union of an unpacked image's layers.

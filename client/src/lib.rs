@@ -9,7 +9,6 @@
 //! - [`progress`]: progress bars and summary lines on stderr.
 //! - [`archive`]: docker-archive tarballs (`docker save` / `docker load`) to and from layouts.
 //! - [`transfer`]: [`transfer::copy`] between [`transfer::Endpoint`]s.
-//! - [`import`]: images made here: `import`, `layer import`, the image half of `commit`.
 //! - [`layers`]: pulled images unpacked into the runtime's layer store (feature `runtime`).
 //! - [`containers`]: containers run from the layer store (feature `runtime`).
 //!
@@ -22,8 +21,6 @@ pub mod commands;
 #[cfg(feature = "runtime")]
 pub mod containers;
 pub mod error;
-#[cfg(feature = "runtime")]
-pub mod import;
 #[cfg(feature = "runtime")]
 pub mod layers;
 pub mod progress;

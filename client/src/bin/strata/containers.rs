@@ -7,7 +7,7 @@ use serde_json::Value;
 use strata_client::ClientError;
 use strata_client::commands::Context;
 use strata_client::containers::{ExecOptions, ps_rows};
-use strata_client::import::History;
+use strata_runtime::image::History;
 
 use crate::args::{Command, Format, Global};
 use crate::output::{copy_to_stdout, outln, print_value};

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use strata_client::ClientError;
 use strata_client::commands::Context;
-use strata_client::import::ImportOptions;
+use strata_runtime::image::ImportOptions;
 
 use crate::args::{Format, FsCommand, Global, LayerCommand, MakeArgs, VolumeCommand};
 use crate::output::{copy_to_stdout, outln, print_value};

@@ -1,31 +1,26 @@
 //! Images made on this machine: `strata import DIR|TAR IMAGE`, `strata layer import` and the
 //! image half of `strata commit`. Each writes one layer blob into the local store
-//! ([`layer`]), then a config and a manifest that put it on top of a parent image or start a new
-//! one ([`append_layer`]); the image is unpacked into the layer store and only then named, so a
-//! failure leaves no half-made image. Every image is in the local store, so `images`, `run`,
-//! `push`, `inspect --local` and `fs` all see it.
-
-mod changes;
-mod layer;
+//! ([`super::layer`]), then a config and a manifest that put it on top of a parent image or
+//! start a new one ([`append_layer`]); the image is unpacked into the layer store and only then
+//! named, so a failure leaves no half-made image. Every image is in the local store, so
+//! `images`, `run`, `push`, `inspect --local` and `fs` all see it.
 
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use serde_json::{Value, json};
-use strata_runtime::container::diff::write_diff;
-use strata_runtime::container::now;
-use strata_runtime::store::{ImageLayers, LayerStore};
-use strata_runtime::unpack::Compression;
-
-pub use changes::ConfigChanges;
-pub use layer::{NewLayer, store_layer_file, write_layer};
-
-use crate::commands::{Context, local_name};
-use crate::error::{ClientError, Result};
-use crate::layers::blocking;
-use strata_runtime::image::{LocalImage, Wanted, resolve, unpack_image};
 use strata_storage::oci::layout::OciLayout;
-use strata_storage::oci::{Descriptor, ImageConfig, ImageManifest, PlatformSpec, media};
+use strata_storage::oci::{Descriptor, ImageConfig, ImageManifest, OciError, PlatformSpec, media};
+
+use super::layer::NewLayer;
+use super::{
+    ConfigChanges, ImageError, LocalImage, Result, Wanted, blocking, resolve, store_layer_file, unpack_image,
+    write_layer,
+};
+use crate::container::diff::write_diff;
+use crate::container::now;
+use crate::store::{ImageLayers, LayerStore};
+use crate::unpack::Compression;
 
 /// The history entry a new layer gets.
 #[derive(Debug, Clone, Default)]
@@ -79,10 +74,7 @@ pub async fn append_layer(
     let (mut config, mut manifest, media_type) = match parent {
         Some(p) => {
             let manifest: Value = serde_json::from_slice(&p.bytes).map_err(|e| {
-                ClientError::Image(strata_storage::oci::OciError::Invalid(format!(
-                    "manifest {} does not parse: {e}",
-                    p.digest
-                )))
+                ImageError::Image(OciError::Invalid(format!("manifest {} does not parse: {e}", p.digest)))
             })?;
             (p.config(store).await?, manifest, p.media_type.clone())
         }
@@ -147,7 +139,7 @@ pub async fn append_layer(
 pub async fn name_image(store: &OciLayout, layers: &LayerStore, name: &str, image: &LocalImage) -> Result<ImageLayers> {
     let unpacked = unpack_image(store, layers, name, image)
         .await?
-        .ok_or_else(|| ClientError::Other(format!("{name}: not a container image")))?;
+        .ok_or_else(|| ImageError::Usage(format!("{name}: not a container image")))?;
     store.set_ref(
         name,
         &Descriptor::new(&image.media_type, image.digest.clone(), image.bytes.len() as u64),
@@ -155,28 +147,28 @@ pub async fn name_image(store: &OciLayout, layers: &LayerStore, name: &str, imag
     Ok(unpacked)
 }
 
-impl Context {
-    /// `strata import SOURCE IMAGE` and `strata layer import`: a directory (written as a gzip
-    /// layer) or a layer tar (plain, gzip or zstd, kept as it is) as image `name`, on top of
-    /// `options.parent` if given. Returns the new image and its layers.
-    pub async fn import(
-        &self,
-        source: &Path,
-        name: &str,
-        options: &ImportOptions,
-    ) -> Result<(LocalImage, ImageLayers)> {
-        let store = self.store()?;
+/// `strata import SOURCE IMAGE` and `strata layer import`: a directory (written as a gzip
+/// layer) or a layer tar (plain, gzip or zstd, kept as it is) as image `name` of `store`, on top
+/// of `options.parent` if given (both names as the local store spells them), unpacked into
+/// `layers`. Holds a lease on `store` while it works. Returns the new image and its layers.
+pub async fn import(
+    store: &OciLayout,
+    layers: &LayerStore,
+    source: &Path,
+    name: &str,
+    options: &ImportOptions,
+) -> Result<(LocalImage, ImageLayers)> {
+    {
         let _lease = store.lease().await?;
-        let name = local_name(name);
         let changes = ConfigChanges::parse(&options.changes)?;
         let parent = match &options.parent {
-            Some(p) => Some(resolve(&store, &local_name(p), &Wanted::default()).await?),
+            Some(p) => Some(resolve(store, p, &Wanted::default()).await?),
             None => None,
         };
-        let md = std::fs::metadata(source).map_err(|e| ClientError::io(source.display().to_string(), e))?;
+        let md = std::fs::metadata(source).map_err(|e| ImageError::io(source.display().to_string(), e))?;
         let os = match (&options.os, md.is_dir()) {
             (Some(os), true) if os != "linux" => {
-                return Err(ClientError::Usage(
+                return Err(ImageError::Usage(
                     "a directory imports as a Linux layer; import a Windows layer tar instead".into(),
                 ));
             }
@@ -188,10 +180,10 @@ impl Context {
             }
         };
         if let Some(p) = &parent {
-            let config = p.config(&store).await?;
+            let config = p.config(store).await?;
             let parent_os = config.os();
             if parent_os != os {
-                return Err(ClientError::Usage(format!(
+                return Err(ImageError::Usage(format!(
                     "a {os} layer cannot go on top of the {parent_os} image {}",
                     options.parent.as_deref().unwrap_or_default()
                 )));
@@ -199,17 +191,17 @@ impl Context {
         }
         let layer = if md.is_dir() {
             let dir: PathBuf = source.to_owned();
-            write_layer(&store, move |out| write_diff(&dir, out).map(|_| ())).await?
+            write_layer(store, move |out| write_diff(&dir, out).map(|_| ())).await?
         } else {
-            store_layer_file(&store, source).await?
+            store_layer_file(store, source).await?
         };
         let history = History {
             created_by: format!("strata import {}", source.display()),
             author: None,
             comment: options.message.clone(),
         };
-        let image = append_layer(&store, parent.as_ref(), &layer, &history, &changes, &os).await?;
-        let layers = name_image(&store, &self.layers()?, &name, &image).await?;
+        let image = append_layer(store, parent.as_ref(), &layer, &history, &changes, &os).await?;
+        let layers = name_image(store, layers, name, &image).await?;
         Ok((image, layers))
     }
 }

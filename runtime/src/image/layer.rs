@@ -8,14 +8,14 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use bytes::{Bytes, BytesMut};
-use strata_runtime::store::StoreError;
-use strata_runtime::unpack::{Compression, decompress};
 use strata_storage::Digest;
 use strata_storage::digest::{Algorithm, Hasher};
+use strata_storage::oci::layout::OciLayout;
 use tokio::sync::mpsc;
 
-use crate::error::{ClientError, Result};
-use strata_storage::oci::layout::OciLayout;
+use super::{ImageError, Result};
+use crate::store::StoreError;
+use crate::unpack::{Compression, decompress};
 
 /// Bytes handed to the blob writer at a time.
 const CHUNK: usize = 1 << 20;
@@ -122,7 +122,7 @@ where
     drop(rx);
     let produced = worker
         .await
-        .map_err(|e| ClientError::Other(format!("layer writer failed: {e}")))?;
+        .map_err(|e| ImageError::Task(format!("layer writer: {e}")))?;
     let layer = match (failed, produced) {
         (Some(e), _) => {
             let _ = writer.abort().await;

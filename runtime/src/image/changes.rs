@@ -4,7 +4,7 @@
 
 use strata_storage::oci::ImageConfig;
 
-use crate::error::{ClientError, Result};
+use super::{ImageError, Result};
 
 /// Parsed changes, applied in order.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -71,7 +71,7 @@ impl ConfigChanges {
 }
 
 fn parse_line(line: &str) -> Result<Change> {
-    let bad = |why: &str| ClientError::Usage(format!("--change '{line}': {why}"));
+    let bad = |why: &str| ImageError::Usage(format!("--change '{line}': {why}"));
     let line = line.trim();
     let (instruction, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
     let rest = rest.trim();
@@ -254,7 +254,7 @@ mod tests {
         ] {
             let err = ConfigChanges::parse(&[line.to_owned()]).unwrap_err();
             assert!(
-                matches!(err, ClientError::Usage(ref m) if m.contains(line)),
+                matches!(err, ImageError::Usage(ref m) if m.contains(line)),
                 "{line}: {err}"
             );
         }

@@ -1,6 +1,11 @@
 //! Image → layers: a named image of the local store (an OCI layout) resolved to the manifest
 //! for this platform, its config, and its layers as sources for the layer store; and unpacking
-//! it there. `strata pull`, `import`, `commit`, `create` and `run` go through here.
+//! it there; and images made here ([`build`]: import, the image half of commit). `strata pull`,
+//! `import`, `commit`, `create` and `run` go through here.
+
+mod build;
+mod changes;
+mod layer;
 
 use std::path::PathBuf;
 
@@ -8,6 +13,10 @@ use bytes::Bytes;
 use strata_storage::Digest;
 use strata_storage::oci::media::{OCI_MANIFEST, is_image_config, is_index};
 use strata_storage::oci::{ImageConfig, ImageIndex, ImageManifest, LayoutError, OciError, OciLayout, PlatformSpec};
+
+pub use build::{History, ImportOptions, append_layer, import, name_image};
+pub use changes::ConfigChanges;
+pub use layer::{NewLayer, store_layer_file, write_layer};
 
 use crate::store::{ImageLayers, LayerSource, LayerStore, StoreError};
 
@@ -32,6 +41,34 @@ pub enum ImageError {
     /// A layer-store task did not finish (it panicked or was cancelled).
     #[error("layer store task failed: {0}")]
     Task(String),
+    /// What was asked for cannot be done (a bad `--change`, a Windows directory import, a
+    /// layer for another OS than its parent's).
+    #[error("{0}")]
+    Usage(String),
+    /// A file operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What we were doing, on what.
+        context: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl From<strata_storage::Error> for ImageError {
+    fn from(e: strata_storage::Error) -> Self {
+        ImageError::Layout(LayoutError::Storage(e))
+    }
+}
+
+impl ImageError {
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        ImageError::Io {
+            context: context.into(),
+            source,
+        }
+    }
 }
 
 /// Result alias for images.
