@@ -54,8 +54,12 @@ pub async fn blocking<T: Send + 'static>(
 impl Context {
     /// The layer store (`STRATA_HOME/layers`), where pulled images are unpacked.
     pub fn layers(&self) -> Result<LayerStore> {
-        let root = self.home.join("layers");
-        Ok(LayerStore::open(&root)?)
+        Ok(self.runtime().layers()?)
+    }
+
+    /// `STRATA_HOME` as the runtime lays it out.
+    pub fn runtime(&self) -> strata_runtime::home::Home {
+        strata_runtime::home::Home::new(&self.home)
     }
 
     /// `strata import SOURCE IMAGE` and `strata layer import`: see

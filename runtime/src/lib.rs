@@ -5,9 +5,11 @@
 //! - [`store`] is the layer store: one directory per layer, named by chain id, shared by images.
 //! - [`windows`] imports Windows layers with full fidelity (sidecar metadata, case rules).
 //! - [`union`] is the read-only union view of an image's layers.
+//! - [`home`] is `STRATA_HOME`: where the local store, layers, containers and volumes live.
 //! - [`container`] runs containers: scratch layers, namespaces, cgroups, volumes.
 
 pub mod container;
+pub mod home;
 pub mod image;
 pub mod store;
 pub mod union;

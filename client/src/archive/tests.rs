@@ -72,7 +72,7 @@ async fn oci_image(layout: &OciLayout, name: &str) -> Digests {
     let manifest = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": put[0], "layers": put[1..]});
     let manifest = serde_json::to_vec(&manifest).unwrap();
     let digest = layout.blobs().put_bytes(Bytes::from(manifest.clone())).await.unwrap();
-    let descriptor = Descriptor::new(OCI_MANIFEST, digest.clone(), manifest.len() as u64);
+    let descriptor = Descriptor::new(OCI_MANIFEST, digest, manifest.len() as u64);
     layout.set_ref(name, &descriptor).unwrap();
     Digests {
         config: put[0]["digest"].as_str().unwrap().to_owned(),

@@ -20,15 +20,28 @@
 //! namespaces, cgroup and root ([`exec`]).
 
 pub mod cgroup;
+mod commit;
+mod copy;
+mod create;
 pub mod diff;
+mod error;
 pub mod exec;
 pub mod init;
 pub mod live;
 mod mounts;
 mod netlink;
 mod record;
+mod start;
+mod stop;
 mod user;
 pub mod volume;
+
+pub use commit::commit;
+pub use copy::{copy_in, copy_out};
+pub use create::{RunOptions, create};
+pub use error::{ContainerError, Result};
+pub use start::{ExecOptions, exec, start};
+pub use stop::{remove, signal, stop};
 
 pub use record::{
     Container, ContainerConfig, ContainerState, ContainerStore, Limits, Mount, MountSource, Network, Process, Status,

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use strata_client::ClientError;
 use strata_client::commands::Context;
-use strata_client::containers::RunOptions;
 use strata_client::registry::ClientOptions;
 use strata_client::transfer::{DEFAULT_CHUNK, Options, Selection};
+use strata_runtime::container::RunOptions;
 use strata_runtime::container::{Limits, Network};
 use strata_storage::oci::PlatformSpec;
 

@@ -6,7 +6,8 @@ use std::time::Duration;
 use serde_json::Value;
 use strata_client::ClientError;
 use strata_client::commands::Context;
-use strata_client::containers::{ExecOptions, ps_rows};
+use strata_client::containers::ps_rows;
+use strata_runtime::container::ExecOptions;
 use strata_runtime::image::History;
 
 use crate::args::{Command, Format, Global};

@@ -1,0 +1,145 @@
+//! `strata cp`: files out of and into a container (links inside it resolved inside it).
+
+use std::path::{Path, PathBuf};
+
+use super::Container;
+use super::error::{ContainerError, Result};
+use crate::union::{LinuxUnion, NodeKind};
+use crate::windows::scratch;
+
+/// The union a container sees: its image's layers under its scratch layer.
+fn container_union(container: &Container) -> LinuxUnion {
+    let mut dirs: Vec<PathBuf> = container.config.layers.iter().map(|l| l.join("Files")).collect();
+    dirs.push(container.upper());
+    LinuxUnion::from_dirs(dirs)
+}
+
+/// `strata cp CONTAINER:PATH HOSTPATH`: copies out of the container's file system (links
+/// inside it resolved inside it). Returns the bytes copied.
+pub fn copy_out(container: &Container, path: &str, host: &Path) -> Result<u64> {
+    if container.config.os == "windows" {
+        let union = scratch::container_union(&container.config.layers, &container.upper())?;
+        let node = union
+            .get(path)
+            .ok_or_else(|| ContainerError::NotFound(format!("{}:{path}", container.config.name)))?;
+        let name = node.path.rsplit('/').next().filter(|n| !n.is_empty()).unwrap_or("root");
+        let dest = if host.is_dir() {
+            host.join(name)
+        } else {
+            host.to_owned()
+        };
+        let mut from = node
+            .open()
+            .map_err(|e| ContainerError::io(format!("{}:{path}", container.config.name), e))?;
+        let mut to = std::fs::File::create(&dest).map_err(|e| ContainerError::io(format!("{}", dest.display()), e))?;
+        return std::io::copy(&mut from, &mut to).map_err(|e| ContainerError::io(format!("{}", dest.display()), e));
+    }
+    let union = container_union(container);
+    let node = union
+        .resolve(path)?
+        .ok_or_else(|| ContainerError::NotFound(format!("{}:{path}", container.config.name)))?;
+    let name = node.path.rsplit('/').next().filter(|n| !n.is_empty()).unwrap_or("root");
+    let dest = if host.is_dir() {
+        host.join(name)
+    } else {
+        host.to_owned()
+    };
+    copy_out_node(&union, &node.path, node.kind, &dest)
+}
+
+/// `strata cp HOSTPATH CONTAINER:PATH`: copies into the container's scratch layer at the
+/// place `path` names inside the container (into a running Linux container through its
+/// mounted root). Returns the bytes copied.
+pub fn copy_in(container: &Container, host: &Path, path: &str) -> Result<u64> {
+    if container.config.os == "windows" {
+        return Ok(scratch::copy_in(
+            &container.config.layers,
+            &container.upper(),
+            host,
+            path,
+        )?);
+    }
+    if let Some(pid) = container.state.pid.filter(|_| container.is_running()) {
+        return Ok(crate::container::live::copy_into_running(pid, host, path)?);
+    }
+    let union = container_union(container);
+    let host_md = std::fs::symlink_metadata(host).map_err(|e| ContainerError::io(format!("{}", host.display()), e))?;
+    let (dir, name) = match union.resolve(path)? {
+        Some(n) if n.kind == NodeKind::Dir => (
+            n.path,
+            host.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .ok_or_else(|| ContainerError::Usage(format!("{}: no file name", host.display())))?,
+        ),
+        _ => {
+            let trimmed = path.trim_end_matches('/');
+            let (parent, name) = trimmed.rsplit_once('/').unwrap_or(("", trimmed));
+            let parent = union
+                .resolve(if parent.is_empty() { "/" } else { parent })?
+                .filter(|n| n.kind == NodeKind::Dir)
+                .ok_or_else(|| {
+                    ContainerError::NotFound(format!("{}:{parent}: no such directory", container.config.name))
+                })?;
+            (parent.path, name.to_owned())
+        }
+    };
+    if name.is_empty() || name == "." || name == ".." {
+        return Err(ContainerError::Usage(format!("{path}: not a file name")));
+    }
+    let upper = container.upper();
+    let upper_dir = upper.join(dir.trim_start_matches('/'));
+    std::fs::create_dir_all(&upper_dir).map_err(|e| ContainerError::io(format!("{}", upper_dir.display()), e))?;
+    let dest = upper_dir.join(&name);
+    // A deletion recorded at that name gives way to the new entry.
+    if std::fs::symlink_metadata(&dest).is_ok_and(|m| !m.is_dir()) {
+        let _ = std::fs::remove_file(&dest);
+    }
+    copy_host_tree(host, &host_md, &dest)
+}
+
+fn copy_out_node(union: &LinuxUnion, path: &str, kind: NodeKind, dest: &Path) -> Result<u64> {
+    match kind {
+        NodeKind::Dir => {
+            std::fs::create_dir_all(dest).map_err(|e| ContainerError::io(format!("{}", dest.display()), e))?;
+            let mut total = 0;
+            for child in union.list(path)? {
+                let name = child.path.rsplit('/').next().unwrap_or_default().to_owned();
+                total += copy_out_node(union, &child.path, child.kind, &dest.join(name))?;
+            }
+            Ok(total)
+        }
+        NodeKind::Symlink => {
+            let node = union.stat(path)?.ok_or_else(|| ContainerError::NotFound(path.into()))?;
+            let target = node.target.unwrap_or_default();
+            std::os::unix::fs::symlink(target, dest)
+                .map_err(|e| ContainerError::io(format!("{}", dest.display()), e))?;
+            Ok(0)
+        }
+        NodeKind::File => {
+            let (_, mut file) = union.open_file(path)?;
+            let mut out =
+                std::fs::File::create(dest).map_err(|e| ContainerError::io(format!("{}", dest.display()), e))?;
+            std::io::copy(&mut file, &mut out).map_err(|e| ContainerError::io(format!("{}", dest.display()), e))
+        }
+        _ => Ok(0),
+    }
+}
+
+fn copy_host_tree(src: &Path, md: &std::fs::Metadata, dest: &Path) -> Result<u64> {
+    let err = |e: std::io::Error| ContainerError::io(format!("{} -> {}", src.display(), dest.display()), e);
+    if md.is_dir() {
+        std::fs::create_dir_all(dest).map_err(err)?;
+        let mut total = 0;
+        for entry in std::fs::read_dir(src).map_err(err)? {
+            let entry = entry.map_err(err)?;
+            let child_md = std::fs::symlink_metadata(entry.path()).map_err(err)?;
+            total += copy_host_tree(&entry.path(), &child_md, &dest.join(entry.file_name()))?;
+        }
+        Ok(total)
+    } else if md.file_type().is_symlink() {
+        std::os::unix::fs::symlink(std::fs::read_link(src).map_err(err)?, dest).map_err(err)?;
+        Ok(0)
+    } else {
+        std::fs::copy(src, dest).map_err(err)
+    }
+}
