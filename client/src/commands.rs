@@ -242,7 +242,7 @@ impl Context {
             return Ok(Inspection::Raw(bytes));
         }
         let manifest: Value =
-            serde_json::from_slice(&bytes).map_err(|e| ClientError::Other(format!("manifest does not parse: {e}")))?;
+            serde_json::from_slice(&bytes).map_err(|e| invalid(format!("manifest does not parse: {e}")))?;
         let config_digest = manifest
             .get("config")
             .and_then(|c| c.get("digest"))
@@ -253,7 +253,7 @@ impl Context {
                 let bytes = transfer::read_small_blob(&endpoint, &d).await?;
                 Some(
                     serde_json::from_slice::<Value>(&bytes)
-                        .map_err(|e| ClientError::Other(format!("config does not parse: {e}")))?,
+                        .map_err(|e| invalid(format!("config does not parse: {e}")))?,
                 )
             }
             None => None,
@@ -408,6 +408,11 @@ impl Context {
         config.save()?;
         Ok(found)
     }
+}
+
+/// A document that is not what the image model says it is.
+fn invalid(message: String) -> ClientError {
+    ClientError::Image(strata_storage::oci::OciError::Invalid(message))
 }
 
 /// The name an image has in the local stores: a reference normalized (`busybox` is

@@ -23,6 +23,7 @@ impl From<ContainerError> for ClientError {
             ContainerError::Io { context, source } => ClientError::Io { context, source },
             ContainerError::Store(e) => e.into(),
             ContainerError::Image(e) => e.into(),
+            e @ ContainerError::Invalid(_) => ClientError::Containers(e),
         }
     }
 }

@@ -66,9 +66,20 @@ pub enum ClientError {
     /// with nothing for the platform.
     #[error(transparent)]
     Image(#[from] strata_storage::oci::OciError),
-    /// Anything else, with a message.
+    /// A registry (or a foreign layer's URL) answered what the protocol does not allow.
     #[error("{0}")]
-    Other(String),
+    Protocol(String),
+    /// Docker's `config.json` (credentials) is malformed.
+    #[error("{0}")]
+    Config(String),
+    /// The layer store.
+    #[cfg(feature = "runtime")]
+    #[error(transparent)]
+    Layers(strata_runtime::store::StoreError),
+    /// Containers and volumes (a record that does not parse).
+    #[cfg(feature = "runtime")]
+    #[error(transparent)]
+    Containers(strata_runtime::container::ContainerError),
     /// An error with every cause spelled out and advice after it ([`ClientError::advise`]).
     #[error("{message}")]
     Advised {
@@ -131,6 +142,11 @@ impl ClientError {
             context: context.into(),
             source,
         }
+    }
+
+    /// A background task that stopped without finishing (cancelled; panics are resumed).
+    pub(crate) fn stopped(what: &str, e: tokio::task::JoinError) -> Self {
+        ClientError::io(what, std::io::Error::other(e))
     }
 
     pub(crate) fn network(context: impl Into<String>, source: reqwest::Error) -> Self {

@@ -20,12 +20,12 @@ impl From<StoreError> for ClientError {
             StoreError::Unpack {
                 source: UnpackError::Io { .. } | UnpackError::DestinationNotEmpty { .. },
                 ..
-            } => ClientError::Other(e.to_string()),
+            } => ClientError::Layers(e),
             StoreError::Unpack { digest, source } => ClientError::BadLayer {
                 digest,
                 reason: source.to_string(),
             },
-            other => ClientError::Other(other.to_string()),
+            other => ClientError::Layers(other),
         }
     }
 }
@@ -39,7 +39,7 @@ impl From<ImageError> for ClientError {
             ImageError::NotFound(what) => ClientError::NotFound(what),
             ImageError::Usage(message) => ClientError::Usage(message),
             ImageError::Io { context, source } => ClientError::Io { context, source },
-            e @ ImageError::Task(_) => ClientError::Other(e.to_string()),
+            ImageError::Task(what) => ClientError::io("layer store task", std::io::Error::other(what)),
         }
     }
 }

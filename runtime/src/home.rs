@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 use strata_storage::oci::{LayoutError, OciLayout};
 
-use crate::container::ContainerStore;
 use crate::container::volume::VolumeStore;
+use crate::container::{ContainerError, ContainerStore};
 use crate::store::{LayerStore, StoreError};
 
 /// A `STRATA_HOME` directory.
@@ -43,12 +43,12 @@ impl Home {
     }
 
     /// The containers.
-    pub fn containers(&self) -> Result<ContainerStore, StoreError> {
+    pub fn containers(&self) -> Result<ContainerStore, ContainerError> {
         ContainerStore::open(&self.root.join("containers"))
     }
 
     /// The named volumes.
-    pub fn volumes(&self) -> Result<VolumeStore, StoreError> {
+    pub fn volumes(&self) -> Result<VolumeStore, ContainerError> {
         VolumeStore::open(&self.root.join("volumes"))
     }
 }

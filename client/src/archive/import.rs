@@ -384,7 +384,7 @@ async fn import_layer(
         Ok(Ok(read)) => read,
         Ok(Err(e)) => return abort(writer, e).await,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(e) => return abort(writer, ClientError::Other(format!("layer reader stopped: {e}"))).await,
+        Err(e) => return abort(writer, ClientError::stopped("layer reader", e)).await,
     };
     let checked = check_diff_id(&index.file, path, read.diff_id.as_ref(), diff_id)
         .and_then(|()| check_named_digest(path, &read.digest));

@@ -97,7 +97,7 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + '
     match tokio::task::spawn_blocking(work).await {
         Ok(result) => result,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(e) => Err(ClientError::Other(format!("archive worker stopped: {e}"))),
+        Err(e) => Err(ClientError::stopped("archive worker", e)),
     }
 }
 

@@ -94,7 +94,7 @@ impl DockerConfig {
             Ok(bytes) => match serde_json::from_slice::<Value>(&bytes) {
                 Ok(Value::Object(map)) => map,
                 Ok(_) | Err(_) => {
-                    return Err(ClientError::Other(format!("{} is not a JSON object", path.display())));
+                    return Err(ClientError::Config(format!("{} is not a JSON object", path.display())));
                 }
             },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Map::new(),
@@ -150,11 +150,11 @@ impl DockerConfig {
                 .ok()
                 .and_then(|b| String::from_utf8(b).ok())
                 .ok_or_else(|| {
-                    ClientError::Other(format!("auths[{key}].auth in {} is not base64", self.path.display()))
+                    ClientError::Config(format!("auths[{key}].auth in {} is not base64", self.path.display()))
                 })?;
             let (username, secret) = decoded
                 .split_once(':')
-                .ok_or_else(|| ClientError::Other(format!("auths[{key}].auth has no ':'")))?;
+                .ok_or_else(|| ClientError::Config(format!("auths[{key}].auth has no ':'")))?;
             return Ok(Some(Credentials {
                 username: username.into(),
                 secret: secret.into(),

@@ -60,10 +60,10 @@ impl RegistryClient {
             .headers()
             .get(header::LOCATION)
             .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| ClientError::Other(format!("{} started an upload without a Location", self.host())))?;
+            .ok_or_else(|| ClientError::Protocol(format!("{} started an upload without a Location", self.host())))?;
         let url = url::Url::parse(response.url().as_str())
             .and_then(|base| base.join(location))
-            .map_err(|e| ClientError::Other(format!("bad upload Location {location:?}: {e}")))?;
+            .map_err(|e| ClientError::Protocol(format!("bad upload Location {location:?}: {e}")))?;
         let min_chunk = response
             .headers()
             .get("oci-chunk-min-length")

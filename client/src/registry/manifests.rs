@@ -114,7 +114,7 @@ impl RegistryClient {
             .get("docker-content-digest")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_digest(v).ok())
-            .ok_or_else(|| ClientError::Other(format!("{} sent no Docker-Content-Digest", self.host())))?;
+            .ok_or_else(|| ClientError::Protocol(format!("{} sent no Docker-Content-Digest", self.host())))?;
         let media_type = media_type_of(h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()), b"");
         let size = response.content_length().unwrap_or(0);
         Ok(Some((digest, media_type, size)))

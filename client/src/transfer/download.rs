@@ -149,7 +149,7 @@ async fn download_session(
                             Some(e) => Err((progressed, ClientError::from(e))),
                             None if have < size => Err((
                                 progressed,
-                                ClientError::Other("the registry closed the blob early".into()),
+                                ClientError::Protocol("the registry closed the blob early".into()),
                             )),
                             None => Ok(()),
                         }
@@ -165,7 +165,7 @@ async fn download_session(
             }
             Ok(download) => Err((
                 false,
-                ClientError::Other(format!("the registry answered from byte {}", download.start)),
+                ClientError::Protocol(format!("the registry answered from byte {}", download.start)),
             )),
             Err(e @ (ClientError::NotFound(_) | ClientError::Auth(_))) => return Err(e),
             Err(e) => Err((false, e)),

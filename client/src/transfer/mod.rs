@@ -383,7 +383,7 @@ impl Engine<'_> {
             Endpoint::Registry { client, reference } => {
                 let download = client.get_blob(&reference.repository, digest, offset).await?;
                 if download.start > offset {
-                    return Err(ClientError::Other(format!(
+                    return Err(ClientError::Protocol(format!(
                         "the registry answered from byte {}",
                         download.start
                     )));
@@ -562,7 +562,7 @@ impl Engine<'_> {
                     layout.blobs().put(digest, Some(d.size), Box::pin(verified)).await?;
                     return Ok(d.size);
                 }
-                Ok(r) => last = ClientError::Other(format!("{url}: {}", r.status())),
+                Ok(r) => last = ClientError::Protocol(format!("{url}: {}", r.status())),
                 Err(e) => last = ClientError::network(format!("GET {url}"), e),
             }
         }

@@ -114,7 +114,7 @@ pub async fn create(home: &Home, name: &str, run: &RunOptions, wanted: &Wanted) 
         network: run.network,
         auto_remove: run.auto_remove,
     };
-    Ok(home.containers()?.create(&config)?)
+    home.containers()?.create(&config)
 }
 
 fn parse_mount(spec: &str, volumes: &VolumeStore) -> Result<Mount> {

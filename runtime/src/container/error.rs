@@ -10,9 +10,12 @@ pub enum ContainerError {
     /// signal, starting a Windows container here).
     #[error("{0}")]
     Usage(String),
-    /// No such container path.
+    /// No such container, volume or path in a container.
     #[error("not found: {0}")]
     NotFound(String),
+    /// A record on disk that does not parse.
+    #[error("{0}")]
+    Invalid(String),
     /// A file or process operation failed.
     #[error("{context}: {source}")]
     Io {
@@ -22,7 +25,7 @@ pub enum ContainerError {
         #[source]
         source: std::io::Error,
     },
-    /// The container, volume or layer records.
+    /// The layer store (a container's layers, the union).
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The container's image.

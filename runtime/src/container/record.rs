@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::{Result, StoreError};
+use super::error::{ContainerError, Result};
 
 /// The process a container runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -148,12 +148,8 @@ pub fn now() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }
 
-fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
-    move |source| StoreError::Io {
-        op,
-        path: path.to_owned(),
-        source,
-    }
+fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> ContainerError + 'a {
+    move |source| ContainerError::io(format!("{op} {}", path.display()), source)
 }
 
 /// Writes JSON atomically.
@@ -163,7 +159,7 @@ pub(crate) fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
     let raw = std::fs::read(path).map_err(io("read", path))?;
-    serde_json::from_slice(&raw).map_err(|e| StoreError::Invalid(format!("{}: {e}", path.display())))
+    serde_json::from_slice(&raw).map_err(|e| ContainerError::Invalid(format!("{}: {e}", path.display())))
 }
 
 impl Container {
@@ -225,7 +221,7 @@ impl ContainerStore {
     /// Creates a container directory for `config` (its id and name must be unused).
     pub fn create(&self, config: &ContainerConfig) -> Result<Container> {
         if self.find(&config.name).is_ok() {
-            return Err(StoreError::Invalid(format!(
+            return Err(ContainerError::Usage(format!(
                 "the name {:?} is already in use",
                 config.name
             )));
@@ -277,8 +273,8 @@ impl ContainerStore {
         let matches: Vec<&Container> = all.iter().filter(|c| c.config.id.starts_with(name)).collect();
         match (name.len() >= 4, matches.as_slice()) {
             (true, [one]) => Ok((*one).clone()),
-            (true, [_, _, ..]) => Err(StoreError::Invalid(format!("{name:?} matches several containers"))),
-            _ => Err(StoreError::NotFound(format!("container {name}"))),
+            (true, [_, _, ..]) => Err(ContainerError::Usage(format!("{name:?} matches several containers"))),
+            _ => Err(ContainerError::NotFound(format!("container {name}"))),
         }
     }
 

@@ -53,7 +53,7 @@ pub async fn start(container: &Container, detached: bool, stdin: bool) -> Result
         let now = match Container::load(&container.dir) {
             Ok(c) => Some(c),
             Err(_) if !container.dir.exists() => None,
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         };
         let started = now.is_none_or(|c| c.state.pid.is_some() || c.state.status == Status::Exited);
         if started || Instant::now() > deadline {

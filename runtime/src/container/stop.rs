@@ -64,5 +64,5 @@ pub async fn remove(home: &Home, container: &Container, force: bool) -> Result<(
         }
         stop(container, Duration::ZERO).await?;
     }
-    Ok(home.containers()?.remove(container)?)
+    home.containers()?.remove(container)
 }

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::error::{ContainerError, Result};
 use super::record::{ContainerStore, MountSource, now, write_json};
-use crate::store::{Result, StoreError};
 
 /// What `strata volume inspect` shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,18 +35,14 @@ pub fn valid_name(name: &str) -> bool {
 impl VolumeStore {
     /// Opens (creating) the directory.
     pub fn open(root: &Path) -> Result<Self> {
-        std::fs::create_dir_all(root).map_err(|e| StoreError::Io {
-            op: "create",
-            path: root.to_owned(),
-            source: e,
-        })?;
+        std::fs::create_dir_all(root).map_err(|e| ContainerError::io(format!("create {}", root.display()), e))?;
         Ok(VolumeStore { root: root.to_owned() })
     }
 
     /// Creates volume `name`, or returns it if it exists.
     pub fn create(&self, name: &str) -> Result<Volume> {
         if !valid_name(name) {
-            return Err(StoreError::Invalid(format!(
+            return Err(ContainerError::Usage(format!(
                 "invalid volume name {name:?}: use letters, digits, `_`, `.` and `-`, starting with a letter or digit"
             )));
         }
@@ -55,11 +51,7 @@ impl VolumeStore {
         }
         let dir = self.root.join(name);
         let data = dir.join("_data");
-        std::fs::create_dir_all(&data).map_err(|e| StoreError::Io {
-            op: "create",
-            path: data.clone(),
-            source: e,
-        })?;
+        std::fs::create_dir_all(&data).map_err(|e| ContainerError::io(format!("create {}", data.display()), e))?;
         let volume = Volume {
             name: name.to_owned(),
             created: now(),
@@ -72,27 +64,21 @@ impl VolumeStore {
     /// Volume `name`.
     pub fn get(&self, name: &str) -> Result<Volume> {
         if !valid_name(name) {
-            return Err(StoreError::NotFound(format!("volume {name}")));
+            return Err(ContainerError::NotFound(format!("volume {name}")));
         }
         let path = self.root.join(name).join("volume.json");
-        let raw = std::fs::read(&path).map_err(|_| StoreError::NotFound(format!("volume {name}")))?;
-        serde_json::from_slice(&raw).map_err(|e| StoreError::Invalid(format!("{}: {e}", path.display())))
+        let raw = std::fs::read(&path).map_err(|_| ContainerError::NotFound(format!("volume {name}")))?;
+        serde_json::from_slice(&raw).map_err(|e| ContainerError::Invalid(format!("{}: {e}", path.display())))
     }
 
     /// Every volume, by name.
     pub fn list(&self) -> Result<Vec<Volume>> {
         let mut out = Vec::new();
-        for entry in std::fs::read_dir(&self.root).map_err(|e| StoreError::Io {
-            op: "list",
-            path: self.root.clone(),
-            source: e,
-        })? {
+        for entry in
+            std::fs::read_dir(&self.root).map_err(|e| ContainerError::io(format!("list {}", self.root.display()), e))?
+        {
             let name = entry
-                .map_err(|e| StoreError::Io {
-                    op: "list",
-                    path: self.root.clone(),
-                    source: e,
-                })?
+                .map_err(|e| ContainerError::io(format!("list {}", self.root.display()), e))?
                 .file_name()
                 .to_string_lossy()
                 .into_owned();
@@ -119,16 +105,12 @@ impl VolumeStore {
             .map(|c| c.config.name)
             .collect();
         if !users.is_empty() {
-            return Err(StoreError::Invalid(format!(
+            return Err(ContainerError::Usage(format!(
                 "volume {name} is in use by container(s) {}; remove them first",
                 users.join(", ")
             )));
         }
         let dir = self.root.join(name);
-        std::fs::remove_dir_all(&dir).map_err(|e| StoreError::Io {
-            op: "remove",
-            path: dir,
-            source: e,
-        })
+        std::fs::remove_dir_all(&dir).map_err(|e| ContainerError::io(format!("remove {}", dir.display()), e))
     }
 }

@@ -125,7 +125,12 @@ pub(crate) async fn run(ctx: &Context, global: &Global, command: &Command) -> Re
             let mut log = match std::fs::File::open(c.log()) {
                 Ok(f) => f,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-                Err(e) => return Err(ClientError::Other(format!("read the log: {e}"))),
+                Err(source) => {
+                    return Err(ClientError::Io {
+                        context: format!("read {}", c.log().display()),
+                        source,
+                    });
+                }
             };
             copy_to_stdout(&mut log);
         }

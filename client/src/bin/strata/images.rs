@@ -76,7 +76,10 @@ pub(crate) async fn run(ctx: &Context, global: &Global, command: &Command) -> Re
                     let mut password = String::new();
                     std::io::stdin()
                         .read_to_string(&mut password)
-                        .map_err(|e| ClientError::Other(format!("read stdin: {e}")))?;
+                        .map_err(|source| ClientError::Io {
+                            context: "read stdin".into(),
+                            source,
+                        })?;
                     password.trim_end_matches(['\n', '\r']).to_owned()
                 }
                 None => {
