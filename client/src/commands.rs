@@ -160,6 +160,16 @@ impl Context {
     /// try.
     #[cfg(feature = "runtime")]
     pub async fn pull(&self, image: &Reference, options: &Options) -> Result<Report> {
+        Ok(self.pull_image(image, options).await?.0)
+    }
+
+    /// [`Context::pull`], also returning the image it unpacked (manifest and config as read).
+    #[cfg(feature = "runtime")]
+    pub async fn pull_image(
+        &self,
+        image: &Reference,
+        options: &Options,
+    ) -> Result<(Report, strata_runtime::image::LocalImage)> {
         use strata_runtime::image;
         let store = self.store()?;
         let _lease = store.lease().await?;
@@ -189,7 +199,7 @@ impl Context {
             &name,
             &strata_storage::oci::Descriptor::new(&report.media_type, digest, size as u64),
         )?;
-        Ok(report)
+        Ok((report, chosen))
     }
 
     /// `strata push IMAGE [DEST]`: an image from the local store to a registry.

@@ -60,11 +60,13 @@ impl Context {
     /// `strata create`: a container (scratch layer and config) for `image`, pulled if needed.
     pub async fn create(&self, image: &str, run: &RunOptions, transfer: &Options) -> Result<Container> {
         let name = local_name(image);
-        if self.store()?.find(&name)?.is_none() {
-            let reference = Reference::parse(image)?;
-            self.pull(&reference, transfer).await?;
-        }
-        Ok(container::create(&self.runtime(), &name, run, &transfer.wanted()).await?)
+        let store = self.store()?;
+        // A pulled image comes back with its manifest and config; neither is read again.
+        let local = match store.find(&name)? {
+            Some(_) => strata_runtime::image::resolve(&store, &name, &transfer.wanted()).await?,
+            None => self.pull_image(&Reference::parse(image)?, transfer).await?.1,
+        };
+        Ok(container::create(&self.runtime(), &name, &local, run).await?)
     }
 
     /// Starts `container`. Detached: returns once it runs (exit code `None`). Attached: waits

@@ -2,7 +2,6 @@
 //! [`run`]`(listener, state, shutdown)` so tests bind port 0 and serve in process.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::Router;
@@ -12,105 +11,14 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use http::{HeaderValue, StatusCode, header};
-use regex::Regex;
-use strata_storage::{Backend, BackendExt, BlobStore, Key};
+use strata_storage::{BackendExt, Key};
 use tokio::net::TcpListener;
 
-use crate::auth::Auth;
-use crate::cache::ManifestCache;
-use crate::config::{Config, ForeignLayers};
 use crate::error::InternalCause;
 use crate::handlers;
-use crate::limits::{BodyBudget, min_body_rate};
-use crate::meta::Metadata;
-use crate::metrics::{AccountingLayer, Metrics, RequestInfo, endpoint_kind};
-use crate::tls::TlsState;
-
-/// Memory for cached manifest bytes.
-const MANIFEST_CACHE_BYTES: usize = 32 * 1024 * 1024;
-
-/// Everything a request handler needs. Built once per process; replicas share only storage.
-#[derive(Debug)]
-pub struct AppState {
-    /// The configuration the registry runs with.
-    pub config: Config,
-    /// Blob content.
-    pub blobs: BlobStore,
-    /// Repository metadata.
-    pub meta: Metadata,
-    /// Compiled foreign-layer URL policy.
-    pub foreign: ForeignPolicy,
-    /// Request and upload metrics.
-    pub metrics: Arc<Metrics>,
-    /// Recently read or written manifests, by digest.
-    pub manifests: ManifestCache,
-    /// Memory for request bodies held whole (manifests), across all requests.
-    pub bodies: BodyBudget,
-    /// Access control (`None`: everyone may do everything).
-    pub auth: Option<Arc<Auth>>,
-    /// TLS for the listener (`None`: plain HTTP).
-    pub tls: Option<Arc<TlsState>>,
-}
-
-/// Shared state handle.
-pub type SharedState = Arc<AppState>;
-
-/// Compiled `[foreign_layers]` patterns.
-#[derive(Debug)]
-pub struct ForeignPolicy {
-    allow: Vec<Regex>,
-    deny: Vec<Regex>,
-}
-
-impl ForeignPolicy {
-    /// Compiles the patterns; an invalid one is a configuration error naming it.
-    pub fn new(config: &ForeignLayers) -> Result<Self, String> {
-        let compile = |patterns: &[String]| {
-            patterns
-                .iter()
-                .map(|p| Regex::new(p).map_err(|e| format!("foreign_layers pattern {p:?}: {e}")))
-                .collect::<Result<Vec<_>, _>>()
-        };
-        Ok(ForeignPolicy {
-            allow: compile(&config.allow)?,
-            deny: compile(&config.deny)?,
-        })
-    }
-
-    /// Whether a layer with these URLs may be referenced without its blob.
-    pub fn allows(&self, urls: &[String]) -> bool {
-        !urls.is_empty()
-            && urls
-                .iter()
-                .all(|u| self.allow.iter().any(|r| r.is_match(u)) && !self.deny.iter().any(|r| r.is_match(u)))
-    }
-}
-
-impl AppState {
-    /// State over an already opened backend.
-    pub fn new(config: Config, backend: Arc<dyn Backend>) -> Result<SharedState, String> {
-        let foreign = ForeignPolicy::new(&config.foreign_layers)?;
-        let auth = Auth::open(&config)?;
-        let tls = config.tls.as_ref().map(TlsState::open).transpose()?.map(Arc::new);
-        Ok(Arc::new(AppState {
-            auth,
-            tls,
-            blobs: BlobStore::new(backend.clone()),
-            meta: Metadata::new(backend),
-            foreign,
-            metrics: Arc::default(),
-            manifests: ManifestCache::new(MANIFEST_CACHE_BYTES),
-            bodies: BodyBudget::new(config.limits.buffered_body_bytes),
-            config,
-        }))
-    }
-
-    /// Opens the configured storage and builds the state.
-    pub async fn open(config: Config) -> anyhow::Result<SharedState> {
-        let backend = config.storage.open().await?;
-        AppState::new(config, backend).map_err(anyhow::Error::msg)
-    }
-}
+use crate::limits::{BodyRate, min_body_rate};
+use crate::metrics::{AccountingLayer, RequestInfo, endpoint_kind};
+pub use crate::state::{AppState, ForeignPolicy, SharedState};
 
 /// The router: `/v2/...`, `/healthz`, `/metrics`, behind request accounting and the request
 /// log ([`AccountingLayer`]).
@@ -126,7 +34,10 @@ pub fn app(state: SharedState) -> Router {
         .route("/admin/gc", any(handlers::admin::gc))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), min_body_rate))
+        .layer(axum::middleware::from_fn_with_state(
+            BodyRate::of(&state.config.server),
+            min_body_rate,
+        ))
         .layer(axum::middleware::from_fn(finish_response))
         .layer(AccountingLayer::new(state.metrics.clone()))
         .with_state(state)

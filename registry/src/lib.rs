@@ -32,6 +32,7 @@ pub mod meta;
 pub mod metrics;
 pub mod route;
 pub mod serve;
+pub mod state;
 pub mod tls;
 mod watch;
 

@@ -18,22 +18,38 @@ use http_body::{Frame, SizeHint};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 
-use crate::app::SharedState;
+use crate::config::Server as ServerConfig;
 use crate::error::{ApiError, ApiResult, Code};
 
-/// Middleware: every request body must average `min_body_rate_bytes` per second over each
-/// `body_rate_window`.
-pub(crate) async fn min_body_rate(State(state): State<SharedState>, request: Request, next: Next) -> Response {
-    let server = &state.config.server;
+/// The minimum request body rate: `[server] min_body_rate_bytes` per second over each
+/// `body_rate_window` (0: no minimum).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BodyRate {
+    bytes_per_second: u64,
+    window: Duration,
+}
+
+impl BodyRate {
+    /// The rate the server configuration asks for.
+    pub(crate) fn of(server: &ServerConfig) -> Self {
+        BodyRate {
+            bytes_per_second: server.min_body_rate_bytes,
+            window: server.body_rate_window,
+        }
+    }
+}
+
+/// Middleware: every request body must average the minimum rate over each window.
+pub(crate) async fn min_body_rate(State(rate): State<BodyRate>, request: Request, next: Next) -> Response {
     let has_body = request
         .headers()
         .get(header::CONTENT_LENGTH)
         .map_or(request.headers().contains_key(header::TRANSFER_ENCODING), |n| n != "0");
-    if server.min_body_rate_bytes == 0 || !has_body {
+    if rate.bytes_per_second == 0 || !has_body {
         return next.run(request).await;
     }
-    let window = server.body_rate_window.max(Duration::from_secs(1));
-    let minimum = server.min_body_rate_bytes.saturating_mul(window.as_secs());
+    let window = rate.window.max(Duration::from_secs(1));
+    let minimum = rate.bytes_per_second.saturating_mul(window.as_secs());
     let (parts, body) = request.into_parts();
     let body = Body::new(MinRate::new(body, minimum, window));
     next.run(Request::from_parts(parts, body)).await

@@ -34,15 +34,11 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::fs::FsBackend;
-use crate::s3::S3Backend;
 
 const MIB: u64 = 1024 * 1024;
 
@@ -318,21 +314,6 @@ impl StorageConfig {
             }
         }
         Ok(self)
-    }
-
-    /// Opens the configured backend.
-    pub async fn open(&self) -> Result<Arc<dyn Backend>> {
-        Ok(match self {
-            StorageConfig::Fs(fs) => {
-                let root = fs.root.clone();
-                Arc::new(
-                    tokio::task::spawn_blocking(move || FsBackend::new(root))
-                        .await
-                        .map_err(|e| Error::Config(format!("open fs backend: {e}")))??,
-                )
-            }
-            StorageConfig::S3(s3) => Arc::new(S3Backend::new(s3).await?),
-        })
     }
 }
 

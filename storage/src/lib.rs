@@ -27,6 +27,7 @@ pub mod layout;
 pub mod lock;
 mod names;
 pub mod oci;
+mod open;
 mod range;
 mod s3;
 pub mod stream;

@@ -8,38 +8,13 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Map, Value, json};
 
+use super::credentials::Credentials;
 use super::helper;
 use crate::error::{ClientError, Result};
 use crate::reference::DOCKER_HUB;
 
 /// The key Docker Hub credentials are stored under (what `docker login` writes).
 const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
-
-/// A username and a secret. A username of `<token>` means the secret is an identity (refresh)
-/// token for the OAuth2 token flow.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Credentials {
-    /// User name (or `<token>`).
-    pub username: String,
-    /// Password or token.
-    pub secret: String,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("username", &self.username)
-            .field("secret", &"***")
-            .finish()
-    }
-}
-
-impl Credentials {
-    /// The `Authorization: Basic` value.
-    pub fn basic(&self) -> String {
-        format!("Basic {}", BASE64.encode(format!("{}:{}", self.username, self.secret)))
-    }
-}
 
 /// A loaded `config.json`.
 #[derive(Debug, Clone)]

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
-use super::config::Credentials;
+use super::credentials::Credentials;
 use crate::error::{ClientError, Result};
 
 #[derive(Deserialize)]

@@ -4,6 +4,7 @@
 //! covers a mount's source and target), cached until it expires.
 
 pub mod config;
+mod credentials;
 mod helper;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -12,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-pub use config::{Credentials, DockerConfig};
+pub use config::DockerConfig;
+pub use credentials::Credentials;
 
 use crate::error::{ClientError, Result};
 

@@ -13,9 +13,9 @@ use strata_storage::RepositoryName;
 
 use super::token::Grant;
 use super::{Peer, Principal};
-use crate::app::SharedState;
 use crate::config::Action;
 use crate::error::{ApiError, ApiResult, Code};
+use crate::state::SharedState;
 
 /// Largest form body accepted.
 const MAX_FORM: usize = 64 * 1024;

@@ -11,7 +11,7 @@ use super::guard::INTENT_TTL;
 use super::intent::{claimed_since, delete_under_intent, ignore_missing, older_than};
 use super::set::{DigestSet, Sizes};
 use super::{Report, parallel};
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// Deletion candidates judged at once: the blob listing streams on while each batch's
 /// claims are read and its deletions run [`parallel::WIDTH`] at a time.

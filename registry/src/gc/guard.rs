@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use strata_storage::{Digest, Error, Key, RepositoryName, Result, layout};
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// Intents older than this belong to a collector that died; they are ignored (and swept). A
 /// live collector holds one for a few storage requests.

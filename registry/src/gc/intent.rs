@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 use strata_storage::{Digest, Error, Key, Result, layout};
 
 use super::guard::{INTENT_TTL, modified};
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// Whether `digest` was claimed after `since` (claims at or before it do not protect).
 pub(crate) async fn claimed_since(state: &AppState, digest: &Digest, since: SystemTime) -> Result<bool> {

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use strata_storage::{BackendExt, Error, Result, layout};
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Lease {

@@ -77,7 +77,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use strata_storage::{BackendExt, Error, RepositoryName, Result, layout};
 
-use crate::app::AppState;
+use crate::state::AppState;
 use set::DigestSet;
 
 /// What one cycle found and freed.
@@ -276,7 +276,7 @@ pub async fn last_report(state: &AppState) -> Result<Option<Report>> {
 }
 
 /// Runs a cycle every `[gc] interval` (none when it is zero).
-pub(crate) async fn background(state: crate::app::SharedState) {
+pub(crate) async fn background(state: crate::state::SharedState) {
     let interval = state.config.gc.interval;
     if interval.is_zero() {
         return;

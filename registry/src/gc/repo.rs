@@ -14,8 +14,8 @@ use strata_storage::{Digest, RepositoryName, Result, Tag, layout};
 use super::intent::{claimed_since, delete_under_intent, ignore_missing, older_than};
 use super::set::DigestSet;
 use super::{Report, RepositoryReport, parallel};
-use crate::app::AppState;
 use crate::config::Retention;
+use crate::state::AppState;
 use strata_storage::oci::Manifest;
 
 /// Listed objects under a prefix: digest (or tag) → modification time.

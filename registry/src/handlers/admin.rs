@@ -8,10 +8,10 @@ use bytes::Bytes;
 use http::{Method, StatusCode};
 
 use super::json_response;
-use crate::app::SharedState;
 use crate::auth::{Needs, Peer};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::gc;
+use crate::state::SharedState;
 
 /// `/admin/gc`.
 pub(crate) async fn gc(State(state): State<SharedState>, request: Request) -> Response {

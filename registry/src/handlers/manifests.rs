@@ -199,7 +199,11 @@ const HOLD_TRIES: usize = 3;
 
 /// Claims and confirms again everything the manifest relies on, for a push whose first hold
 /// is older than half the claim window (an overloaded storage).
-async fn hold_references(state: &crate::app::AppState, name: &RepositoryName, uses: &[(Digest, Use)]) -> ApiResult<()> {
+async fn hold_references(
+    state: &crate::state::AppState,
+    name: &RepositoryName,
+    uses: &[(Digest, Use)],
+) -> ApiResult<()> {
     let window = state.config.gc.claim_ttl / 2;
     for _ in 0..HOLD_TRIES {
         let started = std::time::Instant::now();
@@ -225,7 +229,7 @@ async fn hold_references(state: &crate::app::AppState, name: &RepositoryName, us
 /// there: `gc::guard::hold`). The subject need not exist (the spec says so). Returns what the
 /// manifest relies on in the repository.
 async fn check_references(
-    state: &crate::app::AppState,
+    state: &crate::state::AppState,
     name: &RepositoryName,
     manifest: &Manifest,
 ) -> ApiResult<Vec<(Digest, Use)>> {
@@ -271,7 +275,7 @@ fn unknown_reference(d: &Descriptor, why: &str) -> ApiError {
 /// A linked blob is used (and held); a foreign layer the policy allows need not be stored
 /// here at all.
 async fn check_blob(
-    state: &crate::app::AppState,
+    state: &crate::state::AppState,
     name: &RepositoryName,
     d: &Descriptor,
 ) -> ApiResult<Option<(Digest, Use)>> {
@@ -296,7 +300,7 @@ async fn check_blob(
 }
 
 async fn check_child(
-    state: &crate::app::AppState,
+    state: &crate::state::AppState,
     name: &RepositoryName,
     d: &Descriptor,
 ) -> ApiResult<Option<(Digest, Use)>> {

@@ -18,12 +18,12 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use http::{HeaderMap, Method, StatusCode, header};
 use strata_storage::{ByteStream, Error as StorageError, RepositoryName};
 
-use crate::app::SharedState;
 use crate::auth::{Needs, Peer, Principal};
 use crate::config::Action;
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::RequestInfo;
 use crate::route::Endpoint;
+use crate::state::SharedState;
 
 /// One request, taken apart.
 pub(crate) struct Ctx {

@@ -13,11 +13,11 @@ use http::{StatusCode, header};
 use strata_storage::{Digest, Error as StorageError, RepositoryName, UploadId, UploadStatus, digest::parse_digest};
 
 use super::{Ctx, body_stream, empty};
-use crate::app::AppState;
 use crate::config::Action;
 use crate::error::{ApiError, ApiResult, Code, upload_range};
 use crate::gc::{self, guard::Use};
 use crate::metrics::SessionEvent;
+use crate::state::AppState;
 
 fn location(name: &RepositoryName, id: &UploadId) -> String {
     format!("/v2/{name}/blobs/uploads/{id}")

@@ -5,7 +5,18 @@
 
 use std::path::{Path, PathBuf};
 
-use super::record::Limits;
+use serde::{Deserialize, Serialize};
+
+/// Resource limits, through cgroups.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+pub struct Limits {
+    /// Memory in bytes.
+    pub memory: Option<u64>,
+    /// CPUs (fractions allowed).
+    pub cpus: Option<f64>,
+    /// Most processes.
+    pub pids: Option<u64>,
+}
 
 const ROOT: &str = "/sys/fs/cgroup";
 /// CFS period for `--cpus`.

@@ -6,7 +6,7 @@ use super::error::{ContainerError, Result};
 use super::volume::{VolumeStore, valid_name};
 use super::{Container, ContainerConfig, Limits, Mount, MountSource, Network, Process, now};
 use crate::home::Home;
-use crate::image::{Wanted, resolve, unpack};
+use crate::image::{LocalImage, unpack_image};
 
 /// What `strata run` / `strata create` were asked for.
 #[derive(Debug, Clone, Default)]
@@ -50,21 +50,18 @@ pub(crate) fn merge_env(mut env: Vec<String>, overrides: &[String]) -> Vec<Strin
     env
 }
 
-/// Creates a container for image `name` (as the local store names it; it must be there),
-/// unpacking the image into the layer store if it is not yet.
-pub async fn create(home: &Home, name: &str, run: &RunOptions, wanted: &Wanted) -> Result<Container> {
+/// Creates a container for `image`, image `name` of the local store (see
+/// [`crate::image::resolve`]), unpacking it into the layer store if it is not yet.
+pub async fn create(home: &Home, name: &str, image: &LocalImage, run: &RunOptions) -> Result<Container> {
     let name = name.to_owned();
-    let store = home.store()?;
     let layer_store = home.layers()?;
     let unpacked = match layer_store.image(&name) {
         Ok(i) => i,
-        Err(_) => unpack(&store, &layer_store, &name, wanted)
+        Err(_) => unpack_image(&home.store()?, &layer_store, &name, image)
             .await?
             .ok_or_else(|| ContainerError::Usage(format!("{name} is not a container image")))?,
     };
-    let local = resolve(&store, &name, wanted).await?;
-    let config = local.config(&store).await?;
-    let c = config.config.unwrap_or_default();
+    let c = image.config(&name)?.config.clone().unwrap_or_default();
     let mut args = match &run.entrypoint {
         Some(e) if e.is_empty() => Vec::new(),
         Some(e) => vec![e.clone()],
@@ -100,7 +97,7 @@ pub async fn create(home: &Home, name: &str, run: &RunOptions, wanted: &Wanted) 
         hostname: id[..12].to_owned(),
         id,
         image: name,
-        os: unpacked.os.clone(),
+        os: unpacked.os,
         created: now(),
         layers,
         process: Process {

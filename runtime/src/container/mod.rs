@@ -36,6 +36,7 @@ mod stop;
 mod user;
 pub mod volume;
 
+pub use cgroup::Limits;
 pub use commit::commit;
 pub use copy::{copy_in, copy_out};
 pub use create::{RunOptions, create};
@@ -44,6 +45,6 @@ pub use start::{ExecOptions, exec, start};
 pub use stop::{remove, signal, stop};
 
 pub use record::{
-    Container, ContainerConfig, ContainerState, ContainerStore, Limits, Mount, MountSource, Network, Process, Status,
-    alive, now,
+    Container, ContainerConfig, ContainerState, ContainerStore, Mount, MountSource, Network, Process, Status, alive,
+    now,
 };

@@ -5,6 +5,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use super::cgroup::Limits;
 use super::error::{ContainerError, Result};
 
 /// The process a container runs.
@@ -51,17 +52,6 @@ pub enum Network {
     None,
     /// The host's network.
     Host,
-}
-
-/// Resource limits, through cgroups.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
-pub struct Limits {
-    /// Memory in bytes.
-    pub memory: Option<u64>,
-    /// CPUs (fractions allowed).
-    pub cpus: Option<f64>,
-    /// Most processes.
-    pub pids: Option<u64>,
 }
 
 /// `config.json`: what a container runs, fixed at create.

@@ -76,7 +76,7 @@ pub async fn append_layer(
             let manifest: Value = serde_json::from_slice(&p.bytes).map_err(|e| {
                 ImageError::Image(OciError::Invalid(format!("manifest {} does not parse: {e}", p.digest)))
             })?;
-            (p.config(store).await?, manifest, p.media_type.clone())
+            (p.config(p.digest.as_ref())?.clone(), manifest, p.media_type.clone())
         }
         None => (
             ImageConfig {
@@ -132,6 +132,7 @@ pub async fn append_layer(
         media_type,
         digest,
         manifest: parsed,
+        config: Some(config),
     })
 }
 
@@ -180,7 +181,7 @@ pub async fn import(
             }
         };
         if let Some(p) = &parent {
-            let config = p.config(store).await?;
+            let config = p.config(options.parent.as_deref().unwrap_or_default())?;
             let parent_os = config.os();
             if parent_os != os {
                 return Err(ImageError::Usage(format!(

@@ -92,7 +92,7 @@ impl Default for Wanted {
     }
 }
 
-/// An image of a layout, down to one platform.
+/// An image of a layout, down to one platform: its manifest and config, each read once.
 #[derive(Debug, Clone)]
 pub struct LocalImage {
     /// The manifest, as stored.
@@ -103,16 +103,42 @@ pub struct LocalImage {
     pub digest: Digest,
     /// Parsed.
     pub manifest: ImageManifest,
+    /// The image config; `None` for an artifact (its config is not an image config).
+    pub config: Option<ImageConfig>,
 }
 
 impl LocalImage {
-    /// The image config.
-    pub async fn config(&self, layout: &OciLayout) -> Result<ImageConfig> {
-        let digest = &self.manifest.config.digest;
-        Ok(ImageConfig::parse(
-            &layout.read_blob(digest, MAX_DOCUMENT).await?,
+    /// Reads the config of the manifest stored as `bytes` (`media_type`, `digest`) from `layout`.
+    async fn load(layout: &OciLayout, bytes: Bytes, media_type: String, digest: Digest) -> Result<Self> {
+        let manifest = ImageManifest::parse(&bytes, &digest)?;
+        let config = match is_image_config(&manifest.config.media_type) {
+            true => {
+                let d = &manifest.config.digest;
+                Some(ImageConfig::parse(&layout.read_blob(d, MAX_DOCUMENT).await?, d)?)
+            }
+            false => None,
+        };
+        let media_type = match media_type.is_empty() {
+            true => manifest.media_type.clone().unwrap_or_else(|| OCI_MANIFEST.to_owned()),
+            false => media_type,
+        };
+        Ok(LocalImage {
+            bytes,
+            media_type,
             digest,
-        )?)
+            manifest,
+            config,
+        })
+    }
+
+    /// The image config; an artifact has none to run or build on (`name` is for the message).
+    pub fn config(&self, name: &str) -> Result<&ImageConfig> {
+        self.config.as_ref().ok_or_else(|| {
+            ImageError::Usage(format!(
+                "{name} is not a container image (config {})",
+                self.manifest.config.media_type
+            ))
+        })
     }
 }
 
@@ -144,17 +170,7 @@ pub async fn select(
     wanted: &Wanted,
 ) -> Result<LocalImage> {
     if !is_index(&media_type, &bytes) {
-        let manifest = ImageManifest::parse(&bytes, &digest)?;
-        let media_type = match media_type.is_empty() {
-            true => manifest.media_type.clone().unwrap_or_else(|| OCI_MANIFEST.to_owned()),
-            false => media_type,
-        };
-        return Ok(LocalImage {
-            bytes,
-            media_type,
-            digest,
-            manifest,
-        });
+        return LocalImage::load(layout, bytes, media_type, digest).await;
     }
     let index = ImageIndex::parse(&bytes, &digest)?;
     let mut present = Vec::new();
@@ -172,25 +188,7 @@ pub async fn select(
     if is_index(&chosen.media_type, &bytes) {
         return Err(OciError::Invalid(format!("{name}: nested indexes cannot be unpacked")).into());
     }
-    let manifest = ImageManifest::parse(&bytes, &chosen.digest)?;
-    Ok(LocalImage {
-        bytes,
-        media_type: chosen.media_type,
-        digest: chosen.digest,
-        manifest,
-    })
-}
-
-/// Unpacks image `name` of `layout` into `store` (for an index, the entry `wanted` picks). An
-/// artifact (a manifest whose config is not an image config) is left alone: `None`.
-pub async fn unpack(
-    layout: &OciLayout,
-    store: &LayerStore,
-    name: &str,
-    wanted: &Wanted,
-) -> Result<Option<ImageLayers>> {
-    let image = resolve(layout, name, wanted).await?;
-    unpack_image(layout, store, name, &image).await
+    LocalImage::load(layout, bytes, chosen.media_type, chosen.digest).await
 }
 
 /// Unpacks `image` (one platform's manifest, in `layout`) into `store` as image `name`; `None`
@@ -201,15 +199,15 @@ pub async fn unpack_image(
     name: &str,
     image: &LocalImage,
 ) -> Result<Option<ImageLayers>> {
-    let manifest = &image.manifest;
-    if !is_image_config(&manifest.config.media_type) {
+    let Some(config) = &image.config else {
         tracing::warn!(
             "{name} is not a container image (config {}); nothing to unpack",
-            manifest.config.media_type
+            image.manifest.config.media_type
         );
         return Ok(None);
-    }
-    let (os, layers) = sources(layout, name, manifest).await?;
+    };
+    let os = config.os().to_owned();
+    let layers = sources(layout, name, &image.manifest, config).await?;
     let store = store.clone();
     let name = name.to_owned();
     blocking(move || store.import_image(&name, &os, &layers))
@@ -217,12 +215,14 @@ pub async fn unpack_image(
         .map(Some)
 }
 
-/// The OS and the layers (with their diff_ids) of an image manifest.
-async fn sources(layout: &OciLayout, name: &str, manifest: &ImageManifest) -> Result<(String, Vec<LayerSource>)> {
-    let config_digest = &manifest.config.digest;
-    let config = ImageConfig::parse(&layout.read_blob(config_digest, MAX_DOCUMENT).await?, config_digest)?;
-    let os = config.os().to_owned();
-    let diff_ids = config.rootfs.diff_ids;
+/// The layers (with their diff_ids) of an image manifest and its config.
+async fn sources(
+    layout: &OciLayout,
+    name: &str,
+    manifest: &ImageManifest,
+    config: &ImageConfig,
+) -> Result<Vec<LayerSource>> {
+    let diff_ids = &config.rootfs.diff_ids;
     if diff_ids.len() != manifest.layers.len() {
         return Err(OciError::Invalid(format!(
             "{name}: the manifest has {} layers but the config lists {} diff_ids",
@@ -232,7 +232,7 @@ async fn sources(layout: &OciLayout, name: &str, manifest: &ImageManifest) -> Re
         .into());
     }
     let mut layers = Vec::with_capacity(diff_ids.len());
-    for (d, diff_id) in manifest.layers.iter().zip(diff_ids) {
+    for (d, diff_id) in manifest.layers.iter().zip(diff_ids.iter().cloned()) {
         if !layout.has_blob(&d.digest).await? {
             return Err(ImageError::NotFound(format!(
                 "{name}: layer {} is not in the local store{}",
@@ -253,5 +253,5 @@ async fn sources(layout: &OciLayout, name: &str, manifest: &ImageManifest) -> Re
             diff_id: Some(diff_id),
         });
     }
-    Ok((os, layers))
+    Ok(layers)
 }
