@@ -1,5 +1,6 @@
-//! Replacing a small file atomically: the one way every crate writes its records, journals and
-//! indexes (`index.json`, docker's `config.json`, container records, upload state, …).
+//! Replacing a file atomically: the one way every crate writes its records, journals and
+//! indexes (`index.json`, docker's `config.json`, container records, upload state, …) and, through
+//! [`Replacement`], files too large to hold in memory (a docker-archive being exported).
 //!
 //! The bytes go to a temporary file in the target's directory whose name no other writer uses
 //! (process id, a per-process counter, random bits), are fsynced, renamed over the target, and
@@ -66,26 +67,67 @@ fn publish(
     mode: u32,
     place: impl FnOnce(&Path, &Path) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
-    let temp = temporary(path);
-    let result = (|| {
-        let mut file = std::fs::OpenOptions::new()
+    let mut replacement = Replacement::create(path, mode)?;
+    replacement.file().write_all(data)?;
+    replacement.finish(place)
+}
+
+/// A file written under a temporary name beside `target` that replaces `target` only when
+/// [`Replacement::commit`] succeeds; dropped before that, it is removed.
+#[derive(Debug)]
+pub struct Replacement {
+    file: std::fs::File,
+    temp: PathBuf,
+    target: PathBuf,
+    done: bool,
+}
+
+impl Replacement {
+    /// Starts a replacement of `target` (permission bits `mode`, before umask).
+    pub fn create(target: &Path, mode: u32) -> std::io::Result<Self> {
+        let temp = temporary(target);
+        let file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(mode)
             .open(&temp)?;
-        file.write_all(data)?;
-        file.sync_all()?;
-        place(&temp, path)?;
-        let dir = path
+        Ok(Replacement {
+            file,
+            temp,
+            target: target.to_owned(),
+            done: false,
+        })
+    }
+
+    /// The file to write.
+    pub fn file(&mut self) -> &mut std::fs::File {
+        &mut self.file
+    }
+
+    /// Fsyncs the file, renames it over the target and fsyncs the directory.
+    pub fn commit(self) -> std::io::Result<()> {
+        self.finish(|temp, target| std::fs::rename(temp, target))
+    }
+
+    fn finish(mut self, place: impl FnOnce(&Path, &Path) -> std::io::Result<()>) -> std::io::Result<()> {
+        self.file.sync_all()?;
+        place(&self.temp, &self.target)?;
+        self.done = true;
+        let dir = self
+            .target
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         std::fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
     }
-    result
+}
+
+impl Drop for Replacement {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = std::fs::remove_file(&self.temp);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -132,6 +174,22 @@ mod tests {
                 });
             }
         });
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary left");
+    }
+
+    #[test]
+    fn a_replacement_appears_only_when_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("archive.tar");
+        write(&path, b"old").unwrap();
+        let mut dropped = Replacement::create(&path, 0o644).unwrap();
+        dropped.file().write_all(b"half").unwrap();
+        drop(dropped);
+        assert_eq!(std::fs::read(&path).unwrap(), b"old");
+        let mut kept = Replacement::create(&path, 0o644).unwrap();
+        kept.file().write_all(b"whole").unwrap();
+        kept.commit().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"whole");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary left");
     }
 

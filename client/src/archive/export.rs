@@ -8,8 +8,8 @@ use super::*;
 ///
 /// The image must be an image manifest (OCI or Docker schema 2) whose blobs are all in the
 /// layout; an index is a usage error asking for `--platform`. Every blob's digest is checked while
-/// it is copied. `file` appears only when complete: the tar is written to `FILE.tmp-<pid>`, synced
-/// and renamed; on failure the temporary file is removed and `file` is untouched.
+/// it is copied. `file` appears only when complete: the tar is written to a temporary beside it,
+/// synced and renamed; on failure the temporary file is removed and `file` is untouched.
 pub async fn export(layout: &OciLayout, name: &str, file: &Path, repo_tag: Option<&str>) -> Result<()> {
     let tag = repo_tag.map(RepoTag::parse).transpose()?;
     let descriptor = layout
@@ -138,29 +138,17 @@ impl Member {
     }
 }
 
-/// Writes `members` as a tar to a temporary file beside `target`, then renames it to `target`.
+/// Writes `members` as a tar that replaces `target` once complete (`strata_storage::atomic`).
 fn write_archive(target: &Path, members: Vec<Member>) -> Result<()> {
-    let mut temp = target.as_os_str().to_owned();
-    temp.push(format!(".tmp-{}", std::process::id()));
-    let temp = PathBuf::from(temp);
-    let result = write_tar(&temp, members).and_then(|()| {
-        std::fs::rename(&temp, target).map_err(|e| ClientError::io(format!("rename to {}", target.display()), e))
-    });
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
-        return result;
-    }
-    if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty())
-        && let Ok(dir) = File::open(dir)
-    {
-        let _ = dir.sync_all();
-    }
-    Ok(())
+    let context = || format!("write {}", target.display());
+    let mut replacement =
+        strata_storage::atomic::Replacement::create(target, 0o644).map_err(|e| ClientError::io(context(), e))?;
+    write_tar(replacement.file(), target, members)?;
+    replacement.commit().map_err(|e| ClientError::io(context(), e))
 }
 
-fn write_tar(temp: &Path, members: Vec<Member>) -> Result<()> {
-    let context = || format!("write {}", temp.display());
-    let out = File::create(temp).map_err(|e| ClientError::io(context(), e))?;
+fn write_tar(out: &mut File, target: &Path, members: Vec<Member>) -> Result<()> {
+    let context = || format!("write {}", target.display());
     let mut tar = tar::Builder::new(BufWriter::with_capacity(CHUNK, out));
     for member in members {
         let mut header = tar::Header::new_gnu();
@@ -206,10 +194,9 @@ fn write_tar(temp: &Path, members: Vec<Member>) -> Result<()> {
         }
     }
     let out = tar.into_inner().map_err(|e| ClientError::io(context(), e))?;
-    let out = out
-        .into_inner()
-        .map_err(|e| ClientError::io(context(), e.into_error()))?;
-    out.sync_all().map_err(|e| ClientError::io(context(), e))
+    out.into_inner()
+        .map_err(|e| ClientError::io(context(), e.into_error()))
+        .map(drop)
 }
 
 /// A reader that hashes what passes through.

@@ -12,7 +12,9 @@ use std::path::PathBuf;
 use bytes::Bytes;
 use strata_storage::Digest;
 use strata_storage::oci::media::{OCI_MANIFEST, is_image_config, is_index};
-use strata_storage::oci::{ImageConfig, ImageIndex, ImageManifest, LayoutError, OciError, OciLayout, PlatformSpec};
+use strata_storage::oci::{
+    ImageConfig, ImageIndex, ImageManifest, LayoutError, OciError, OciLayout, PlatformSpec, select_present,
+};
 
 pub use build::{History, ImportOptions, append_layer, import, name_image};
 pub use changes::ConfigChanges;
@@ -179,11 +181,7 @@ pub async fn select(
             present.push(d.clone());
         }
     }
-    let chosen = match strata_storage::oci::select(&present, &wanted.platform, wanted.os_version.as_deref()) {
-        Ok(d) => d.clone(),
-        Err(_) if present.len() == 1 => present[0].clone(),
-        Err(e) => return Err(e.into()),
-    };
+    let chosen = select_present(&present, &wanted.platform, wanted.os_version.as_deref())?.clone();
     let bytes = layout.read_blob(&chosen.digest, MAX_DOCUMENT).await?;
     if is_index(&chosen.media_type, &bytes) {
         return Err(OciError::Invalid(format!("{name}: nested indexes cannot be unpacked")).into());

@@ -276,6 +276,21 @@ pub fn select<'a>(
     })
 }
 
+/// The entry of an index in a local store to use for `want`: the best match among `present`
+/// (the entries whose manifests the store holds), or the only one present when none matches —
+/// a store holding one image of an index means that image (one pulled for another platform, to
+/// be inspected or unpacked here).
+pub fn select_present<'a>(
+    present: &'a [Descriptor],
+    want: &PlatformSpec,
+    host_os_version: Option<&str>,
+) -> Result<&'a Descriptor> {
+    match select(present, want, host_os_version) {
+        Err(_) if present.len() == 1 => Ok(&present[0]),
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -412,5 +427,18 @@ mod tests {
             err.contains("windows/amd64:10.0.17763.1") && err.contains("os windows is not linux"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_store_holding_one_image_of_an_index_means_that_image() {
+        let only = [entry("linux/arm64", 1)];
+        let want = PlatformSpec::parse("linux/amd64").unwrap();
+        assert!(select(&only, &want, None).is_err());
+        assert_eq!(select_present(&only, &want, None).unwrap(), &only[0]);
+        let two = [entry("linux/arm64", 1), entry("linux/ppc64le", 2)];
+        assert!(matches!(
+            select_present(&two, &want, None),
+            Err(OciError::NoMatch { .. })
+        ));
     }
 }
