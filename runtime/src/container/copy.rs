@@ -22,12 +22,7 @@ pub fn copy_out(container: &Container, path: &str, host: &Path) -> Result<u64> {
         let node = union
             .get(path)
             .ok_or_else(|| ContainerError::NotFound(format!("{}:{path}", container.config.name)))?;
-        let name = node.path.rsplit('/').next().filter(|n| !n.is_empty()).unwrap_or("root");
-        let dest = if host.is_dir() {
-            host.join(name)
-        } else {
-            host.to_owned()
-        };
+        let dest = destination(host, &node.path);
         let mut from = node
             .open()
             .map_err(|e| ContainerError::io(format!("{}:{path}", container.config.name), e))?;
@@ -38,13 +33,17 @@ pub fn copy_out(container: &Container, path: &str, host: &Path) -> Result<u64> {
     let node = union
         .resolve(path)?
         .ok_or_else(|| ContainerError::NotFound(format!("{}:{path}", container.config.name)))?;
-    let name = node.path.rsplit('/').next().filter(|n| !n.is_empty()).unwrap_or("root");
-    let dest = if host.is_dir() {
+    copy_out_node(&union, &node.path, node.kind, &destination(host, &node.path))
+}
+
+/// Where container path `path` lands when copied to `host`: inside it if it is a directory.
+fn destination(host: &Path, path: &str) -> PathBuf {
+    let name = path.rsplit('/').next().filter(|n| !n.is_empty()).unwrap_or("root");
+    if host.is_dir() {
         host.join(name)
     } else {
         host.to_owned()
-    };
-    copy_out_node(&union, &node.path, node.kind, &dest)
+    }
 }
 
 /// `strata cp HOSTPATH CONTAINER:PATH`: copies into the container's scratch layer at the

@@ -159,50 +159,48 @@ pub async fn import(
     name: &str,
     options: &ImportOptions,
 ) -> Result<(LocalImage, ImageLayers)> {
-    {
-        let _lease = store.lease().await?;
-        let changes = ConfigChanges::parse(&options.changes)?;
-        let parent = match &options.parent {
-            Some(p) => Some(resolve(store, p, &Wanted::default()).await?),
-            None => None,
-        };
-        let md = std::fs::metadata(source).map_err(|e| ImageError::io(source.display().to_string(), e))?;
-        let os = match (&options.os, md.is_dir()) {
-            (Some(os), true) if os != "linux" => {
-                return Err(ImageError::Usage(
-                    "a directory imports as a Linux layer; import a Windows layer tar instead".into(),
-                ));
-            }
-            (Some(os), _) => os.clone(),
-            (None, true) => "linux".to_owned(),
-            (None, false) => {
-                let file = source.to_owned();
-                blocking(move || LayerStore::detect_os(&file)).await?.to_owned()
-            }
-        };
-        if let Some(p) = &parent {
-            let config = p.config(options.parent.as_deref().unwrap_or_default())?;
-            let parent_os = config.os();
-            if parent_os != os {
-                return Err(ImageError::Usage(format!(
-                    "a {os} layer cannot go on top of the {parent_os} image {}",
-                    options.parent.as_deref().unwrap_or_default()
-                )));
-            }
+    let _lease = store.lease().await?;
+    let changes = ConfigChanges::parse(&options.changes)?;
+    let parent = match &options.parent {
+        Some(p) => Some(resolve(store, p, &Wanted::default()).await?),
+        None => None,
+    };
+    let md = std::fs::metadata(source).map_err(|e| ImageError::io(source.display().to_string(), e))?;
+    let os = match (&options.os, md.is_dir()) {
+        (Some(os), true) if os != "linux" => {
+            return Err(ImageError::Usage(
+                "a directory imports as a Linux layer; import a Windows layer tar instead".into(),
+            ));
         }
-        let layer = if md.is_dir() {
-            let dir: PathBuf = source.to_owned();
-            write_layer(store, move |out| write_diff(&dir, out).map(|_| ())).await?
-        } else {
-            store_layer_file(store, source).await?
-        };
-        let history = History {
-            created_by: format!("strata import {}", source.display()),
-            author: None,
-            comment: options.message.clone(),
-        };
-        let image = append_layer(store, parent.as_ref(), &layer, &history, &changes, &os).await?;
-        let layers = name_image(store, layers, name, &image).await?;
-        Ok((image, layers))
+        (Some(os), _) => os.clone(),
+        (None, true) => "linux".to_owned(),
+        (None, false) => {
+            let file = source.to_owned();
+            blocking(move || LayerStore::detect_os(&file)).await?.to_owned()
+        }
+    };
+    if let Some(p) = &parent {
+        let config = p.config(options.parent.as_deref().unwrap_or_default())?;
+        let parent_os = config.os();
+        if parent_os != os {
+            return Err(ImageError::Usage(format!(
+                "a {os} layer cannot go on top of the {parent_os} image {}",
+                options.parent.as_deref().unwrap_or_default()
+            )));
+        }
     }
+    let layer = if md.is_dir() {
+        let dir: PathBuf = source.to_owned();
+        write_layer(store, move |out| write_diff(&dir, out).map(|_| ())).await?
+    } else {
+        store_layer_file(store, source).await?
+    };
+    let history = History {
+        created_by: format!("strata import {}", source.display()),
+        author: None,
+        comment: options.message.clone(),
+    };
+    let image = append_layer(store, parent.as_ref(), &layer, &history, &changes, &os).await?;
+    let layers = name_image(store, layers, name, &image).await?;
+    Ok((image, layers))
 }
