@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use super::error::{ContainerError, Result};
 use super::volume::{VolumeStore, valid_name};
-use super::{Container, ContainerConfig, Limits, Mount, MountSource, Network, Process, now};
+use super::{Container, ContainerConfig, Limits, Mount, MountSource, Network, Process, Security, now};
 use crate::home::Home;
 use crate::image::{LocalImage, unpack_image};
 
@@ -33,6 +33,8 @@ pub struct RunOptions {
     pub auto_remove: bool,
     /// `-i`: pass stdin on (an attached run); otherwise the container reads nothing.
     pub stdin: bool,
+    /// `--cap-add`, `--cap-drop`, `--privileged`, `--security-opt no-new-privileges`.
+    pub security: Security,
 }
 
 /// `env` with `overrides` (`K=V`, or `K` to take this process's value) replacing the same keys.
@@ -61,6 +63,7 @@ pub async fn create(home: &Home, name: &str, image: &LocalImage, run: &RunOption
             .await?
             .ok_or_else(|| ContainerError::Usage(format!("{name} is not a container image")))?,
     };
+    run.security.capabilities().map_err(ContainerError::Usage)?;
     let c = image.config(&name)?.config.clone().unwrap_or_default();
     let mut args = match &run.entrypoint {
         Some(e) if e.is_empty() => Vec::new(),
@@ -110,6 +113,7 @@ pub async fn create(home: &Home, name: &str, image: &LocalImage, run: &RunOption
         limits: run.limits,
         network: run.network,
         auto_remove: run.auto_remove,
+        security: run.security.clone(),
     };
     home.containers()?.create(&config)
 }

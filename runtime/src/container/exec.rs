@@ -135,7 +135,7 @@ pub fn child(dir: &Path, spec: &str) -> Exit {
     if let Err(e) = enter() {
         return failed(format!("exec in {} failed: {e}", container.config.name));
     }
-    match exec_process(&process, &container.config.hostname) {
+    match exec_process(&process, &container.config.hostname, &container.config.security) {
         Ok(never) => match never {},
         Err((code, message)) => Exit {
             code,

@@ -161,11 +161,14 @@ fn run(container: &mut Container, detached: bool) -> std::result::Result<i32, St
             &format!("mount {}", source.display()),
             mount(Some(&source), &target, None::<&str>, bind, None::<&str>),
         )?;
-        if m.read_only {
-            let ro = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+        // Device nodes on a volume do not work unless the container is privileged.
+        let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT;
+        flags.set(MsFlags::MS_NODEV, !config.security.privileged);
+        flags.set(MsFlags::MS_RDONLY, m.read_only);
+        if flags.intersects(MsFlags::MS_NODEV | MsFlags::MS_RDONLY) {
             setup(
-                "remount read-only",
-                mount(None::<&str>, &target, None::<&str>, ro, None::<&str>),
+                "remount the volume",
+                mount(None::<&str>, &target, None::<&str>, flags, None::<&str>),
             )?;
         }
     }
@@ -266,15 +269,13 @@ fn mount_union(container: &Container, rootfs: &Path) -> std::result::Result<(), 
         container.dir.join("upper").display(),
         container.dir.join("work").display()
     );
+    // Device nodes in the image or made in the container do not work (only `/dev`'s do),
+    // unless the container is privileged.
+    let mut flags = MsFlags::empty();
+    flags.set(MsFlags::MS_NODEV, !container.config.security.privileged);
     setup(
         "mount the overlay",
-        mount(
-            Some("overlay"),
-            rootfs,
-            Some("overlay"),
-            MsFlags::empty(),
-            Some(data.as_str()),
-        ),
+        mount(Some("overlay"), rootfs, Some("overlay"), flags, Some(data.as_str())),
     )
 }
 
@@ -297,13 +298,16 @@ fn container_init(
     )
     .map_err(|e| fail(format!("make mounts private: {e}")))?;
     special_mounts(rootfs, config.network).map_err(fail)?;
+    if !config.security.privileged {
+        super::security::mask(rootfs).map_err(fail)?;
+    }
     sethostname(&config.hostname).map_err(|e| fail(format!("hostname: {e}")))?;
     chdir(rootfs).map_err(|e| fail(format!("chdir: {e}")))?;
     pivot_root(".", ".").map_err(|e| fail(format!("pivot_root: {e}")))?;
     umount2(".", MntFlags::MNT_DETACH).map_err(|e| fail(format!("detach the old root: {e}")))?;
     chdir("/").map_err(|e| fail(format!("chdir: {e}")))?;
 
-    exec_process(&config.process, &config.hostname)
+    exec_process(&config.process, &config.hostname, &config.security)
 }
 
 /// The last steps of starting a container process, once its root is in place: working
@@ -312,15 +316,19 @@ fn container_init(
 pub(super) fn exec_process(
     process: &super::record::Process,
     hostname: &str,
+    security: &super::security::Security,
 ) -> std::result::Result<std::convert::Infallible, (i32, String)> {
     let fail = |m: String| (EXIT_SETUP, m);
+    let allowed = security.capabilities().map_err(fail)?;
     let cwd = if process.cwd.is_empty() { "/" } else { &process.cwd };
     std::fs::create_dir_all(cwd).map_err(|e| fail(format!("working directory {cwd}: {e}")))?;
     chdir(cwd).map_err(|e| fail(format!("working directory {cwd}: {e}")))?;
     let user = super::user::resolve(&process.user).map_err(fail)?;
+    super::security::bound(&allowed).map_err(fail)?;
     setgroups(&[Gid::from_raw(user.gid)]).map_err(|e| fail(format!("setgroups: {e}")))?;
     setgid(Gid::from_raw(user.gid)).map_err(|e| fail(format!("setgid: {e}")))?;
     setuid(Uid::from_raw(user.uid)).map_err(|e| fail(format!("setuid: {e}")))?;
+    super::security::restrict(&allowed, user.uid, security.no_new_privileges).map_err(fail)?;
 
     let mut env = process.env.clone();
     if !env.iter().any(|e| e.starts_with("PATH=")) {
@@ -355,6 +363,7 @@ pub(super) fn exec_process(
         .map(|e| cstr(e))
         .collect::<std::result::Result<Vec<_>, _>>()?;
     let exe = cstr(&exe)?;
+    super::security::close_inherited_fds().map_err(fail)?;
     let e = nix::unistd::execve(&exe, &args, &envp).unwrap_err();
     let code = if e == nix::errno::Errno::ENOENT {
         EXIT_NOT_FOUND

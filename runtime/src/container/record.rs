@@ -85,6 +85,9 @@ pub struct ContainerConfig {
     /// Removed when its process ends (`run --rm -d`; an attached `run --rm` removes it itself).
     #[serde(default)]
     pub auto_remove: bool,
+    /// Capabilities, masked paths, `no_new_privs`.
+    #[serde(default)]
+    pub security: super::security::Security,
 }
 
 /// Where a container is in its life.

@@ -9,7 +9,7 @@ use strata_client::commands::Context;
 use strata_client::registry::ClientOptions;
 use strata_client::transfer::{DEFAULT_CHUNK, Options, Selection};
 use strata_runtime::container::RunOptions;
-use strata_runtime::container::{Limits, Network};
+use strata_runtime::container::{Limits, Network, Security};
 use strata_storage::oci::PlatformSpec;
 
 /// Pull, push, copy, inspect, list and delete images on any OCI registry; make images from
@@ -500,11 +500,47 @@ pub(crate) struct RunArgs {
     /// Platform to pull when the image is not in the local store.
     #[arg(long, value_name = "PLATFORM")]
     pub(crate) platform: Option<String>,
+    /// Add a capability to the default set (NET_RAW, CAP_SYS_PTRACE, ALL); repeatable.
+    #[arg(long = "cap-add", value_name = "CAP")]
+    pub(crate) cap_add: Vec<String>,
+    /// Remove a capability from the default set (ALL removes every one); repeatable.
+    #[arg(long = "cap-drop", value_name = "CAP")]
+    pub(crate) cap_drop: Vec<String>,
+    /// Every capability, device nodes on the root and volumes, nothing of /proc or /sys hidden.
+    #[arg(long)]
+    pub(crate) privileged: bool,
+    /// `no-new-privileges`: setuid binaries and file capabilities grant nothing; repeatable.
+    #[arg(long = "security-opt", value_name = "OPTION")]
+    pub(crate) security_opt: Vec<String>,
     #[command(flatten)]
     pub(crate) registry_args: RegistryArgs,
 }
 
 impl RunArgs {
+    /// `--cap-add`, `--cap-drop`, `--privileged` and `--security-opt`.
+    fn security(&self) -> Result<Security, ClientError> {
+        let mut no_new_privileges = false;
+        for option in &self.security_opt {
+            no_new_privileges = match option.as_str() {
+                "no-new-privileges" | "no-new-privileges=true" | "no-new-privileges:true" => true,
+                "no-new-privileges=false" | "no-new-privileges:false" => false,
+                other => {
+                    return Err(ClientError::Usage(format!(
+                        "--security-opt {other:?}: expected no-new-privileges[=true|false]"
+                    )));
+                }
+            };
+        }
+        let security = Security {
+            privileged: self.privileged,
+            cap_add: self.cap_add.clone(),
+            cap_drop: self.cap_drop.clone(),
+            no_new_privileges,
+        };
+        security.capabilities().map_err(ClientError::Usage)?;
+        Ok(security)
+    }
+
     pub(crate) fn options(&self, command: &[String]) -> Result<RunOptions, ClientError> {
         let network = match self.network.as_str() {
             "none" => Network::None,
@@ -534,6 +570,7 @@ impl RunArgs {
             command: command.to_vec(),
             auto_remove: false,
             stdin: self.process.interactive,
+            security: self.security()?,
         })
     }
 

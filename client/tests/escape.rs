@@ -1,0 +1,167 @@
+//! Escape attempts, run inside containers as an attacker would (as root, in CI): each must fail
+//! with the error the kernel gives a confined process, and `--privileged`, `--cap-add`,
+//! `--cap-drop` and `--security-opt no-new-privileges` must change exactly what they say.
+
+#[path = "peers/cli.rs"]
+#[allow(dead_code)] // shared with the peers tests, which use all of it
+mod cli;
+
+use std::path::Path;
+use std::process::Command;
+
+use cli::Strata;
+
+/// The default capabilities (podman's 11) as `/proc/self/status` prints them.
+const DEFAULT_CAPS: &str = "00000000800405fb";
+
+/// A busybox root with root and nobody, imported as image `esc`.
+fn image(work: &Path) -> Strata {
+    let root = work.join("root");
+    for dir in ["bin", "etc", "tmp"] {
+        std::fs::create_dir_all(root.join(dir)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("/bin/busybox (install busybox-static)");
+    for applet in ["sh", "cat", "grep", "mknod", "mount", "echo", "wc", "ls", "mkdir"] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+    }
+    std::fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
+    let strata = Strata::new(work);
+    strata.ok(&["import", root.to_str().unwrap(), "esc"]);
+    strata
+}
+
+/// Runs `script` in a new container of `esc` with `flags`; (exit code, stdout + stderr).
+fn attempt(strata: &Strata, flags: &[&str], script: &str) -> (i32, String) {
+    let mut args = vec!["run", "--rm"];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&["esc", "sh", "-c", script]);
+    let run = strata.run(&args);
+    (run.code, format!("{}{}", run.stdout, run.stderr))
+}
+
+/// The value of `field` in the container's `/proc/self/status`.
+fn status(strata: &Strata, flags: &[&str], field: &str) -> String {
+    let (code, out) = attempt(strata, flags, &format!("grep '^{field}:' /proc/self/status"));
+    assert_eq!(code, 0, "{out}");
+    out.split_whitespace().nth(1).unwrap_or_default().to_owned()
+}
+
+#[test]
+fn a_default_container_cannot_reach_the_host() {
+    let work = tempfile::tempdir().unwrap();
+    let strata = image(work.path());
+
+    // Every capability set is the default list, or empty.
+    for (field, want) in [
+        ("CapBnd", DEFAULT_CAPS),
+        ("CapPrm", DEFAULT_CAPS),
+        ("CapEff", DEFAULT_CAPS),
+        ("CapInh", "0000000000000000"),
+        ("CapAmb", "0000000000000000"),
+    ] {
+        assert_eq!(status(&strata, &[], field), want, "{field}");
+    }
+    // Not root: nothing in effect, and the bounding set keeps a setuid-root binary from
+    // regaining more than the default list.
+    assert_eq!(status(&strata, &["-u", "nobody"], "CapEff"), "0000000000000000");
+    assert_eq!(status(&strata, &["-u", "nobody"], "CapBnd"), DEFAULT_CAPS);
+
+    for (what, script, expected) in [
+        (
+            "a block device node",
+            "mknod /tmp/disk b 254 0",
+            "Operation not permitted",
+        ),
+        ("a remount of /sys", "mount -o remount,rw /sys", "denied"),
+        (
+            "a cgroup v1 hierarchy",
+            "mkdir /tmp/cg && mount -t cgroup -o memory cgroup /tmp/cg",
+            "denied",
+        ),
+        ("a new sysfs", "mkdir /tmp/s && mount -t sysfs sysfs /tmp/s", "denied"),
+        (
+            "kernel.core_pattern",
+            "echo '|/tmp/x' > /proc/sys/kernel/core_pattern",
+            "Read-only file system",
+        ),
+        (
+            "a /proc/sys file",
+            "echo 1 > /proc/sys/vm/drop_caches",
+            "Read-only file system",
+        ),
+    ] {
+        let (code, out) = attempt(&strata, &[], script);
+        assert_ne!(code, 0, "{what} succeeded: {out}");
+        assert!(out.contains(expected), "{what}: expected {expected:?} in {out:?}");
+    }
+    // Masked: what leaks the host reads as empty.
+    for path in ["/proc/keys", "/proc/timer_list", "/proc/sched_debug"] {
+        if Path::new(path).exists() {
+            let (code, out) = attempt(&strata, &[], &format!("cat {path} | wc -c"));
+            assert_eq!((code, out.trim()), (0, "0"), "{path}");
+        }
+    }
+    // A descriptor the caller had open does not reach the container.
+    let strata_bin = env!("CARGO_BIN_EXE_strata");
+    let home = strata.home().display().to_string();
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "exec 7</ && {strata_bin} --home {home} run --rm -u nobody esc sh -c 'ls /proc/self/fd; cat /proc/self/fd/7/etc/hostname'"
+        ))
+        .env("DOCKER_CONFIG", work.path().join("docker"))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{out}");
+    assert!(out.contains("No such file or directory"), "{out}");
+    let fds: Vec<&str> = out.lines().take_while(|l| l.parse::<u32>().is_ok()).collect();
+    assert!(
+        fds.iter().all(|fd| ["0", "1", "2", "3"].contains(fd)),
+        "open in the container: {fds:?}"
+    );
+}
+
+#[test]
+fn privileged_cap_add_cap_drop_and_no_new_privileges_do_what_they_say() {
+    let work = tempfile::tempdir().unwrap();
+    let strata = image(work.path());
+
+    let full = status(&strata, &["--privileged"], "CapEff");
+    assert_ne!(full, DEFAULT_CAPS);
+    assert_eq!(
+        u64::from_str_radix(&full, 16).unwrap() & 0x0020_0000,
+        0x0020_0000,
+        "CAP_SYS_ADMIN"
+    );
+    let (code, out) = attempt(&strata, &["--privileged"], "mknod /tmp/disk b 254 0 && echo made");
+    assert_eq!((code, out.trim()), (0, "made"));
+
+    // NET_RAW is bit 13.
+    let with_raw = status(&strata, &["--cap-add", "net_raw"], "CapEff");
+    assert_eq!(u64::from_str_radix(&with_raw, 16).unwrap(), 0x8004_05fb | (1 << 13));
+    assert_eq!(status(&strata, &["--cap-drop", "ALL"], "CapBnd"), "0000000000000000");
+    let (code, out) = attempt(
+        &strata,
+        &["--cap-drop", "ALL"],
+        "mkdir /tmp/d && chmod 700 /tmp/d; echo ok",
+    );
+    assert_eq!(code, 0, "{out}");
+
+    assert_eq!(status(&strata, &[], "NoNewPrivs"), "0");
+    assert_eq!(
+        status(&strata, &["--security-opt", "no-new-privileges"], "NoNewPrivs"),
+        "1"
+    );
+
+    let bad = strata.run(&["run", "--rm", "--cap-add", "FLY", "esc", "true"]);
+    assert_eq!(bad.code, 2, "{bad:?}");
+    assert!(bad.stderr.contains("FLY"), "{}", bad.stderr);
+    let bad = strata.run(&["run", "--rm", "--security-opt", "apparmor=x", "esc", "true"]);
+    assert_eq!(bad.code, 2, "{bad:?}");
+}
