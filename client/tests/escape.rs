@@ -21,7 +21,9 @@ fn image(work: &Path) -> Strata {
         std::fs::create_dir_all(root.join(dir)).unwrap();
     }
     std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("/bin/busybox (install busybox-static)");
-    for applet in ["sh", "cat", "grep", "mknod", "mount", "echo", "wc", "ls", "mkdir"] {
+    for applet in [
+        "sh", "cat", "grep", "mknod", "mount", "echo", "wc", "ls", "mkdir", "unshare", "chmod",
+    ] {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
     }
     std::fs::write(
@@ -84,6 +86,8 @@ fn a_default_container_cannot_reach_the_host() {
             "denied",
         ),
         ("a new sysfs", "mkdir /tmp/s && mount -t sysfs sysfs /tmp/s", "denied"),
+        ("a mount namespace", "unshare -m true", "Operation not permitted"),
+        ("a user namespace", "unshare -U true", "Operation not permitted"),
         (
             "kernel.core_pattern",
             "echo '|/tmp/x' > /proc/sys/kernel/core_pattern",
@@ -159,6 +163,19 @@ fn privileged_cap_add_cap_drop_and_no_new_privileges_do_what_they_say() {
         "1"
     );
 
+    // The seccomp filter holds even with CAP_SYS_ADMIN; unconfined, the same mount works.
+    assert_eq!(status(&strata, &[], "Seccomp"), "2");
+    let mount = "mkdir /tmp/m && mount -t tmpfs t /tmp/m && echo mounted";
+    let (code, out) = attempt(&strata, &["--cap-add", "SYS_ADMIN"], mount);
+    assert!(code != 0 && out.contains("denied"), "{out}");
+    let unconfined = ["--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined"];
+    let (code, out) = attempt(&strata, &unconfined, mount);
+    assert_eq!((code, out.trim()), (0, "mounted"));
+    assert_eq!(status(&strata, &unconfined, "Seccomp"), "0");
+    assert_eq!(status(&strata, &["--privileged"], "Seccomp"), "0");
+
+    let bad = strata.run(&["run", "--rm", "--security-opt", "seccomp=/profile.json", "esc", "true"]);
+    assert_eq!(bad.code, 2, "{bad:?}");
     let bad = strata.run(&["run", "--rm", "--cap-add", "FLY", "esc", "true"]);
     assert_eq!(bad.code, 2, "{bad:?}");
     assert!(bad.stderr.contains("FLY"), "{}", bad.stderr);

@@ -31,6 +31,7 @@ pub mod live;
 mod mounts;
 mod netlink;
 mod record;
+mod seccomp;
 mod security;
 mod start;
 mod stop;
@@ -42,7 +43,7 @@ pub use commit::commit;
 pub use copy::{copy_in, copy_out};
 pub use create::{RunOptions, create};
 pub use error::{ContainerError, Result};
-pub use security::{DEFAULT_CAPABILITIES, Security};
+pub use security::{DEFAULT_CAPABILITIES, Seccomp, Security};
 pub use start::{ExecOptions, exec, start};
 pub use stop::{remove, signal, stop};
 

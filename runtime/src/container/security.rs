@@ -64,6 +64,19 @@ pub struct Security {
     pub cap_drop: Vec<String>,
     /// `no_new_privs`: setuid binaries and file capabilities grant nothing.
     pub no_new_privileges: bool,
+    /// The seccomp filter (`--security-opt seccomp=unconfined` turns it off).
+    pub seccomp: Seccomp,
+}
+
+/// Which seccomp filter a container's processes run under.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Seccomp {
+    /// The default filter (`super::seccomp`).
+    #[default]
+    Default,
+    /// None.
+    Unconfined,
 }
 
 /// A capability name as docker takes it: `net_raw`, `NET_RAW`, `CAP_NET_RAW`.
@@ -141,6 +154,15 @@ pub(super) fn mask(rootfs: &Path) -> Result<(), String> {
         .map_err(|e| format!("make {path} read-only: {e}"))?;
     }
     Ok(())
+}
+
+/// Installs the container's seccomp filter, unless it is privileged or unconfined. While the
+/// process still holds `CAP_SYS_ADMIN`, before the user changes.
+pub(super) fn filter(security: &Security) -> Result<(), String> {
+    match (security.privileged, security.seccomp) {
+        (false, Seccomp::Default) => super::seccomp::install_default(),
+        _ => Ok(()),
+    }
 }
 
 /// Removes from the bounding set every capability not in `allowed`: no process of the container,

@@ -9,7 +9,7 @@ use strata_client::commands::Context;
 use strata_client::registry::ClientOptions;
 use strata_client::transfer::{DEFAULT_CHUNK, Options, Selection};
 use strata_runtime::container::RunOptions;
-use strata_runtime::container::{Limits, Network, Security};
+use strata_runtime::container::{Limits, Network, Seccomp, Security};
 use strata_storage::oci::PlatformSpec;
 
 /// Pull, push, copy, inspect, list and delete images on any OCI registry; make images from
@@ -509,7 +509,8 @@ pub(crate) struct RunArgs {
     /// Every capability, device nodes on the root and volumes, nothing of /proc or /sys hidden.
     #[arg(long)]
     pub(crate) privileged: bool,
-    /// `no-new-privileges`: setuid binaries and file capabilities grant nothing; repeatable.
+    /// `no-new-privileges` (setuid binaries and file capabilities grant nothing) or
+    /// `seccomp=unconfined` (no seccomp filter); repeatable.
     #[arg(long = "security-opt", value_name = "OPTION")]
     pub(crate) security_opt: Vec<String>,
     #[command(flatten)]
@@ -520,22 +521,30 @@ impl RunArgs {
     /// `--cap-add`, `--cap-drop`, `--privileged` and `--security-opt`.
     fn security(&self) -> Result<Security, ClientError> {
         let mut no_new_privileges = false;
+        let mut seccomp = Seccomp::Default;
         for option in &self.security_opt {
-            no_new_privileges = match option.as_str() {
-                "no-new-privileges" | "no-new-privileges=true" | "no-new-privileges:true" => true,
-                "no-new-privileges=false" | "no-new-privileges:false" => false,
-                other => {
+            match option.as_str() {
+                "no-new-privileges" | "no-new-privileges=true" | "no-new-privileges:true" => no_new_privileges = true,
+                "no-new-privileges=false" | "no-new-privileges:false" => no_new_privileges = false,
+                "seccomp=unconfined" | "seccomp:unconfined" => seccomp = Seccomp::Unconfined,
+                other if other.starts_with("seccomp") => {
                     return Err(ClientError::Usage(format!(
-                        "--security-opt {other:?}: expected no-new-privileges[=true|false]"
+                        "--security-opt {other:?}: only seccomp=unconfined is supported (profiles in docker's JSON format are not yet)"
                     )));
                 }
-            };
+                other => {
+                    return Err(ClientError::Usage(format!(
+                        "--security-opt {other:?}: expected no-new-privileges[=true|false] or seccomp=unconfined"
+                    )));
+                }
+            }
         }
         let security = Security {
             privileged: self.privileged,
             cap_add: self.cap_add.clone(),
             cap_drop: self.cap_drop.clone(),
             no_new_privileges,
+            seccomp,
         };
         security.capabilities().map_err(ClientError::Usage)?;
         Ok(security)
