@@ -103,6 +103,16 @@ fn a_default_container_cannot_reach_the_host() {
         assert_ne!(code, 0, "{what} succeeded: {out}");
         assert!(out.contains(expected), "{what}: expected {expected:?} in {out:?}");
     }
+    // A cgroup namespace: the container's own cgroup (limits put it in one) is its root, in
+    // every hierarchy.
+    let (code, out) = attempt(
+        &strata,
+        &["--memory", "64m", "--pids-limit", "50"],
+        "cat /proc/self/cgroup",
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.lines().all(|l| l.ends_with(":/")), "{out}");
+
     // Masked: what leaks the host reads as empty.
     for path in ["/proc/keys", "/proc/timer_list", "/proc/sched_debug"] {
         if Path::new(path).exists() {

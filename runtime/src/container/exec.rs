@@ -127,6 +127,7 @@ pub fn child(dir: &Path, spec: &str) -> Exit {
         join(pid, "ipc", CloneFlags::CLONE_NEWIPC)?;
         join(pid, "uts", CloneFlags::CLONE_NEWUTS)?;
         join(pid, "net", CloneFlags::CLONE_NEWNET)?;
+        join(pid, "cgroup", CloneFlags::CLONE_NEWCGROUP)?;
         join(pid, "mnt", CloneFlags::CLONE_NEWNS)?;
         fchdir(root.as_fd()).map_err(|e| format!("enter the root: {e}"))?;
         chroot(".").map_err(|e| format!("enter the root: {e}"))?;

@@ -129,6 +129,8 @@ fn run(container: &mut Container, detached: bool) -> std::result::Result<i32, St
         .to_owned();
     let cgroup = Cgroup::new(&config.id);
     setup("cgroup", cgroup.enter(std::process::id() as i32, &config.limits))?;
+    // A cgroup namespace rooted at the container's cgroup: it sees only its own.
+    setup("cgroup namespace", unshare(CloneFlags::CLONE_NEWCGROUP))?;
     if config.network == Network::None {
         setup("loopback", super::netlink::loopback_up())?;
     }
