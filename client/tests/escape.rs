@@ -192,3 +192,46 @@ fn privileged_cap_add_cap_drop_and_no_new_privileges_do_what_they_say() {
     let bad = strata.run(&["run", "--rm", "--security-opt", "apparmor=x", "esc", "true"]);
     assert_eq!(bad.code, 2, "{bad:?}");
 }
+
+#[test]
+fn cp_keeps_modes_and_owners_both_ways_running_or_not() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let work = tempfile::tempdir().unwrap();
+    let strata = image(work.path());
+    let src = work.path().join("tool");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("run.sh"), "#!/bin/sh\necho hi\n").unwrap();
+    std::fs::set_permissions(src.join("run.sh"), std::fs::Permissions::from_mode(0o4755)).unwrap();
+    std::os::unix::fs::symlink("run.sh", src.join("link")).unwrap();
+    std::os::unix::fs::lchown(src.join("link"), Some(1234), Some(5678)).unwrap();
+    std::os::unix::fs::chown(src.join("run.sh"), Some(1234), Some(5678)).unwrap();
+    std::fs::set_permissions(src.join("run.sh"), std::fs::Permissions::from_mode(0o4755)).unwrap();
+    std::fs::set_permissions(&src, std::fs::Permissions::from_mode(0o750)).unwrap();
+    let show = "stat -c '%n %a %u %g' /tmp/tool /tmp/tool/run.sh; stat -c '%n %u %g' /tmp/tool/link";
+    let expected = "/tmp/tool 750 0 0\n/tmp/tool/run.sh 4755 1234 5678\n/tmp/tool/link 1234 5678";
+
+    // Into a running container (through its root) and into one that is not (its scratch layer).
+    strata.ok(&["run", "-d", "--name", "live", "esc", "sh", "-c", "sleep 30"]);
+    strata.ok(&["cp", src.to_str().unwrap(), "live:/tmp/"]);
+    assert_eq!(strata.ok(&["exec", "live", "sh", "-c", show]).trim(), expected);
+    strata.ok(&["create", "--name", "still", "esc", "sh", "-c", show]);
+    strata.ok(&["cp", src.to_str().unwrap(), "still:/tmp/"]);
+    let run = strata.run(&["start", "-a", "still"]);
+    assert_eq!(run.stdout.trim(), expected, "{run:?}");
+
+    // And out again.
+    let out = work.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    strata.ok(&["cp", "still:/tmp/tool", out.to_str().unwrap()]);
+    let script = std::fs::metadata(out.join("tool/run.sh")).unwrap();
+    assert_eq!(
+        (script.mode() & 0o7777, script.uid(), script.gid()),
+        (0o4755, 1234, 5678)
+    );
+    let dir = std::fs::metadata(out.join("tool")).unwrap();
+    assert_eq!(dir.mode() & 0o7777, 0o750);
+    let link = std::fs::symlink_metadata(out.join("tool/link")).unwrap();
+    assert_eq!((link.uid(), link.gid()), (1234, 5678));
+    strata.ok(&["rm", "-f", "live"]);
+    strata.ok(&["rm", "still"]);
+}

@@ -97,34 +97,53 @@ pub fn copy_in(container: &Container, host: &Path, path: &str) -> Result<u64> {
 }
 
 fn copy_out_node(union: &LinuxUnion, path: &str, kind: NodeKind, dest: &Path) -> Result<u64> {
-    match kind {
+    let err = |e: std::io::Error| ContainerError::io(format!("{}", dest.display()), e);
+    let node = union.stat(path)?.ok_or_else(|| ContainerError::NotFound(path.into()))?;
+    let copied = match kind {
         NodeKind::Dir => {
-            std::fs::create_dir_all(dest).map_err(|e| ContainerError::io(format!("{}", dest.display()), e))?;
+            std::fs::create_dir_all(dest).map_err(err)?;
             let mut total = 0;
             for child in union.list(path)? {
                 let name = child.path.rsplit('/').next().unwrap_or_default().to_owned();
                 total += copy_out_node(union, &child.path, child.kind, &dest.join(name))?;
             }
-            Ok(total)
+            total
         }
         NodeKind::Symlink => {
-            let node = union.stat(path)?.ok_or_else(|| ContainerError::NotFound(path.into()))?;
-            let target = node.target.unwrap_or_default();
-            std::os::unix::fs::symlink(target, dest)
-                .map_err(|e| ContainerError::io(format!("{}", dest.display()), e))?;
-            Ok(0)
+            std::os::unix::fs::symlink(node.target.as_deref().unwrap_or_default(), dest).map_err(err)?;
+            0
         }
         NodeKind::File => {
             let (_, mut file) = union.open_file(path)?;
-            let mut out =
-                std::fs::File::create(dest).map_err(|e| ContainerError::io(format!("{}", dest.display()), e))?;
-            std::io::copy(&mut file, &mut out).map_err(|e| ContainerError::io(format!("{}", dest.display()), e))
+            let mut out = std::fs::File::create(dest).map_err(err)?;
+            std::io::copy(&mut file, &mut out).map_err(err)?
         }
-        _ => Ok(0),
+        _ => return Ok(0),
+    };
+    keep_owner_and_mode(dest, node.uid, node.gid, node.mode, kind == NodeKind::Symlink).map_err(err)?;
+    Ok(copied)
+}
+
+/// Gives `path` the owner and permission bits of what it was copied from (the owner first:
+/// `chown` clears setuid bits); a symbolic link keeps only its owner.
+fn keep_owner_and_mode(path: &Path, uid: u32, gid: u32, mode: u32, symlink: bool) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid))?;
+    if symlink {
+        return Ok(());
     }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o7777))
 }
 
 fn copy_host_tree(src: &Path, md: &std::fs::Metadata, dest: &Path) -> Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let err = |e: std::io::Error| ContainerError::io(format!("{} -> {}", src.display(), dest.display()), e);
+    let copied = copy_host_entry(src, md, dest)?;
+    keep_owner_and_mode(dest, md.uid(), md.gid(), md.mode(), md.file_type().is_symlink()).map_err(err)?;
+    Ok(copied)
+}
+
+fn copy_host_entry(src: &Path, md: &std::fs::Metadata, dest: &Path) -> Result<u64> {
     let err = |e: std::io::Error| ContainerError::io(format!("{} -> {}", src.display(), dest.display()), e);
     if md.is_dir() {
         std::fs::create_dir_all(dest).map_err(err)?;

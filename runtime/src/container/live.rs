@@ -63,7 +63,21 @@ pub fn copy_into_running(pid: i32, host: &Path, path: &str) -> Result<u64> {
     copy_at(&dir_fd, &name, host)
 }
 
+/// Gives `fd` the owner and permission bits of `md` (the owner first: `chown` clears setuid
+/// bits).
+fn keep_owner_and_mode(fd: &OwnedFd, md: &std::fs::Metadata, name: &str) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    rfs::fchown(
+        fd,
+        Some(rfs::Uid::from_raw(md.uid())),
+        Some(rfs::Gid::from_raw(md.gid())),
+    )
+    .map_err(|e| io("chown", name, e))?;
+    rfs::fchmod(fd, Mode::from_raw_mode(md.mode() & 0o7777)).map_err(|e| io("chmod", name, e))
+}
+
 fn copy_at(dir: &OwnedFd, name: &str, host: &Path) -> Result<u64> {
+    use std::os::unix::fs::MetadataExt;
     let shown = host.display().to_string();
     let md = std::fs::symlink_metadata(host).map_err(|e| io("stat", &shown, e))?;
     if md.is_dir() {
@@ -78,6 +92,7 @@ fn copy_at(dir: &OwnedFd, name: &str, host: &Path) -> Result<u64> {
             Mode::empty(),
         )
         .map_err(|e| io("open", name, e))?;
+        keep_owner_and_mode(&sub, &md, name)?;
         let mut total = 0;
         for entry in std::fs::read_dir(host).map_err(|e| io("list", &shown, e))? {
             let entry = entry.map_err(|e| io("list", &shown, e))?;
@@ -88,6 +103,9 @@ fn copy_at(dir: &OwnedFd, name: &str, host: &Path) -> Result<u64> {
     if md.file_type().is_symlink() {
         let target = std::fs::read_link(host).map_err(|e| io("read link", &shown, e))?;
         rfs::symlinkat(&target, dir, name).map_err(|e| io("create", name, e))?;
+        let (uid, gid) = (rfs::Uid::from_raw(md.uid()), rfs::Gid::from_raw(md.gid()));
+        rfs::chownat(dir, name, Some(uid), Some(gid), rfs::AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| io("chown", name, e))?;
         return Ok(0);
     }
     let out = rfs::openat(
@@ -97,6 +115,7 @@ fn copy_at(dir: &OwnedFd, name: &str, host: &Path) -> Result<u64> {
         Mode::from_raw_mode(0o644),
     )
     .map_err(|e| io("create", name, e))?;
+    keep_owner_and_mode(&out, &md, name)?;
     let mut out = File::from(out);
     let mut from = File::open(host).map_err(|e| io("open", &shown, e))?;
     std::io::copy(&mut from, &mut out).map_err(|e| io("copy", &shown, e))
