@@ -176,6 +176,31 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io("fsync directory", dir.display(), e))
 }
 
+/// Creates `dir` and its parents. A concurrent delete prunes empty directories, so one made a
+/// moment ago may be gone before its child is made: that is retried (`attempt` counts, shared
+/// with the caller's own retries).
+pub(super) fn create_dirs(dir: &Path, attempt: &mut u32) -> Result<()> {
+    loop {
+        match std::fs::create_dir_all(dir) {
+            Ok(()) => return Ok(()),
+            // NotFound: a parent went after it was made; AlreadyExists: `create_dir_all` found
+            // the directory there, then gone when it looked again.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::AlreadyExists
+                ) && *attempt < MAX_RACES =>
+            {
+                *attempt += 1;
+            }
+            Err(e) => return Err(Error::io("create directory", dir.display(), e)),
+        }
+    }
+}
+
+/// How often a write retries after a concurrent delete pruned the directory it was writing into.
+pub(super) const MAX_RACES: u32 = 16;
+
 /// Renames `from` to `to` (replacing it), creating `to`'s parent directories, and fsyncs the
 /// parent. A concurrent delete may remove an empty parent between creating and renaming, so the
 /// rename is retried a few times.
@@ -183,10 +208,12 @@ pub(crate) fn publish(from: &Path, to: &Path) -> Result<()> {
     let parent = to.parent().expect("object paths have a parent");
     let mut attempt = 0;
     loop {
-        std::fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent.display(), e))?;
+        create_dirs(parent, &mut attempt)?;
         match std::fs::rename(from, to) {
             Ok(()) => return sync_dir(parent),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempt < 3 && from.exists() => attempt += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempt < MAX_RACES && from.exists() => {
+                attempt += 1;
+            }
             Err(e) => return Err(Error::io("rename into place", to.display(), e)),
         }
     }
@@ -206,9 +233,9 @@ pub(crate) fn touch(path: &Path, key: &crate::key::Key) -> Result<crate::backend
                 return Ok(super::meta_of(key, &md));
             }
             // The parent is missing, or a concurrent delete pruned it just now.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempt < 3 => {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempt < MAX_RACES => {
                 attempt += 1;
-                std::fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent.display(), e))?;
+                create_dirs(parent, &mut attempt)?;
             }
             Err(e) => return Err(Error::io("touch", path.display(), e)),
         }

@@ -261,3 +261,41 @@ impl Backend for FsBackend {
         blocking(move || this.upload_abort_blocking(&home)).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::BackendExt;
+
+    /// Deleting the last object of a directory prunes it; writes into the same directory at the
+    /// same time must still land (a collector deletes intents while pushes write claims).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn writes_survive_concurrent_pruning_of_their_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = FsBackend::new(dir.path()).unwrap();
+        let tasks: Vec<_> = (0..8)
+            .map(|t| {
+                let backend = backend.clone();
+                tokio::spawn(async move {
+                    for i in 0..200 {
+                        let key = Key::parse(format!("a/b/c/{t}-{i}")).unwrap();
+                        backend.put_bytes(&key, Bytes::from_static(b"x")).await.unwrap();
+                        backend
+                            .touch(&Key::parse(format!("a/b/m/{t}-{i}")).unwrap())
+                            .await
+                            .unwrap();
+                        backend.delete(&key).await.unwrap();
+                        backend
+                            .delete(&Key::parse(format!("a/b/m/{t}-{i}")).unwrap())
+                            .await
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert!(backend.list_all(&Key::parse("a").unwrap()).await.unwrap().is_empty());
+    }
+}

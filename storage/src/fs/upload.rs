@@ -16,7 +16,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::io::{blocking, not_found_or, sync_dir, write_stream};
+use super::io::{MAX_RACES, blocking, create_dirs, not_found_or, sync_dir, write_stream};
 use super::{FsBackend, meta_of};
 use crate::backend::{Checkpoint, ObjectMeta, UploadStatus};
 use crate::error::{Error, Result};
@@ -38,11 +38,11 @@ impl FsBackend {
         let parent = dir.parent().expect("keys have a parent");
         let mut attempt = 0;
         loop {
-            std::fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent.display(), e))?;
+            create_dirs(parent, &mut attempt)?;
             match std::fs::create_dir(&dir) {
                 Ok(()) => break,
                 // A concurrent prune removed the empty parent in between.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempt < 3 => attempt += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempt < MAX_RACES => attempt += 1,
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     return Err(Error::AlreadyExists { key: home.to_string() });
                 }
