@@ -214,6 +214,26 @@ fn cp_keeps_modes_and_owners_both_ways_running_or_not() {
     strata.ok(&["run", "-d", "--name", "live", "esc", "sh", "-c", "sleep 30"]);
     strata.ok(&["cp", src.to_str().unwrap(), "live:/tmp/"]);
     assert_eq!(strata.ok(&["exec", "live", "sh", "-c", show]).trim(), expected);
+    // Out of the running container, through its root: a link it made to / is copied as a link.
+    strata.ok(&["exec", "live", "sh", "-c", "ln -s / /tmp/tool/escape"]);
+    let live_out = work.path().join("live-out");
+    std::fs::create_dir(&live_out).unwrap();
+    strata.ok(&["cp", "live:/tmp/tool", live_out.to_str().unwrap()]);
+    let script = std::fs::metadata(live_out.join("tool/run.sh")).unwrap();
+    assert_eq!(
+        (script.mode() & 0o7777, script.uid(), script.gid()),
+        (0o4755, 1234, 5678)
+    );
+    assert_eq!(std::fs::metadata(live_out.join("tool")).unwrap().mode() & 0o7777, 0o750);
+    let escape = std::fs::symlink_metadata(live_out.join("tool/escape")).unwrap();
+    assert!(escape.file_type().is_symlink(), "copied as a link, not followed");
+    assert_eq!(
+        std::fs::read_link(live_out.join("tool/escape")).unwrap(),
+        Path::new("/")
+    );
+    let missing = strata.run(&["cp", "live:/nowhere", live_out.to_str().unwrap()]);
+    assert_eq!(missing.code, 3, "{missing:?}");
+
     strata.ok(&["create", "--name", "still", "esc", "sh", "-c", show]);
     strata.ok(&["cp", src.to_str().unwrap(), "still:/tmp/"]);
     let run = strata.run(&["start", "-a", "still"]);

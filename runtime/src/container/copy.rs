@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use super::Container;
 use super::error::{ContainerError, Result};
+use crate::store::StoreError;
 use crate::union::{LinuxUnion, NodeKind};
 use crate::windows::scratch;
 
@@ -28,6 +29,16 @@ pub fn copy_out(container: &Container, path: &str, host: &Path) -> Result<u64> {
             .map_err(|e| ContainerError::io(format!("{}:{path}", container.config.name), e))?;
         let mut to = std::fs::File::create(&dest).map_err(|e| ContainerError::io(format!("{}", dest.display()), e))?;
         return std::io::copy(&mut from, &mut to).map_err(|e| ContainerError::io(format!("{}", dest.display()), e));
+    }
+    // A running container's files are read through its root, where the container cannot swap
+    // a checked path for a link before it is opened.
+    if let Some(pid) = container.state.pid.filter(|_| container.is_running()) {
+        return crate::container::live::copy_out_of_running(pid, path, host).map_err(|e| match e {
+            StoreError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                ContainerError::NotFound(format!("{}:{path}", container.config.name))
+            }
+            other => other.into(),
+        });
     }
     let union = container_union(container);
     let node = union

@@ -1,7 +1,10 @@
-//! Copying into a *running* Linux container through its mounted root (`/proc/PID/root`), so the
-//! overlay sees the write as any write from inside would (changing an upper directory under a
-//! mounted overlay is undefined). Paths resolve with `openat2(RESOLVE_IN_ROOT)`: links and `..`
-//! stay inside the container's root, as the kernel would resolve them for the container.
+//! Copying into and out of a *running* Linux container through its mounted root
+//! (`/proc/PID/root`), so the overlay sees the write as any write from inside would (changing an
+//! upper directory under a mounted overlay is undefined). Paths resolve with
+//! `openat2(RESOLVE_IN_ROOT)`: links and `..` stay inside the container's root, as the kernel
+//! would resolve them for the container. What is opened is what is copied: below the path named,
+//! every entry is opened `O_NOFOLLOW` relative to its opened parent, so a link the container
+//! swaps in while a copy runs is copied as a link or refused, never followed out of its root.
 
 use std::fs::File;
 use std::os::fd::OwnedFd;
@@ -27,16 +30,120 @@ fn open_dir(root: &OwnedFd, path: &str) -> Result<OwnedFd> {
     .map_err(|e| io("open", path, e))
 }
 
-/// Copies host `host` to `path` in the container whose PID 1 is `pid`: into `path` when it is a
-/// directory, else as `path` (whose parent must exist). Returns the bytes copied.
-pub fn copy_into_running(pid: i32, host: &Path, path: &str) -> Result<u64> {
+/// The root of the container whose PID 1 is `pid`.
+fn container_root(pid: i32) -> Result<OwnedFd> {
     let proc_root = format!("/proc/{pid}/root");
-    let root = rfs::open(
+    rfs::open(
         &proc_root,
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| io("open", &proc_root, e))?;
+    .map_err(|e| io("open", &proc_root, e))
+}
+
+/// Copies `path` of the container whose PID 1 is `pid` to `host` (into it when it is a
+/// directory), keeping modes and owners. Returns the bytes copied.
+pub fn copy_out_of_running(pid: i32, path: &str, host: &Path) -> Result<u64> {
+    let root = container_root(pid)?;
+    let rel = path.trim_start_matches('/');
+    let rel = if rel.is_empty() { "." } else { rel };
+    // O_PATH first: a FIFO or device is looked at, never opened.
+    let fd = rfs::openat2(&root, rel, OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), RESOLVE)
+        .map_err(|e| io("open", path, e))?;
+    let stat = rfs::fstat(&fd).map_err(|e| io("stat", path, e))?;
+    let name = path
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .filter(|n| !n.is_empty())
+        .unwrap_or("root");
+    let dest = if host.is_dir() {
+        host.join(name)
+    } else {
+        host.to_owned()
+    };
+    let opened = match rfs::FileType::from_raw_mode(stat.st_mode) {
+        rfs::FileType::Directory => rfs::openat2(
+            &root,
+            rel,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+            RESOLVE,
+        ),
+        rfs::FileType::RegularFile => rfs::openat2(
+            &root,
+            rel,
+            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+            RESOLVE,
+        ),
+        _ => return Ok(0),
+    }
+    .map_err(|e| io("open", path, e))?;
+    copy_fd_out(opened, path, &dest)
+}
+
+/// Copies the opened directory or regular file `fd` (named `shown`) to `dest`.
+fn copy_fd_out(fd: OwnedFd, shown: &str, dest: &Path) -> Result<u64> {
+    use std::os::unix::fs::PermissionsExt;
+    let stat = rfs::fstat(&fd).map_err(|e| io("stat", shown, e))?;
+    let copied = match rfs::FileType::from_raw_mode(stat.st_mode) {
+        rfs::FileType::Directory => {
+            std::fs::create_dir_all(dest).map_err(|e| io("create", dest, e))?;
+            let mut total = 0;
+            for entry in rfs::Dir::read_from(&fd).map_err(|e| io("list", shown, e))? {
+                let entry = entry.map_err(|e| io("list", shown, e))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name == "." || name == ".." {
+                    continue;
+                }
+                let child_shown = format!("{}/{name}", shown.trim_end_matches('/'));
+                let child_dest = dest.join(&name);
+                let child = rfs::statat(&fd, name.as_str(), rfs::AtFlags::SYMLINK_NOFOLLOW)
+                    .map_err(|e| io("stat", &child_shown, e))?;
+                let flags = match rfs::FileType::from_raw_mode(child.st_mode) {
+                    rfs::FileType::Directory => OFlags::RDONLY | OFlags::DIRECTORY,
+                    rfs::FileType::RegularFile => OFlags::RDONLY | OFlags::NONBLOCK,
+                    rfs::FileType::Symlink => {
+                        let target = rfs::readlinkat(&fd, name.as_str(), Vec::new())
+                            .map_err(|e| io("read link", &child_shown, e))?;
+                        let target = std::path::PathBuf::from(target.to_string_lossy().into_owned());
+                        std::os::unix::fs::symlink(&target, &child_dest).map_err(|e| io("create", &child_dest, e))?;
+                        std::os::unix::fs::lchown(&child_dest, Some(child.st_uid), Some(child.st_gid))
+                            .map_err(|e| io("chown", &child_dest, e))?;
+                        continue;
+                    }
+                    _ => continue,
+                };
+                let opened = rfs::openat(
+                    &fd,
+                    name.as_str(),
+                    flags | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| io("open", &child_shown, e))?;
+                total += copy_fd_out(opened, &child_shown, &child_dest)?;
+            }
+            total
+        }
+        rfs::FileType::RegularFile => {
+            let mut from = File::from(fd);
+            let mut to = File::create(dest).map_err(|e| io("create", dest, e))?;
+            std::io::copy(&mut from, &mut to).map_err(|e| io("copy", shown, e))?
+        }
+        // Swapped for something else between looking and opening: not copied.
+        _ => return Ok(0),
+    };
+    std::os::unix::fs::lchown(dest, Some(stat.st_uid), Some(stat.st_gid)).map_err(|e| io("chown", dest, e))?;
+    std::fs::set_permissions(dest, std::fs::Permissions::from_mode(stat.st_mode & 0o7777))
+        .map_err(|e| io("chmod", dest, e))?;
+    Ok(copied)
+}
+
+/// Copies host `host` to `path` in the container whose PID 1 is `pid`: into `path` when it is a
+/// directory, else as `path` (whose parent must exist). Returns the bytes copied.
+pub fn copy_into_running(pid: i32, host: &Path, path: &str) -> Result<u64> {
+    let root = container_root(pid)?;
     let name_of = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
     let (dir, name) = match open_dir(&root, path) {
         Ok(_) => (
