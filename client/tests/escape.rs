@@ -184,8 +184,57 @@ fn privileged_cap_add_cap_drop_and_no_new_privileges_do_what_they_say() {
     assert_eq!(status(&strata, &unconfined, "Seccomp"), "0");
     assert_eq!(status(&strata, &["--privileged"], "Seccomp"), "0");
 
-    let bad = strata.run(&["run", "--rm", "--security-opt", "seccomp=/profile.json", "esc", "true"]);
+    // A profile in docker's format replaces the default filter.
+    let profile = work.path().join("profile.json");
+    std::fs::write(
+        &profile,
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[
+            {"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":1},
+            {"names":["chmod","fchmodat"],"action":"SCMP_ACT_ERRNO","errnoRet":1,
+             "excludes":{"caps":["CAP_FOWNER"]}}]}"#,
+    )
+    .unwrap();
+    let with_profile = format!("seccomp={}", profile.display());
+    let (code, out) = attempt(&strata, &["--security-opt", &with_profile], "mkdir /tmp/x");
+    assert!(code != 0 && out.contains("Operation not permitted"), "{out}");
+    let (code, out) = attempt(
+        &strata,
+        &["--security-opt", &with_profile, "--cap-add", "SYS_ADMIN"],
+        "chmod 600 /etc/passwd && unshare -m true && echo free",
+    );
+    assert_eq!(
+        (code, out.trim()),
+        (0, "free"),
+        "chmod kept (CAP_FOWNER held), unshare allowed by this profile"
+    );
+    let (code, out) = attempt(
+        &strata,
+        &[
+            "--security-opt",
+            &with_profile,
+            "--cap-drop",
+            "FOWNER",
+            "--cap-add",
+            "SYS_ADMIN",
+        ],
+        "chmod 600 /etc/passwd",
+    );
+    assert!(code != 0 && out.contains("Operation not permitted"), "{out}");
+
+    std::fs::write(&profile, r#"{"defaultAction":"SCMP_ACT_DANCE"}"#).unwrap();
+    let bad = strata.run(&["run", "--rm", "--security-opt", &with_profile, "esc", "true"]);
     assert_eq!(bad.code, 2, "{bad:?}");
+    assert!(bad.stderr.contains("SCMP_ACT_DANCE"), "{}", bad.stderr);
+    let missing = strata.run(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "seccomp=/no/such/profile.json",
+        "esc",
+        "true",
+    ]);
+    assert_ne!(missing.code, 0, "{missing:?}");
+    assert!(missing.stderr.contains("/no/such/profile.json"), "{}", missing.stderr);
     let bad = strata.run(&["run", "--rm", "--cap-add", "FLY", "esc", "true"]);
     assert_eq!(bad.code, 2, "{bad:?}");
     assert!(bad.stderr.contains("FLY"), "{}", bad.stderr);

@@ -63,7 +63,7 @@ pub async fn create(home: &Home, name: &str, image: &LocalImage, run: &RunOption
             .await?
             .ok_or_else(|| ContainerError::Usage(format!("{name} is not a container image")))?,
     };
-    run.security.capabilities().map_err(ContainerError::Usage)?;
+    run.security.validate().map_err(ContainerError::Usage)?;
     let c = image.config(&name)?.config.clone().unwrap_or_default();
     let mut args = match &run.entrypoint {
         Some(e) if e.is_empty() => Vec::new(),

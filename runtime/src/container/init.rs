@@ -327,7 +327,7 @@ pub(super) fn exec_process(
     chdir(cwd).map_err(|e| fail(format!("working directory {cwd}: {e}")))?;
     let user = super::user::resolve(&process.user).map_err(fail)?;
     super::security::bound(&allowed).map_err(fail)?;
-    super::security::filter(security).map_err(fail)?;
+    super::security::filter(security, &allowed).map_err(fail)?;
     setgroups(&[Gid::from_raw(user.gid)]).map_err(|e| fail(format!("setgroups: {e}")))?;
     setgid(Gid::from_raw(user.gid)).map_err(|e| fail(format!("setgid: {e}")))?;
     setuid(Uid::from_raw(user.uid)).map_err(|e| fail(format!("setuid: {e}")))?;

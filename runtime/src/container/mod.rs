@@ -43,7 +43,7 @@ pub use commit::commit;
 pub use copy::{copy_in, copy_out};
 pub use create::{RunOptions, create};
 pub use error::{ContainerError, Result};
-pub use security::{DEFAULT_CAPABILITIES, Seccomp, Security};
+pub use security::{DEFAULT_CAPABILITIES, MAX_SECCOMP_PROFILE, Seccomp, Security};
 pub use start::{ExecOptions, exec, start};
 pub use stop::{remove, signal, stop};
 

@@ -69,7 +69,7 @@ pub struct Security {
 }
 
 /// Which seccomp filter a container's processes run under.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Seccomp {
     /// The default filter (`super::seccomp`).
@@ -77,7 +77,13 @@ pub enum Seccomp {
     Default,
     /// None.
     Unconfined,
+    /// A profile in docker's JSON format (`--security-opt seccomp=FILE`), kept with the
+    /// container as it was read.
+    Profile(String),
 }
+
+/// Largest seccomp profile read.
+pub const MAX_SECCOMP_PROFILE: u64 = super::seccomp::profile::MAX_PROFILE;
 
 /// A capability name as docker takes it: `net_raw`, `NET_RAW`, `CAP_NET_RAW`.
 fn capability(name: &str) -> Result<Capability, String> {
@@ -85,6 +91,16 @@ fn capability(name: &str) -> Result<Capability, String> {
 }
 
 impl Security {
+    /// Checks what can be checked before the container runs: capability names and the seccomp
+    /// profile.
+    pub fn validate(&self) -> Result<(), String> {
+        let capabilities = self.capabilities()?;
+        if let Seccomp::Profile(json) = &self.seccomp {
+            super::seccomp::profile::filter(json, &capabilities)?;
+        }
+        Ok(())
+    }
+
     /// The capabilities the container's root holds; an unknown name is an error naming it.
     pub fn capabilities(&self) -> Result<CapsHashSet, String> {
         let all = caps::runtime::thread_all_supported;
@@ -158,10 +174,13 @@ pub(super) fn mask(rootfs: &Path) -> Result<(), String> {
 
 /// Installs the container's seccomp filter, unless it is privileged or unconfined. While the
 /// process still holds `CAP_SYS_ADMIN`, before the user changes.
-pub(super) fn filter(security: &Security) -> Result<(), String> {
-    match (security.privileged, security.seccomp) {
+pub(super) fn filter(security: &Security, capabilities: &CapsHashSet) -> Result<(), String> {
+    match (security.privileged, &security.seccomp) {
+        (true, _) | (_, Seccomp::Unconfined) => Ok(()),
         (false, Seccomp::Default) => super::seccomp::install_default(),
-        _ => Ok(()),
+        (false, Seccomp::Profile(json)) => super::seccomp::profile::filter(json, capabilities)?
+            .load()
+            .map_err(|e| format!("install the seccomp profile: {e}")),
     }
 }
 

@@ -527,14 +527,12 @@ impl RunArgs {
                 "no-new-privileges" | "no-new-privileges=true" | "no-new-privileges:true" => no_new_privileges = true,
                 "no-new-privileges=false" | "no-new-privileges:false" => no_new_privileges = false,
                 "seccomp=unconfined" | "seccomp:unconfined" => seccomp = Seccomp::Unconfined,
-                other if other.starts_with("seccomp") => {
-                    return Err(ClientError::Usage(format!(
-                        "--security-opt {other:?}: only seccomp=unconfined is supported (profiles in docker's JSON format are not yet)"
-                    )));
+                other if other.starts_with("seccomp=") || other.starts_with("seccomp:") => {
+                    seccomp = Seccomp::Profile(read_profile(&other["seccomp=".len()..])?);
                 }
                 other => {
                     return Err(ClientError::Usage(format!(
-                        "--security-opt {other:?}: expected no-new-privileges[=true|false] or seccomp=unconfined"
+                        "--security-opt {other:?}: expected no-new-privileges[=true|false], seccomp=unconfined or seccomp=FILE"
                     )));
                 }
             }
@@ -546,7 +544,7 @@ impl RunArgs {
             no_new_privileges,
             seccomp,
         };
-        security.capabilities().map_err(ClientError::Usage)?;
+        security.validate().map_err(ClientError::Usage)?;
         Ok(security)
     }
 
@@ -592,6 +590,25 @@ impl RunArgs {
         };
         transfer.options(&PushArgs::default(), ctx)
     }
+}
+
+/// A seccomp profile file (docker's JSON format), read whole up to a limit.
+fn read_profile(path: &str) -> Result<String, ClientError> {
+    use std::io::Read;
+    let io = |source| ClientError::Io {
+        context: format!("read the seccomp profile {path}"),
+        source,
+    };
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .map_err(io)?
+        .take(strata_runtime::container::MAX_SECCOMP_PROFILE + 1)
+        .read_to_string(&mut text)
+        .map_err(io)?;
+    if text.len() as u64 > strata_runtime::container::MAX_SECCOMP_PROFILE {
+        return Err(ClientError::Usage(format!("seccomp profile {path}: larger than 1 MiB")));
+    }
+    Ok(text)
 }
 
 /// `strata volume`.

@@ -14,6 +14,8 @@
 //! every architecture's system call numbers by name (calls this kernel does not have are
 //! skipped).
 
+pub(crate) mod profile;
+
 use libseccomp::{ScmpAction, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
 
 /// Refused outright, by name.
