@@ -304,3 +304,74 @@ fn cp_keeps_modes_and_owners_both_ways_running_or_not() {
     strata.ok(&["rm", "-f", "live"]);
     strata.ok(&["rm", "still"]);
 }
+
+#[test]
+fn a_published_port_reaches_a_server_in_the_container_and_goes_with_it() {
+    use std::io::{Read, Write};
+    let work = tempfile::tempdir().unwrap();
+    let strata = image(work.path());
+    let root = work.path().join("root");
+    std::os::unix::fs::symlink("busybox", root.join("bin/httpd")).unwrap();
+    std::fs::create_dir_all(root.join("www")).unwrap();
+    std::fs::write(root.join("www/index.html"), "served from the container\n").unwrap();
+    strata.ok(&["import", root.to_str().unwrap(), "web"]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let publish = format!("127.0.0.1:{port}:80");
+    strata.ok(&[
+        "run", "-d", "--name", "site", "-p", &publish, "web", "httpd", "-f", "-p", "80", "-h", "/www",
+    ]);
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let body = loop {
+        let answer = std::net::TcpStream::connect(("127.0.0.1", port)).and_then(|mut s| {
+            s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+            let mut text = String::new();
+            s.read_to_string(&mut text)?;
+            Ok(text)
+        });
+        match answer {
+            Ok(text) if text.contains("200") => break text,
+            _ if std::time::Instant::now() < deadline => std::thread::sleep(std::time::Duration::from_millis(100)),
+            other => panic!("no answer on the published port: {other:?}"),
+        }
+    };
+    assert!(body.ends_with("served from the container\n"), "{body}");
+
+    // pasta goes with the container.
+    let netns = strata.home().join("containers");
+    let pasta_for_this = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|p| std::fs::read(p.path().join("cmdline")).ok())
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .any(|c| c.contains("pasta") && c.contains(netns.to_str().unwrap()))
+    };
+    assert!(pasta_for_this(), "pasta serves the container");
+    strata.ok(&["rm", "-f", "site"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while pasta_for_this() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(!pasta_for_this(), "pasta outlived the container");
+    // The last of pasta's sockets close a moment after its process is gone.
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the port is closed again"
+    );
+
+    for bad in [vec!["-p", "80"], vec!["-p", "8080:80", "--network", "host"]] {
+        let mut args = vec!["run", "--rm"];
+        args.extend(bad.iter().copied());
+        args.extend(["web", "true"]);
+        let run = strata.run(&args);
+        assert_eq!(run.code, 2, "{bad:?}: {run:?}");
+    }
+}

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use super::error::{ContainerError, Result};
 use super::volume::{VolumeStore, valid_name};
-use super::{Container, ContainerConfig, Limits, Mount, MountSource, Network, Process, Security, now};
+use super::{Container, ContainerConfig, Limits, Mount, MountSource, Network, Port, Process, Security, now};
 use crate::home::Home;
 use crate::image::{LocalImage, unpack_image};
 
@@ -35,6 +35,8 @@ pub struct RunOptions {
     pub stdin: bool,
     /// `--cap-add`, `--cap-drop`, `--privileged`, `--security-opt no-new-privileges`.
     pub security: Security,
+    /// `-p`: ports published on the host (default network only).
+    pub ports: Vec<Port>,
 }
 
 /// `env` with `overrides` (`K=V`, or `K` to take this process's value) replacing the same keys.
@@ -64,6 +66,11 @@ pub async fn create(home: &Home, name: &str, image: &LocalImage, run: &RunOption
             .ok_or_else(|| ContainerError::Usage(format!("{name} is not a container image")))?,
     };
     run.security.validate().map_err(ContainerError::Usage)?;
+    if !run.ports.is_empty() && run.network == Network::Host {
+        return Err(ContainerError::Usage(
+            "-p publishes ports of the container's own network; with --network host its ports are the host's".into(),
+        ));
+    }
     let c = image.config(&name)?.config.clone().unwrap_or_default();
     let mut args = match &run.entrypoint {
         Some(e) if e.is_empty() => Vec::new(),
@@ -114,6 +121,7 @@ pub async fn create(home: &Home, name: &str, image: &LocalImage, run: &RunOption
         network: run.network,
         auto_remove: run.auto_remove,
         security: run.security.clone(),
+        ports: run.ports.clone(),
     };
     home.containers()?.create(&config)
 }

@@ -86,6 +86,8 @@ pub fn main(dir: &Path, detached: bool) -> Exit {
             };
         }
     };
+    // The host's mount namespace, to come back to: published ports are unbound there.
+    let host_mounts = std::fs::File::open("/proc/self/ns/mnt").ok();
     let code = match run(&mut container, detached) {
         Ok(code) => code,
         Err(e) => {
@@ -93,6 +95,12 @@ pub fn main(dir: &Path, detached: bool) -> Exit {
             EXIT_SETUP
         }
     };
+    if !container.config.ports.is_empty() {
+        if let Some(host) = &host_mounts {
+            let _ = nix::sched::setns(std::os::fd::AsFd::as_fd(host), CloneFlags::CLONE_NEWNS);
+        }
+        super::ports::unbind(&container.dir.join(super::ports::NETNS));
+    }
     container.state.status = Status::Exited;
     container.state.exit_code = Some(code);
     container.state.finished_at = Some(now());
@@ -115,12 +123,26 @@ fn run(container: &mut Container, detached: bool) -> std::result::Result<i32, St
     if detached {
         setup("setsid", setsid())?;
     }
-    let mut flags =
-        CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWPID;
+    // pasta starts here, in the host's network namespace, and is pointed at the container's
+    // once it exists; before the PID namespace and the cgroup, so it is a host process, not the
+    // container's first one, and does not count against its limits.
+    let publisher = match (config.network, config.ports.is_empty()) {
+        (Network::None, false) => Some(super::ports::Publisher::prepare(&config.ports)?),
+        _ => None,
+    };
     if config.network == Network::None {
-        flags |= CloneFlags::CLONE_NEWNET;
+        setup("new network namespace", unshare(CloneFlags::CLONE_NEWNET))?;
+        setup("loopback", super::netlink::loopback_up())?;
     }
+    if let Some(publisher) = publisher {
+        // Still in the host's mount namespace: the binding is where pasta can open it.
+        let netns = container.dir.join(super::ports::NETNS);
+        super::ports::bind(&netns)?;
+        publisher.start(&netns)?;
+    }
+    let flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
     setup("new namespaces", unshare(flags))?;
+    setup("new PID namespace", unshare(CloneFlags::CLONE_NEWPID))?;
     let home = container
         .dir
         .parent()
@@ -131,9 +153,6 @@ fn run(container: &mut Container, detached: bool) -> std::result::Result<i32, St
     setup("cgroup", cgroup.enter(std::process::id() as i32, &config.limits))?;
     // A cgroup namespace rooted at the container's cgroup: it sees only its own.
     setup("cgroup namespace", unshare(CloneFlags::CLONE_NEWCGROUP))?;
-    if config.network == Network::None {
-        setup("loopback", super::netlink::loopback_up())?;
-    }
 
     setup(
         "make mounts private",

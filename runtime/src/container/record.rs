@@ -88,6 +88,9 @@ pub struct ContainerConfig {
     /// Capabilities, masked paths, `no_new_privs`.
     #[serde(default)]
     pub security: super::security::Security,
+    /// Ports published on the host (`-p`).
+    #[serde(default)]
+    pub ports: Vec<super::ports::Port>,
 }
 
 /// Where a container is in its life.
@@ -274,6 +277,8 @@ impl ContainerStore {
     /// Removes a container's directory (the caller made sure it does not run).
     pub fn remove(&self, container: &Container) -> Result<()> {
         super::cgroup::Cgroup::new(&container.config.id).remove();
+        // A helper killed while it published ports left this bound (and pasta running).
+        super::ports::unbind(&container.dir.join(super::ports::NETNS));
         std::fs::remove_dir_all(&container.dir).map_err(io("remove", &container.dir))
     }
 }

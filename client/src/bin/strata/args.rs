@@ -9,7 +9,7 @@ use strata_client::commands::Context;
 use strata_client::registry::ClientOptions;
 use strata_client::transfer::{DEFAULT_CHUNK, Options, Selection};
 use strata_runtime::container::RunOptions;
-use strata_runtime::container::{Limits, Network, Seccomp, Security};
+use strata_runtime::container::{Limits, Network, Port, Seccomp, Security};
 use strata_storage::oci::PlatformSpec;
 
 /// Pull, push, copy, inspect, list and delete images on any OCI registry; make images from
@@ -485,6 +485,10 @@ pub(crate) struct RunArgs {
     /// A volume NAME:/path[:ro] or a bind mount /host/path:/path[:ro]; repeatable.
     #[arg(short = 'v', long = "volume", value_name = "SOURCE:/PATH[:ro]")]
     pub(crate) volumes: Vec<String>,
+    /// Publish a container port on the host: [IP:]HOST:CONTAINER[/udp]; repeatable (the
+    /// container then gets a user-mode network from pasta, Debian's passt).
+    #[arg(short = 'p', long = "publish", value_name = "[IP:]HOST:CONTAINER")]
+    pub(crate) publish: Vec<String>,
     /// `none` (loopback only) or `host`.
     #[arg(long, default_value = "none")]
     pub(crate) network: String,
@@ -578,6 +582,11 @@ impl RunArgs {
             auto_remove: false,
             stdin: self.process.interactive,
             security: self.security()?,
+            ports: self
+                .publish
+                .iter()
+                .map(|p| Port::parse(p).map_err(ClientError::Usage))
+                .collect::<Result<_, _>>()?,
         })
     }
 
