@@ -375,3 +375,63 @@ fn a_published_port_reaches_a_server_in_the_container_and_goes_with_it() {
         assert_eq!(run.code, 2, "{bad:?}: {run:?}");
     }
 }
+
+#[test]
+fn t_gives_a_terminal_and_ctrl_c_reaches_the_container() {
+    use std::io::Write;
+    let work = tempfile::tempdir().unwrap();
+    let strata = image(work.path());
+    let root = work.path().join("root");
+    std::os::unix::fs::symlink("busybox", root.join("bin/stty")).unwrap();
+    strata.ok(&["import", root.to_str().unwrap(), "tty"]);
+
+    // A terminal, 24x80 when the caller has none, and the command's exit code.
+    let run = strata.run(&[
+        "run",
+        "--rm",
+        "-t",
+        "tty",
+        "sh",
+        "-c",
+        "test -t 0 && test -t 1 && echo tty; stty size; exit 3",
+    ]);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert_eq!(run.stdout.replace('\r', "").trim(), "tty\n24 80", "{run:?}");
+    // Without -t, no terminal (the container's stdout is this test's pipe).
+    let run = strata.run(&["run", "--rm", "tty", "sh", "-c", "test -t 1 || echo none"]);
+    assert_eq!(run.stdout.trim(), "none");
+
+    // Ctrl-C typed on the caller's terminal (a pty here) interrupts the container's foreground
+    // process.
+    let terminal = nix::pty::openpty(None, None).unwrap();
+    let home = strata.home().display().to_string();
+    let child = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args([
+            "--home",
+            &home,
+            "run",
+            "--rm",
+            "-i",
+            "-t",
+            "tty",
+            "sh",
+            "-c",
+            "sleep 30; echo finished",
+        ])
+        .env("DOCKER_CONFIG", work.path().join("docker"))
+        .stdin(std::process::Stdio::from(terminal.slave))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let mut keyboard = std::fs::File::from(terminal.master);
+    keyboard.write_all(b"\x03").unwrap();
+    let started = std::time::Instant::now();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "Ctrl-C did not stop it"
+    );
+    assert_eq!(output.status.code(), Some(130), "{output:?}");
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("finished"));
+}

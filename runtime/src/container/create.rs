@@ -37,6 +37,8 @@ pub struct RunOptions {
     pub security: Security,
     /// `-p`: ports published on the host (default network only).
     pub ports: Vec<Port>,
+    /// `-t`: a pseudo-terminal when attached.
+    pub tty: bool,
 }
 
 /// `env` with `overrides` (`K=V`, or `K` to take this process's value) replacing the same keys.
@@ -122,6 +124,7 @@ pub async fn create(home: &Home, name: &str, image: &LocalImage, run: &RunOption
         auto_remove: run.auto_remove,
         security: run.security.clone(),
         ports: run.ports.clone(),
+        tty: run.tty,
     };
     home.containers()?.create(&config)
 }

@@ -2,7 +2,7 @@
 //! which enters new namespaces (so it must run before the process has threads: the `strata`
 //! binary checks for `__init` first) and starts the container's PID 1, [`pid1`].
 
-use std::ffi::CString;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -40,11 +40,26 @@ pub(super) const FORWARDED: [Signal; 7] = [
 /// Starts the helper for `container` with `exe` (the `strata` binary). Detached: in its own
 /// session, output appended to the container's log, stdin closed. Attached: the caller's output,
 /// and its stdin only when `stdin` is set (`-i`); otherwise the container reads nothing.
-pub fn spawn(exe: &Path, container: &Container, detached: bool, stdin: bool) -> Result<Child> {
+pub fn spawn(
+    exe: &Path,
+    container: &Container,
+    detached: bool,
+    stdin: bool,
+    tty: Option<&std::os::fd::OwnedFd>,
+) -> Result<Child> {
     let mut command = Command::new(exe);
     command.arg("__init").arg(&container.dir);
     if !stdin {
         command.stdin(Stdio::null());
+    }
+    if let Some(slave) = tty {
+        let end = || {
+            slave
+                .try_clone()
+                .map(Stdio::from)
+                .map_err(|e| io("share", "the pty", e))
+        };
+        command.stdin(end()?).stdout(end()?).stderr(end()?);
     }
     if detached {
         let log = std::fs::OpenOptions::new()
@@ -307,6 +322,9 @@ fn container_init(
     rootfs: &Path,
 ) -> std::result::Result<std::convert::Infallible, (i32, String)> {
     let fail = |m: String| (EXIT_SETUP, m);
+    if config.tty && rustix::termios::isatty(std::io::stdin()) {
+        super::tty::take_terminal().map_err(fail)?;
+    }
     // A mount namespace of its own (a copy of the helper's, union and volumes included):
     // pivot_root switches the root of every process of a namespace, the helper's too otherwise.
     unshare(CloneFlags::CLONE_NEWNS).map_err(|e| fail(format!("mount namespace: {e}")))?;
@@ -374,20 +392,21 @@ pub(super) fn exec_process(
         .unwrap_or(&DEFAULT_PATH[5..])
         .to_owned();
     let exe = find_program(program, &path).ok_or((EXIT_NOT_FOUND, format!("{program}: command not found")))?;
-    let cstr = |s: &str| CString::new(s).map_err(|_| (EXIT_CANNOT_RUN, format!("{s:?} has a NUL byte")));
-    let args = process
-        .args
-        .iter()
-        .map(|a| cstr(a))
-        .collect::<std::result::Result<Vec<_>, _>>()?;
-    let envp = env
-        .iter()
-        .map(|e| cstr(e))
-        .collect::<std::result::Result<Vec<_>, _>>()?;
-    let exe = cstr(&exe)?;
+    // Arguments and environment are C strings: a NUL byte is refused with a clear message.
+    if let Some(bad) = process.args.iter().chain(&env).chain([&exe]).find(|s| s.contains('\0')) {
+        return Err((EXIT_CANNOT_RUN, format!("{bad:?} has a NUL byte")));
+    }
     super::security::close_inherited_fds().map_err(fail)?;
-    let e = nix::unistd::execve(&exe, &args, &envp).unwrap_err();
-    let code = if e == nix::errno::Errno::ENOENT {
+    // The program starts with every signal unblocked (the helper blocked the ones it forwards,
+    // and a child inherits the mask) and SIGPIPE at its default (std's exec resets it; this
+    // Rust program ignores it).
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+        .map_err(|e| fail(format!("unblock signals: {e}")))?;
+    let mut command = std::process::Command::new(&exe);
+    command.arg0(program).args(&process.args[1..]).env_clear();
+    command.envs(env.iter().filter_map(|e| e.split_once('=')));
+    let e = command.exec();
+    let code = if e.kind() == std::io::ErrorKind::NotFound {
         EXIT_NOT_FOUND
     } else {
         EXIT_CANNOT_RUN

@@ -36,6 +36,7 @@ mod seccomp;
 mod security;
 mod start;
 mod stop;
+mod tty;
 mod user;
 pub mod volume;
 

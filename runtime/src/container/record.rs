@@ -91,6 +91,9 @@ pub struct ContainerConfig {
     /// Ports published on the host (`-p`).
     #[serde(default)]
     pub ports: Vec<super::ports::Port>,
+    /// `-t`: an attached run gets a pseudo-terminal.
+    #[serde(default)]
+    pub tty: bool,
 }
 
 /// Where a container is in its life.

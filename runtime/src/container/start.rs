@@ -39,7 +39,27 @@ pub async fn start(container: &Container, detached: bool, stdin: bool) -> Result
         )));
     }
     let exe = std::env::current_exe().map_err(|e| ContainerError::io("find the strata binary", e))?;
-    let mut child = init::spawn(&exe, container, detached, stdin && !detached)?;
+    // A pseudo-terminal for -t, unless input is piped in (-i with a pipe or file on stdin): then,
+    // where docker refuses "the input device is not a TTY", the input passes through as it is.
+    let piped_input = stdin && !rustix::termios::isatty(std::io::stdin());
+    if !detached && container.config.tty && !piped_input {
+        let pty = super::tty::Pty::open()?;
+        let mut child = init::spawn(&exe, container, false, true, Some(&pty.slave))?;
+        let relay = tokio::task::spawn_blocking(move || {
+            let super::tty::Pty { master, slave } = pty;
+            drop(slave); // only the container holds it now, so the relay sees it close
+            super::tty::Pty::relay_master(master, stdin)
+        });
+        let status = tokio::task::spawn_blocking(move || child.wait())
+            .await
+            .map_err(|e| ContainerError::io("wait for the container", std::io::Error::other(e)))?
+            .map_err(|e| ContainerError::io("wait for the container", e))?;
+        relay
+            .await
+            .map_err(|e| ContainerError::io("relay the terminal", std::io::Error::other(e)))??;
+        return Ok(Some(status.code().unwrap_or(init::EXIT_SETUP)));
+    }
+    let mut child = init::spawn(&exe, container, detached, stdin && !detached, None)?;
     if !detached {
         let status = tokio::task::spawn_blocking(move || child.wait())
             .await

@@ -581,6 +581,7 @@ impl RunArgs {
             command: command.to_vec(),
             auto_remove: false,
             stdin: self.process.interactive,
+            tty: self.process.tty,
             security: self.security()?,
             ports: self
                 .publish
