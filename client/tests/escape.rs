@@ -401,6 +401,46 @@ fn t_gives_a_terminal_and_ctrl_c_reaches_the_container() {
     let run = strata.run(&["run", "--rm", "tty", "sh", "-c", "test -t 1 || echo none"]);
     assert_eq!(run.stdout.trim(), "none");
 
+    // The size follows the caller's terminal: copied at the start, and on SIGWINCH.
+    let size = |rows, cols| rustix::termios::Winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    let terminal = nix::pty::openpty(None, None).unwrap();
+    rustix::termios::tcsetwinsize(&terminal.master, size(30, 100)).unwrap();
+    let mut resized = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args([
+            "--home",
+            &strata.home().display().to_string(),
+            "run",
+            "--rm",
+            "-t",
+            "tty",
+        ])
+        .args(["sh", "-c", "stty size; sleep 2; stty size"])
+        .env("DOCKER_CONFIG", work.path().join("docker"))
+        .stdin(std::process::Stdio::from(terminal.slave))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Resized once the first size is printed.
+    let mut out = std::io::BufReader::new(resized.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut out, &mut first).unwrap();
+    assert_eq!(first.trim(), "30 100");
+    rustix::termios::tcsetwinsize(&terminal.master, size(40, 120)).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(resized.id() as i32),
+        nix::sys::signal::Signal::SIGWINCH,
+    )
+    .unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert_eq!(resized.wait().unwrap().code(), Some(0));
+    assert_eq!(rest.replace('\r', "").trim(), "40 120");
+
     // Ctrl-C typed on the caller's terminal (a pty here) interrupts the container's foreground
     // process.
     let terminal = nix::pty::openpty(None, None).unwrap();

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use super::Container;
 use super::error::{ContainerError, Result};
 use crate::store::StoreError;
-use crate::union::{LinuxUnion, NodeKind};
+use crate::union::{LinuxUnion, Node, NodeKind};
 use crate::windows::scratch;
 
 /// The union a container sees: its image's layers under its scratch layer.
@@ -44,7 +44,8 @@ pub fn copy_out(container: &Container, path: &str, host: &Path) -> Result<u64> {
     let node = union
         .resolve(path)?
         .ok_or_else(|| ContainerError::NotFound(format!("{}:{path}", container.config.name)))?;
-    copy_out_node(&union, &node.path, node.kind, &destination(host, &node.path))
+    let dest = destination(host, &node.path);
+    copy_out_node(&union, &node, &dest)
 }
 
 /// Where container path `path` lands when copied to `host`: inside it if it is a directory.
@@ -107,16 +108,16 @@ pub fn copy_in(container: &Container, host: &Path, path: &str) -> Result<u64> {
     copy_host_tree(host, &host_md, &dest)
 }
 
-fn copy_out_node(union: &LinuxUnion, path: &str, kind: NodeKind, dest: &Path) -> Result<u64> {
+fn copy_out_node(union: &LinuxUnion, node: &Node, dest: &Path) -> Result<u64> {
     let err = |e: std::io::Error| ContainerError::io(format!("{}", dest.display()), e);
-    let node = union.stat(path)?.ok_or_else(|| ContainerError::NotFound(path.into()))?;
+    let (path, kind) = (node.path.as_str(), node.kind);
     let copied = match kind {
         NodeKind::Dir => {
             std::fs::create_dir_all(dest).map_err(err)?;
             let mut total = 0;
             for child in union.list(path)? {
                 let name = child.path.rsplit('/').next().unwrap_or_default().to_owned();
-                total += copy_out_node(union, &child.path, child.kind, &dest.join(name))?;
+                total += copy_out_node(union, &child, &dest.join(name))?;
             }
             total
         }

@@ -45,6 +45,11 @@ pub async fn start(container: &Container, detached: bool, stdin: bool) -> Result
     if !detached && container.config.tty && !piped_input {
         let pty = super::tty::Pty::open()?;
         let mut child = init::spawn(&exe, container, false, true, Some(&pty.slave))?;
+        let resize = pty
+            .master
+            .try_clone()
+            .map(|master| tokio::spawn(super::tty::follow_size(master)))
+            .ok();
         let relay = tokio::task::spawn_blocking(move || {
             let super::tty::Pty { master, slave } = pty;
             drop(slave); // only the container holds it now, so the relay sees it close
@@ -57,6 +62,9 @@ pub async fn start(container: &Container, detached: bool, stdin: bool) -> Result
         relay
             .await
             .map_err(|e| ContainerError::io("relay the terminal", std::io::Error::other(e)))??;
+        if let Some(resize) = resize {
+            resize.abort();
+        }
         return Ok(Some(status.code().unwrap_or(init::EXIT_SETUP)));
     }
     let mut child = init::spawn(&exe, container, detached, stdin && !detached, None)?;

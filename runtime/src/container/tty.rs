@@ -2,12 +2,11 @@
 //! stdout and stderr (and PID 1's controlling terminal); this process relays between its own
 //! stdio and the master end, in raw mode when its stdin is a terminal (so Ctrl-C reaches the
 //! container's foreground process through the pty's line discipline), and passes its
-//! terminal's size on, at the start and on every `SIGWINCH`.
+//! terminal's size on, at the start and on every `SIGWINCH` ([`follow_size`]).
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 
-use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
 use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
 use rustix::termios::{OptionalActions, Termios, Winsize, isatty, tcgetattr, tcgetwinsize, tcsetattr, tcsetwinsize};
 
@@ -68,21 +67,6 @@ impl Pty {
                 }
             });
         }
-        // Size changes of this process's terminal.
-        if let Ok(resize) = master.try_clone() {
-            std::thread::spawn(move || {
-                let mut winch = SigSet::empty();
-                winch.add(Signal::SIGWINCH);
-                if pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&winch), None).is_err() {
-                    return;
-                }
-                while winch.wait().is_ok() {
-                    if let Ok(size) = tcgetwinsize(std::io::stdin()) {
-                        let _ = tcsetwinsize(&resize, size);
-                    }
-                }
-            });
-        }
         // Output: until every holder of the slave end has gone (EIO).
         let mut from_pty = master;
         let mut out = std::io::stdout().lock();
@@ -99,6 +83,20 @@ impl Pty {
         }
         drop(raw);
         Ok(())
+    }
+}
+
+/// Passes this process's terminal size on to the pty's `master` end on every `SIGWINCH`, until
+/// dropped (a signal watched by tokio: every thread of this process may receive it).
+pub(super) async fn follow_size(master: OwnedFd) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut winch) = signal(SignalKind::window_change()) else {
+        return;
+    };
+    while winch.recv().await.is_some() {
+        if let Ok(size) = tcgetwinsize(std::io::stdin()) {
+            let _ = tcsetwinsize(&master, size);
+        }
     }
 }
 

@@ -548,7 +548,8 @@ impl RunArgs {
             no_new_privileges,
             seccomp,
         };
-        security.validate().map_err(ClientError::Usage)?;
+        // Capability names and the profile are checked by the runtime when it creates the
+        // container (a usage error, exit 2).
         Ok(security)
     }
 
