@@ -5,53 +5,14 @@
 #[path = "peers/cli.rs"]
 #[allow(dead_code)] // shared with the peers tests, which use all of it
 mod cli;
+#[path = "peers/confined.rs"]
+#[allow(dead_code)] // shared with the userns tests
+mod confined;
 
 use std::path::Path;
 use std::process::Command;
 
-use cli::Strata;
-
-/// The default capabilities (podman's 11) as `/proc/self/status` prints them.
-const DEFAULT_CAPS: &str = "00000000800405fb";
-
-/// A busybox root with root and nobody, imported as image `esc`.
-fn image(work: &Path) -> Strata {
-    let root = work.join("root");
-    for dir in ["bin", "etc", "tmp"] {
-        std::fs::create_dir_all(root.join(dir)).unwrap();
-    }
-    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("/bin/busybox (install busybox-static)");
-    for applet in [
-        "sh", "cat", "grep", "mknod", "mount", "echo", "wc", "ls", "mkdir", "unshare", "chmod",
-    ] {
-        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
-    }
-    std::fs::write(
-        root.join("etc/passwd"),
-        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
-    )
-    .unwrap();
-    std::fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
-    let strata = Strata::new(work);
-    strata.ok(&["import", root.to_str().unwrap(), "esc"]);
-    strata
-}
-
-/// Runs `script` in a new container of `esc` with `flags`; (exit code, stdout + stderr).
-fn attempt(strata: &Strata, flags: &[&str], script: &str) -> (i32, String) {
-    let mut args = vec!["run", "--rm"];
-    args.extend_from_slice(flags);
-    args.extend_from_slice(&["esc", "sh", "-c", script]);
-    let run = strata.run(&args);
-    (run.code, format!("{}{}", run.stdout, run.stderr))
-}
-
-/// The value of `field` in the container's `/proc/self/status`.
-fn status(strata: &Strata, flags: &[&str], field: &str) -> String {
-    let (code, out) = attempt(strata, flags, &format!("grep '^{field}:' /proc/self/status"));
-    assert_eq!(code, 0, "{out}");
-    out.split_whitespace().nth(1).unwrap_or_default().to_owned()
-}
+use confined::{DEFAULT_CAPS, attempt, image, status};
 
 #[test]
 fn a_default_container_cannot_reach_the_host() {
@@ -311,7 +272,6 @@ fn a_published_port_reaches_a_server_in_the_container_and_goes_with_it() {
     let work = tempfile::tempdir().unwrap();
     let strata = image(work.path());
     let root = work.path().join("root");
-    std::os::unix::fs::symlink("busybox", root.join("bin/httpd")).unwrap();
     std::fs::create_dir_all(root.join("www")).unwrap();
     std::fs::write(root.join("www/index.html"), "served from the container\n").unwrap();
     strata.ok(&["import", root.to_str().unwrap(), "web"]);

@@ -33,12 +33,14 @@ pub fn copy_out(container: &Container, path: &str, host: &Path) -> Result<u64> {
     // A running container's files are read through its root, where the container cannot swap
     // a checked path for a link before it is opened.
     if let Some(pid) = container.state.pid.filter(|_| container.is_running()) {
-        return crate::container::live::copy_out_of_running(pid, path, host).map_err(|e| match e {
-            StoreError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-                ContainerError::NotFound(format!("{}:{path}", container.config.name))
-            }
-            other => other.into(),
-        });
+        return crate::container::live::copy_out_of_running(pid, path, host, container.config.userns).map_err(
+            |e| match e {
+                StoreError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                    ContainerError::NotFound(format!("{}:{path}", container.config.name))
+                }
+                other => other.into(),
+            },
+        );
     }
     let union = container_union(container);
     let node = union
@@ -71,7 +73,12 @@ pub fn copy_in(container: &Container, host: &Path, path: &str) -> Result<u64> {
         )?);
     }
     if let Some(pid) = container.state.pid.filter(|_| container.is_running()) {
-        return Ok(crate::container::live::copy_into_running(pid, host, path)?);
+        return Ok(crate::container::live::copy_into_running(
+            pid,
+            host,
+            path,
+            container.config.userns,
+        )?);
     }
     let union = container_union(container);
     let host_md = std::fs::symlink_metadata(host).map_err(|e| ContainerError::io(format!("{}", host.display()), e))?;

@@ -39,6 +39,8 @@ pub struct RunOptions {
     pub ports: Vec<Port>,
     /// `-t`: a pseudo-terminal when attached.
     pub tty: bool,
+    /// `--userns`.
+    pub userns: super::userns::UsernsMode,
 }
 
 /// `env` with `overrides` (`K=V`, or `K` to take this process's value) replacing the same keys.
@@ -125,8 +127,9 @@ pub async fn create(home: &Home, name: &str, image: &LocalImage, run: &RunOption
         security: run.security.clone(),
         ports: run.ports.clone(),
         tty: run.tty,
+        userns: None,
     };
-    home.containers()?.create(&config)
+    home.containers()?.create(config, run.userns)
 }
 
 fn parse_mount(spec: &str, volumes: &VolumeStore) -> Result<Mount> {

@@ -6,7 +6,8 @@
 //! the `strata` binary must be started while the host's file system is still in view:
 //! [`spawn`] runs `strata __exec DIR PROCESS` ([`helper`]), which joins the container's cgroup and
 //! PID namespace and starts `strata __exec-child DIR PROCESS` ([`child`]); the child joins the
-//! other namespaces, takes the container's root and executes the command. The helper passes
+//! other namespaces, takes the container's root, joins its user namespace (`--userns`) and
+//! executes the command. The helper passes
 //! signals on and exits with the command's exit code (128+N for a signal).
 
 use std::fs::File;
@@ -128,9 +129,20 @@ pub fn child(dir: &Path, spec: &str) -> Exit {
         join(pid, "uts", CloneFlags::CLONE_NEWUTS)?;
         join(pid, "net", CloneFlags::CLONE_NEWNET)?;
         join(pid, "cgroup", CloneFlags::CLONE_NEWCGROUP)?;
+        // A --userns container's user namespace is joined last, as its PID 1 did.
+        let userns = match container.config.userns {
+            Some(_) => {
+                let path = format!("/proc/{pid}/ns/user");
+                Some(File::open(&path).map_err(|e| format!("open {path}: {e}"))?)
+            }
+            None => None,
+        };
         join(pid, "mnt", CloneFlags::CLONE_NEWNS)?;
         fchdir(root.as_fd()).map_err(|e| format!("enter the root: {e}"))?;
         chroot(".").map_err(|e| format!("enter the root: {e}"))?;
+        if let Some(userns) = userns {
+            super::userns::become_root_of(&userns)?;
+        }
         Ok(())
     };
     if let Err(e) = enter() {

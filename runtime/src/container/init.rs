@@ -2,6 +2,7 @@
 //! which enters new namespaces (so it must run before the process has threads: the `strata`
 //! binary checks for `__init` first) and starts the container's PID 1, [`pid1`].
 
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -15,7 +16,11 @@ use nix::unistd::{Gid, Pid, Uid, chdir, pivot_root, setgid, setgroups, sethostna
 use super::cgroup::Cgroup;
 use super::mounts::resolve_in_root;
 use super::record::{Container, MountSource, Network, Status, now};
+use super::userns::UserNamespaces;
 use crate::store::{Result, io_error as io};
+
+/// The environment variable that passes PID 1 its user namespace's file descriptor.
+const USERNS_FD: &str = "STRATA_USERNS_FD";
 
 /// Exit code when the container could not be set up (as docker uses).
 pub const EXIT_SETUP: i32 = 125;
@@ -145,9 +150,18 @@ fn run(container: &mut Container, detached: bool) -> std::result::Result<i32, St
         (Network::None, false) => Some(super::ports::Publisher::prepare(&config.ports)?),
         _ => None,
     };
-    if config.network == Network::None {
-        setup("new network namespace", unshare(CloneFlags::CLONE_NEWNET))?;
-        setup("loopback", super::netlink::loopback_up())?;
+    let own_network = config.network == Network::None;
+    let userns = match config.userns {
+        Some(map) => Some(UserNamespaces::new(&container.dir, map, own_network)?),
+        None => None,
+    };
+    match &userns {
+        Some(u) if own_network => u.namespaces.join_network()?,
+        None if own_network => {
+            setup("new network namespace", unshare(CloneFlags::CLONE_NEWNET))?;
+            setup("loopback", super::netlink::loopback_up())?;
+        }
+        _ => {}
     }
     if let Some(publisher) = publisher {
         // Still in the host's mount namespace: the binding is where pasta can open it.
@@ -180,11 +194,11 @@ fn run(container: &mut Container, detached: bool) -> std::result::Result<i32, St
         ),
     )?;
     let rootfs = container.dir.join("rootfs");
-    mount_union(container, &rootfs)?;
+    mount_union(container, &rootfs, userns.as_ref())?;
     for m in &config.mounts {
-        let source = match &m.source {
-            MountSource::Volume(name) => home.join("volumes").join(name).join("_data"),
-            MountSource::Bind(path) => path.clone(),
+        let (source, volume) = match &m.source {
+            MountSource::Volume(name) => (home.join("volumes").join(name).join("_data"), true),
+            MountSource::Bind(path) => (path.clone(), false),
         };
         let target = setup(&m.target, resolve_in_root(&rootfs, &m.target, true))?;
         if source.is_dir() {
@@ -192,11 +206,18 @@ fn run(container: &mut Container, detached: bool) -> std::result::Result<i32, St
         } else if !target.exists() {
             setup("create mount point", std::fs::write(&target, b""))?;
         }
-        let bind = MsFlags::MS_BIND | MsFlags::MS_REC;
-        setup(
-            &format!("mount {}", source.display()),
-            mount(Some(&source), &target, None::<&str>, bind, None::<&str>),
-        )?;
+        match &userns {
+            // A named volume holds container files, stored with the container's ids; a host
+            // path keeps the host's owners, to whom the container's root is nobody.
+            Some(u) if volume => super::userns::bind_idmapped(&source, &target, &u.namespaces.user)?,
+            _ => {
+                let bind = MsFlags::MS_BIND | MsFlags::MS_REC;
+                setup(
+                    &format!("mount {}", source.display()),
+                    mount(Some(&source), &target, None::<&str>, bind, None::<&str>),
+                )?;
+            }
+        }
         // Device nodes on a volume do not work unless the container is privileged.
         let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT;
         flags.set(MsFlags::MS_NODEV, !config.security.privileged);
@@ -221,10 +242,19 @@ fn run(container: &mut Container, detached: bool) -> std::result::Result<i32, St
     // The first process started in the new PID namespace is its PID 1 (std resets the signal
     // mask in the child).
     let exe = setup("find strata", std::env::current_exe())?;
-    let child = setup(
-        "start the container process",
-        Command::new(exe).arg("__pid1").arg(&container.dir).spawn(),
-    )?;
+    let mut pid1 = Command::new(exe);
+    pid1.arg("__pid1").arg(&container.dir);
+    if let Some(u) = &userns {
+        // PID 1 joins the user namespace itself, last: the namespace's file is passed on.
+        let fd = u.namespaces.user.as_fd();
+        setup(
+            "pass the user namespace on",
+            nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty())),
+        )?;
+        pid1.env(USERNS_FD, fd.as_raw_fd().to_string());
+    }
+    let child = setup("start the container process", pid1.spawn())?;
+    drop(userns);
     let pid = Pid::from_raw(child.id() as i32);
     container.state.status = Status::Running;
     container.state.helper_pid = Some(std::process::id() as i32);
@@ -279,13 +309,21 @@ pub(super) fn supervise(child: Pid, signals: &SigSet) -> i32 {
     }
 }
 
-/// Mounts the overlay of the image's layers under the scratch layer at `rootfs`.
-fn mount_union(container: &Container, rootfs: &Path) -> std::result::Result<(), String> {
+/// Mounts the overlay of the image's layers under the scratch layer at `rootfs` (through
+/// idmapped mounts of them in a user namespace).
+fn mount_union(
+    container: &Container,
+    rootfs: &Path,
+    userns: Option<&UserNamespaces>,
+) -> std::result::Result<(), String> {
     let mut lowers: Vec<PathBuf> = container.config.layers.iter().rev().map(|l| l.join("Files")).collect();
     if lowers.is_empty() {
         let empty = container.dir.join("empty");
         setup("create", std::fs::create_dir_all(&empty))?;
         lowers.push(empty);
+    }
+    if let Some(u) = userns {
+        return u.mount_union(container, rootfs, &lowers);
     }
     // Relative paths from the layer store keep the option string short (it must fit a page).
     let base = lowers[0].parent().and_then(Path::parent).map(Path::to_owned);
@@ -325,6 +363,14 @@ fn container_init(
     if config.tty && rustix::termios::isatty(std::io::stdin()) {
         super::tty::take_terminal().map_err(fail)?;
     }
+    // The user namespace is opened now and joined last, once the root is in place.
+    let userns = match std::env::var(USERNS_FD) {
+        Ok(fd) => {
+            let path = format!("/proc/self/fd/{fd}");
+            Some(std::fs::File::open(&path).map_err(|e| fail(format!("open {path}: {e}")))?)
+        }
+        Err(_) => None,
+    };
     // A mount namespace of its own (a copy of the helper's, union and volumes included):
     // pivot_root switches the root of every process of a namespace, the helper's too otherwise.
     unshare(CloneFlags::CLONE_NEWNS).map_err(|e| fail(format!("mount namespace: {e}")))?;
@@ -336,7 +382,7 @@ fn container_init(
         None::<&str>,
     )
     .map_err(|e| fail(format!("make mounts private: {e}")))?;
-    special_mounts(rootfs, config.network).map_err(fail)?;
+    special_mounts(rootfs, config.network, config.userns).map_err(fail)?;
     if !config.security.privileged {
         super::security::mask(rootfs).map_err(fail)?;
     }
@@ -345,7 +391,9 @@ fn container_init(
     pivot_root(".", ".").map_err(|e| fail(format!("pivot_root: {e}")))?;
     umount2(".", MntFlags::MNT_DETACH).map_err(|e| fail(format!("detach the old root: {e}")))?;
     chdir("/").map_err(|e| fail(format!("chdir: {e}")))?;
-
+    if let Some(userns) = userns {
+        super::userns::become_root_of(&userns).map_err(fail)?;
+    }
     exec_process(&config.process, &config.hostname, &config.security)
 }
 
@@ -427,8 +475,14 @@ fn find_program(program: &str, path: &str) -> Option<String> {
     })
 }
 
-/// `/proc`, a minimal `/dev`, and `/sys` (read-only) inside the new root.
-fn special_mounts(rootfs: &Path, network: Network) -> std::result::Result<(), String> {
+/// `/proc`, a minimal `/dev`, and `/sys` (read-only) inside the new root; `/dev` and `/dev/shm`
+/// belong to the container's root.
+fn special_mounts(
+    rootfs: &Path,
+    network: Network,
+    userns: Option<super::userns::IdMap>,
+) -> std::result::Result<(), String> {
+    let owner = userns.map_or(String::new(), |m| format!(",uid={},gid={}", m.uid, m.gid));
     let dir = |p: &str| -> std::result::Result<PathBuf, String> {
         let host = setup(p, resolve_in_root(rootfs, p, true))?;
         setup(p, std::fs::create_dir_all(&host))?;
@@ -448,7 +502,7 @@ fn special_mounts(rootfs: &Path, network: Network) -> std::result::Result<(), St
             &dev,
             Some("tmpfs"),
             MsFlags::MS_NOSUID,
-            Some("mode=755,size=65536k"),
+            Some(format!("mode=755,size=65536k{owner}").as_str()),
         ),
     )?;
     for node in ["null", "zero", "full", "random", "urandom", "tty"] {
@@ -491,7 +545,13 @@ fn special_mounts(rootfs: &Path, network: Network) -> std::result::Result<(), St
     setup("create /dev/shm", std::fs::create_dir(&shm))?;
     setup(
         "mount /dev/shm",
-        mount(Some("shm"), &shm, Some("tmpfs"), quiet, Some("mode=1777,size=65536k")),
+        mount(
+            Some("shm"),
+            &shm,
+            Some("tmpfs"),
+            quiet,
+            Some(format!("mode=1777,size=65536k{owner}").as_str()),
+        ),
     )?;
     let sys = dir("/sys")?;
     match network {

@@ -12,7 +12,32 @@ use std::path::Path;
 
 use rustix::fs::{self as rfs, Mode, OFlags, ResolveFlags};
 
+use super::userns::IdMap;
 use crate::store::{Result, StoreError, io_error as io};
+
+/// Owners as the container sees them and as the host does: the same, unless the container has a
+/// user namespace (`--userns`).
+#[derive(Debug, Clone, Copy)]
+struct Owners(Option<IdMap>);
+
+impl Owners {
+    /// The container's owner of a file the host sees owned by `uid`:`gid`.
+    fn container(self, uid: u32, gid: u32) -> (u32, u32) {
+        match self.0 {
+            Some(m) => (m.container_uid(uid), m.container_gid(gid)),
+            None => (uid, gid),
+        }
+    }
+
+    /// The host ids that are container owner `uid`:`gid`.
+    fn host(self, uid: u32, gid: u32) -> (rfs::Uid, rfs::Gid) {
+        let (uid, gid) = match self.0 {
+            Some(m) => (m.host_uid(uid), m.host_gid(gid)),
+            None => (uid, gid),
+        };
+        (rfs::Uid::from_raw(uid), rfs::Gid::from_raw(gid))
+    }
+}
 
 const RESOLVE: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
 
@@ -42,8 +67,9 @@ fn container_root(pid: i32) -> Result<OwnedFd> {
 }
 
 /// Copies `path` of the container whose PID 1 is `pid` to `host` (into it when it is a
-/// directory), keeping modes and owners. Returns the bytes copied.
-pub fn copy_out_of_running(pid: i32, path: &str, host: &Path) -> Result<u64> {
+/// directory), keeping modes and owners (as the container sees them: `ids` is its user
+/// namespace's mapping). Returns the bytes copied.
+pub fn copy_out_of_running(pid: i32, path: &str, host: &Path, ids: Option<IdMap>) -> Result<u64> {
     let root = container_root(pid)?;
     let rel = path.trim_start_matches('/');
     let rel = if rel.is_empty() { "." } else { rel };
@@ -80,11 +106,11 @@ pub fn copy_out_of_running(pid: i32, path: &str, host: &Path) -> Result<u64> {
         _ => return Ok(0),
     }
     .map_err(|e| io("open", path, e))?;
-    copy_fd_out(opened, path, &dest)
+    copy_fd_out(opened, path, &dest, Owners(ids))
 }
 
 /// Copies the opened directory or regular file `fd` (named `shown`) to `dest`.
-fn copy_fd_out(fd: OwnedFd, shown: &str, dest: &Path) -> Result<u64> {
+fn copy_fd_out(fd: OwnedFd, shown: &str, dest: &Path, owners: Owners) -> Result<u64> {
     use std::os::unix::fs::PermissionsExt;
     let stat = rfs::fstat(&fd).map_err(|e| io("stat", shown, e))?;
     let copied = match rfs::FileType::from_raw_mode(stat.st_mode) {
@@ -109,7 +135,8 @@ fn copy_fd_out(fd: OwnedFd, shown: &str, dest: &Path) -> Result<u64> {
                             .map_err(|e| io("read link", &child_shown, e))?;
                         let target = std::path::PathBuf::from(target.to_string_lossy().into_owned());
                         std::os::unix::fs::symlink(&target, &child_dest).map_err(|e| io("create", &child_dest, e))?;
-                        std::os::unix::fs::lchown(&child_dest, Some(child.st_uid), Some(child.st_gid))
+                        let (uid, gid) = owners.container(child.st_uid, child.st_gid);
+                        std::os::unix::fs::lchown(&child_dest, Some(uid), Some(gid))
                             .map_err(|e| io("chown", &child_dest, e))?;
                         continue;
                     }
@@ -122,7 +149,7 @@ fn copy_fd_out(fd: OwnedFd, shown: &str, dest: &Path) -> Result<u64> {
                     Mode::empty(),
                 )
                 .map_err(|e| io("open", &child_shown, e))?;
-                total += copy_fd_out(opened, &child_shown, &child_dest)?;
+                total += copy_fd_out(opened, &child_shown, &child_dest, owners)?;
             }
             total
         }
@@ -134,15 +161,18 @@ fn copy_fd_out(fd: OwnedFd, shown: &str, dest: &Path) -> Result<u64> {
         // Swapped for something else between looking and opening: not copied.
         _ => return Ok(0),
     };
-    std::os::unix::fs::lchown(dest, Some(stat.st_uid), Some(stat.st_gid)).map_err(|e| io("chown", dest, e))?;
+    let (uid, gid) = owners.container(stat.st_uid, stat.st_gid);
+    std::os::unix::fs::lchown(dest, Some(uid), Some(gid)).map_err(|e| io("chown", dest, e))?;
     std::fs::set_permissions(dest, std::fs::Permissions::from_mode(stat.st_mode & 0o7777))
         .map_err(|e| io("chmod", dest, e))?;
     Ok(copied)
 }
 
 /// Copies host `host` to `path` in the container whose PID 1 is `pid`: into `path` when it is a
-/// directory, else as `path` (whose parent must exist). Returns the bytes copied.
-pub fn copy_into_running(pid: i32, host: &Path, path: &str) -> Result<u64> {
+/// directory, else as `path` (whose parent must exist), keeping modes and owners (which become
+/// the container's owners of those ids: `ids` is its user namespace's mapping). Returns the bytes
+/// copied.
+pub fn copy_into_running(pid: i32, host: &Path, path: &str, ids: Option<IdMap>) -> Result<u64> {
     let root = container_root(pid)?;
     let name_of = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
     let (dir, name) = match open_dir(&root, path) {
@@ -167,23 +197,19 @@ pub fn copy_into_running(pid: i32, host: &Path, path: &str) -> Result<u64> {
         return Err(StoreError::Invalid(format!("{path}: not a file name")));
     }
     let dir_fd = open_dir(&root, &dir)?;
-    copy_at(&dir_fd, &name, host)
+    copy_at(&dir_fd, &name, host, Owners(ids))
 }
 
 /// Gives `fd` the owner and permission bits of `md` (the owner first: `chown` clears setuid
 /// bits).
-fn keep_owner_and_mode(fd: &OwnedFd, md: &std::fs::Metadata, name: &str) -> Result<()> {
+fn keep_owner_and_mode(fd: &OwnedFd, md: &std::fs::Metadata, name: &str, owners: Owners) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
-    rfs::fchown(
-        fd,
-        Some(rfs::Uid::from_raw(md.uid())),
-        Some(rfs::Gid::from_raw(md.gid())),
-    )
-    .map_err(|e| io("chown", name, e))?;
+    let (uid, gid) = owners.host(md.uid(), md.gid());
+    rfs::fchown(fd, Some(uid), Some(gid)).map_err(|e| io("chown", name, e))?;
     rfs::fchmod(fd, Mode::from_raw_mode(md.mode() & 0o7777)).map_err(|e| io("chmod", name, e))
 }
 
-fn copy_at(dir: &OwnedFd, name: &str, host: &Path) -> Result<u64> {
+fn copy_at(dir: &OwnedFd, name: &str, host: &Path, owners: Owners) -> Result<u64> {
     use std::os::unix::fs::MetadataExt;
     let shown = host.display().to_string();
     let md = std::fs::symlink_metadata(host).map_err(|e| io("stat", &shown, e))?;
@@ -199,18 +225,18 @@ fn copy_at(dir: &OwnedFd, name: &str, host: &Path) -> Result<u64> {
             Mode::empty(),
         )
         .map_err(|e| io("open", name, e))?;
-        keep_owner_and_mode(&sub, &md, name)?;
+        keep_owner_and_mode(&sub, &md, name, owners)?;
         let mut total = 0;
         for entry in std::fs::read_dir(host).map_err(|e| io("list", &shown, e))? {
             let entry = entry.map_err(|e| io("list", &shown, e))?;
-            total += copy_at(&sub, &entry.file_name().to_string_lossy(), &entry.path())?;
+            total += copy_at(&sub, &entry.file_name().to_string_lossy(), &entry.path(), owners)?;
         }
         return Ok(total);
     }
     if md.file_type().is_symlink() {
         let target = std::fs::read_link(host).map_err(|e| io("read link", &shown, e))?;
         rfs::symlinkat(&target, dir, name).map_err(|e| io("create", name, e))?;
-        let (uid, gid) = (rfs::Uid::from_raw(md.uid()), rfs::Gid::from_raw(md.gid()));
+        let (uid, gid) = owners.host(md.uid(), md.gid());
         rfs::chownat(dir, name, Some(uid), Some(gid), rfs::AtFlags::SYMLINK_NOFOLLOW)
             .map_err(|e| io("chown", name, e))?;
         return Ok(0);
@@ -222,7 +248,7 @@ fn copy_at(dir: &OwnedFd, name: &str, host: &Path) -> Result<u64> {
         Mode::from_raw_mode(0o644),
     )
     .map_err(|e| io("create", name, e))?;
-    keep_owner_and_mode(&out, &md, name)?;
+    keep_owner_and_mode(&out, &md, name, owners)?;
     let mut out = File::from(out);
     let mut from = File::open(host).map_err(|e| io("open", &shown, e))?;
     std::io::copy(&mut from, &mut out).map_err(|e| io("copy", &shown, e))

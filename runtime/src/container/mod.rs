@@ -38,6 +38,7 @@ mod start;
 mod stop;
 mod tty;
 mod user;
+pub mod userns;
 pub mod volume;
 
 pub use cgroup::Limits;
@@ -49,6 +50,7 @@ pub use ports::Port;
 pub use security::{DEFAULT_CAPABILITIES, MAX_SECCOMP_PROFILE, Seccomp, Security};
 pub use start::{ExecOptions, exec, start};
 pub use stop::{remove, signal, stop};
+pub use userns::{IdMap, UsernsMode};
 
 pub use record::{
     Container, ContainerConfig, ContainerState, ContainerStore, Mount, MountSource, Network, Process, Status, alive,

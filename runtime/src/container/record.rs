@@ -94,6 +94,9 @@ pub struct ContainerConfig {
     /// `-t`: an attached run gets a pseudo-terminal.
     #[serde(default)]
     pub tty: bool,
+    /// `--userns auto`: the host ids its ids are (none: the host's own).
+    #[serde(default)]
+    pub userns: Option<super::userns::IdMap>,
 }
 
 /// Where a container is in its life.
@@ -217,8 +220,16 @@ impl ContainerStore {
         Ok(ContainerStore { root: root.to_owned() })
     }
 
-    /// Creates a container directory for `config` (its id and name must be unused).
-    pub fn create(&self, config: &ContainerConfig) -> Result<Container> {
+    /// Creates a container directory for `config` (its id and name must be unused), with a
+    /// host id range of its own when `userns` asks for one.
+    pub fn create(&self, mut config: ContainerConfig, userns: super::userns::UsernsMode) -> Result<Container> {
+        // One creation at a time: names and id ranges are checked against the others.
+        let lock_path = self.root.join(".lock");
+        let _lock = strata_storage::lock::FileLock::exclusive(&lock_path).map_err(io("lock", &lock_path))?;
+        if userns == super::userns::UsernsMode::Auto {
+            let taken: Vec<_> = self.list()?.iter().filter_map(|c| c.config.userns).collect();
+            config.userns = Some(super::userns::allocate(&taken).map_err(ContainerError::Usage)?);
+        }
         if self.find(&config.name).is_ok() {
             return Err(ContainerError::Usage(format!(
                 "the name {:?} is already in use",
@@ -233,10 +244,10 @@ impl ContainerStore {
         let nearest_first: Option<Vec<String>> =
             (!config.layers.is_empty()).then(|| config.layers.iter().rev().map(|p| p.display().to_string()).collect());
         write_json(&dir.join("layerchain.json"), &nearest_first)?;
-        write_json(&dir.join("config.json"), config)?;
+        write_json(&dir.join("config.json"), &config)?;
         let container = Container {
             dir,
-            config: config.clone(),
+            config,
             state: ContainerState::default(),
         };
         container.save_state()?;

@@ -492,6 +492,10 @@ pub(crate) struct RunArgs {
     /// `none` (loopback only) or `host`.
     #[arg(long, default_value = "none")]
     pub(crate) network: String,
+    /// `auto`: a user namespace with host ids of the container's own (its root is not the
+    /// host's), or `host`.
+    #[arg(long, default_value = "host", value_name = "auto|host")]
+    pub(crate) userns: String,
     /// Memory limit (e.g. 256m, 1g).
     #[arg(long, value_parser = strata_client::containers::parse_memory)]
     pub(crate) memory: Option<u64>,
@@ -584,6 +588,7 @@ impl RunArgs {
             stdin: self.process.interactive,
             tty: self.process.tty,
             security: self.security()?,
+            userns: self.userns.parse().map_err(ClientError::Usage)?,
             ports: self
                 .publish
                 .iter()

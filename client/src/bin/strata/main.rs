@@ -45,10 +45,10 @@ async fn run(cli: Cli) -> Result<i32, ClientError> {
     }
 }
 
-/// The container helpers (`__init`, `__pid1`, `__exec`, `__exec-child`) run before anything
+/// The container helpers (`__init`, `__pid1`, `__exec`, `__exec-child`, `__userns`) run before anything
 /// else, single-threaded: they enter namespaces. `None` when this is not one of them.
 fn helper(args: &[std::ffi::OsString]) -> Option<ExitCode> {
-    use strata_runtime::container::{exec, init};
+    use strata_runtime::container::{exec, init, userns};
     let verb = args.get(1)?.to_str()?;
     let dir = PathBuf::from(args.get(2)?);
     let spec = || args.get(3).and_then(|s| s.to_str()).unwrap_or_default();
@@ -57,6 +57,10 @@ fn helper(args: &[std::ffi::OsString]) -> Option<ExitCode> {
         "__pid1" => init::pid1(&dir),
         "__exec" => exec::helper(&dir, spec()),
         "__exec-child" => exec::child(&dir, spec()),
+        "__userns" => init::Exit {
+            code: userns::hold(spec()),
+            messages: Vec::new(),
+        },
         _ => return None,
     };
     for message in &exit.messages {

@@ -1,0 +1,52 @@
+//! A confined-container fixture shared by the escape and user-namespace tests: a busybox root
+//! imported as an image, and running scripts in containers of it.
+
+use std::path::Path;
+
+use super::cli::Strata;
+
+/// The default capabilities (podman's 11) as `/proc/self/status` prints them.
+pub(crate) const DEFAULT_CAPS: &str = "00000000800405fb";
+
+/// A busybox root with root and nobody, imported as image `esc`.
+pub(crate) fn image(work: &Path) -> Strata {
+    let root = work.join("root");
+    for dir in ["bin", "etc", "tmp"] {
+        std::fs::create_dir_all(root.join(dir)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("/bin/busybox (install busybox-static)");
+    for applet in [
+        "sh", "cat", "grep", "mknod", "mount", "echo", "wc", "ls", "mkdir", "unshare", "chmod", "id", "stat", "touch",
+        "chown", "sleep", "httpd",
+    ] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+    }
+    std::fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
+    // A directory of an ordinary user, whose owner must show as it is.
+    std::fs::create_dir(root.join("home")).unwrap();
+    std::os::unix::fs::chown(root.join("home"), Some(1000), Some(1000)).unwrap();
+    let strata = Strata::new(work);
+    strata.ok(&["import", root.to_str().unwrap(), "esc"]);
+    strata
+}
+
+/// Runs `script` in a new container of `esc` with `flags`; (exit code, stdout + stderr).
+pub(crate) fn attempt(strata: &Strata, flags: &[&str], script: &str) -> (i32, String) {
+    let mut args = vec!["run", "--rm"];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&["esc", "sh", "-c", script]);
+    let run = strata.run(&args);
+    (run.code, format!("{}{}", run.stdout, run.stderr))
+}
+
+/// The value of `field` in the container's `/proc/self/status`.
+pub(crate) fn status(strata: &Strata, flags: &[&str], field: &str) -> String {
+    let (code, out) = attempt(strata, flags, &format!("grep '^{field}:' /proc/self/status"));
+    assert_eq!(code, 0, "{out}");
+    out.split_whitespace().nth(1).unwrap_or_default().to_owned()
+}
