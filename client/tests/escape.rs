@@ -435,3 +435,57 @@ fn t_gives_a_terminal_and_ctrl_c_reaches_the_container() {
     assert_eq!(output.status.code(), Some(130), "{output:?}");
     assert!(!String::from_utf8_lossy(&output.stdout).contains("finished"));
 }
+
+#[test]
+fn exec_t_gives_a_terminal_in_a_running_container() {
+    use std::io::Write;
+    let work = tempfile::tempdir().unwrap();
+    let strata = image(work.path());
+    let root = work.path().join("root");
+    std::os::unix::fs::symlink("busybox", root.join("bin/stty")).unwrap();
+    strata.ok(&["import", root.to_str().unwrap(), "tty"]);
+    strata.ok(&["run", "-d", "--name", "box", "tty", "sleep", "60"]);
+
+    // A terminal, 24x80 without one to copy, and the command's exit code; none without -t.
+    let script = "test -t 0 && test -t 1 && echo tty; stty size; exit 4";
+    let run = strata.run(&["exec", "-t", "box", "sh", "-c", script]);
+    assert_eq!(run.code, 4, "{run:?}");
+    assert_eq!(run.stdout.replace('\r', "").trim(), "tty\n24 80", "{run:?}");
+    let run = strata.run(&["exec", "box", "sh", "-c", "test -t 1 || echo none"]);
+    assert_eq!(run.stdout.trim(), "none");
+
+    // Ctrl-C typed on the caller's terminal interrupts the exec'd process, not the container.
+    let terminal = nix::pty::openpty(None, None).unwrap();
+    let home = strata.home().display().to_string();
+    let child = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args([
+            "--home",
+            &home,
+            "exec",
+            "-i",
+            "-t",
+            "box",
+            "sh",
+            "-c",
+            "sleep 30; echo finished",
+        ])
+        .env("DOCKER_CONFIG", work.path().join("docker"))
+        .stdin(std::process::Stdio::from(terminal.slave))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let mut keyboard = std::fs::File::from(terminal.master);
+    keyboard.write_all(b"\x03").unwrap();
+    let started = std::time::Instant::now();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "Ctrl-C did not stop it"
+    );
+    assert_eq!(output.status.code(), Some(130), "{output:?}");
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("finished"));
+    let ps = strata.ok(&["ps"]);
+    assert!(ps.contains("box"), "the container still runs: {ps}");
+    strata.ok(&["rm", "-f", "box"]);
+}

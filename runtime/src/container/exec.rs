@@ -13,7 +13,7 @@
 use std::fs::File;
 use std::os::fd::AsFd;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
 use nix::sched::{CloneFlags, setns};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
@@ -24,9 +24,19 @@ use super::init::{EXIT_SETUP, Exit, FORWARDED, exec_process, supervise};
 use super::record::{Container, Process};
 use crate::store::{Result, StoreError, io_error as io};
 
+/// Marks an exec whose stdio is a pty: the process makes it its controlling terminal.
+const TTY: &str = "STRATA_EXEC_TTY";
+
 /// Starts `process` in running `container` with `exe` (the `strata` binary); stdin is passed
-/// on when `stdin` is set, else the process reads nothing.
-pub fn spawn(exe: &Path, container: &Container, process: &Process, stdin: bool) -> Result<Child> {
+/// on when `stdin` is set, else the process reads nothing; with `tty`, the pty's slave end is its
+/// stdio and controlling terminal.
+pub fn spawn(
+    exe: &Path,
+    container: &Container,
+    process: &Process,
+    stdin: bool,
+    tty: Option<&std::os::fd::OwnedFd>,
+) -> Result<Child> {
     let pid = running_pid(container)?;
     if container.config.os == "windows" {
         return Err(StoreError::Invalid(format!(
@@ -38,9 +48,10 @@ pub fn spawn(exe: &Path, container: &Container, process: &Process, stdin: bool) 
     let mut command = Command::new(exe);
     command.arg("__exec").arg(&container.dir).arg(spec);
     command.env("STRATA_EXEC_PID", pid.to_string());
-    if !stdin {
-        command.stdin(Stdio::null());
+    if tty.is_some() {
+        command.env(TTY, "1");
     }
+    super::init::stdio(&mut command, stdin, tty)?;
     command.spawn().map_err(|e| io("start", exe, e))
 }
 
@@ -146,6 +157,12 @@ pub fn child(dir: &Path, spec: &str) -> Exit {
         Ok(())
     };
     if let Err(e) = enter() {
+        return failed(format!("exec in {} failed: {e}", container.config.name));
+    }
+    if std::env::var_os(TTY).is_some()
+        && rustix::termios::isatty(std::io::stdin())
+        && let Err(e) = super::tty::take_terminal()
+    {
         return failed(format!("exec in {} failed: {e}", container.config.name));
     }
     match exec_process(&process, &container.config.hostname, &container.config.security) {

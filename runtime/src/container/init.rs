@@ -44,7 +44,8 @@ pub(super) const FORWARDED: [Signal; 7] = [
 
 /// Starts the helper for `container` with `exe` (the `strata` binary). Detached: in its own
 /// session, output appended to the container's log, stdin closed. Attached: the caller's output,
-/// and its stdin only when `stdin` is set (`-i`); otherwise the container reads nothing.
+/// and its stdin only when `stdin` is set (`-i`); otherwise the container reads nothing. With
+/// `tty`, the pty's slave end is its stdio.
 pub fn spawn(
     exe: &Path,
     container: &Container,
@@ -54,6 +55,22 @@ pub fn spawn(
 ) -> Result<Child> {
     let mut command = Command::new(exe);
     command.arg("__init").arg(&container.dir);
+    stdio(&mut command, stdin, tty)?;
+    if detached {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(container.log())
+            .map_err(|e| io("open", container.log(), e))?;
+        let err = log.try_clone().map_err(|e| io("open", container.log(), e))?;
+        command.arg("--detached").stdin(Stdio::null()).stdout(log).stderr(err);
+    }
+    command.spawn().map_err(|e| io("start", exe, e))
+}
+
+/// Gives a helper about to start `stdin` (else nothing to read), or the pty's slave end `tty` as
+/// its stdio.
+pub(super) fn stdio(command: &mut Command, stdin: bool, tty: Option<&std::os::fd::OwnedFd>) -> Result<()> {
     if !stdin {
         command.stdin(Stdio::null());
     }
@@ -66,16 +83,7 @@ pub fn spawn(
         };
         command.stdin(end()?).stdout(end()?).stderr(end()?);
     }
-    if detached {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(container.log())
-            .map_err(|e| io("open", container.log(), e))?;
-        let err = log.try_clone().map_err(|e| io("open", container.log(), e))?;
-        command.arg("--detached").stdin(Stdio::null()).stdout(log).stderr(err);
-    }
-    command.spawn().map_err(|e| io("start", exe, e))
+    Ok(())
 }
 
 fn setup<T>(what: &str, r: std::result::Result<T, impl std::fmt::Display>) -> std::result::Result<T, String> {

@@ -20,6 +20,8 @@ pub struct ExecOptions {
     pub user: Option<String>,
     /// `-i`: pass stdin on.
     pub stdin: bool,
+    /// `-t`: a pseudo-terminal.
+    pub tty: bool,
 }
 
 /// Starts `container`. Detached: returns once it runs (exit code `None`). Attached: waits
@@ -39,33 +41,10 @@ pub async fn start(container: &Container, detached: bool, stdin: bool) -> Result
         )));
     }
     let exe = std::env::current_exe().map_err(|e| ContainerError::io("find the strata binary", e))?;
-    // A pseudo-terminal for -t, unless input is piped in (-i with a pipe or file on stdin): then,
-    // where docker refuses "the input device is not a TTY", the input passes through as it is.
-    let piped_input = stdin && !rustix::termios::isatty(std::io::stdin());
-    if !detached && container.config.tty && !piped_input {
-        let pty = super::tty::Pty::open()?;
-        let mut child = init::spawn(&exe, container, false, true, Some(&pty.slave))?;
-        let resize = pty
-            .master
-            .try_clone()
-            .map(|master| tokio::spawn(super::tty::follow_size(master)))
-            .ok();
-        let relay = tokio::task::spawn_blocking(move || {
-            let super::tty::Pty { master, slave } = pty;
-            drop(slave); // only the container holds it now, so the relay sees it close
-            super::tty::Pty::relay_master(master, stdin)
-        });
-        let status = tokio::task::spawn_blocking(move || child.wait())
-            .await
-            .map_err(|e| ContainerError::io("wait for the container", std::io::Error::other(e)))?
-            .map_err(|e| ContainerError::io("wait for the container", e))?;
-        relay
-            .await
-            .map_err(|e| ContainerError::io("relay the terminal", std::io::Error::other(e)))??;
-        if let Some(resize) = resize {
-            resize.abort();
-        }
-        return Ok(Some(status.code().unwrap_or(init::EXIT_SETUP)));
+    if !detached && super::tty::wanted(container.config.tty, stdin) {
+        let code =
+            super::tty::run_on_pty(stdin, |slave| init::spawn(&exe, container, false, true, Some(slave))).await?;
+        return Ok(Some(code.unwrap_or(init::EXIT_SETUP)));
     }
     let mut child = init::spawn(&exe, container, detached, stdin && !detached, None)?;
     if !detached {
@@ -107,7 +86,12 @@ pub async fn exec(container: &Container, options: &ExecOptions) -> Result<i32> {
         process.user = u.clone();
     }
     let exe = std::env::current_exe().map_err(|e| ContainerError::io("find the strata binary", e))?;
-    let mut child = crate::container::exec::spawn(&exe, container, &process, options.stdin)?;
+    if super::tty::wanted(options.tty, options.stdin) {
+        let spawn = |slave: &std::os::fd::OwnedFd| super::exec::spawn(&exe, container, &process, true, Some(slave));
+        let code = super::tty::run_on_pty(options.stdin, spawn).await?;
+        return Ok(code.unwrap_or(init::EXIT_SETUP));
+    }
+    let mut child = super::exec::spawn(&exe, container, &process, options.stdin, None)?;
     let status = tokio::task::spawn_blocking(move || child.wait())
         .await
         .map_err(|e| ContainerError::io("wait for the process", std::io::Error::other(e)))?

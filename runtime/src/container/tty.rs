@@ -129,6 +129,44 @@ impl Drop for RawMode {
     }
 }
 
+/// Runs a process on a new pty: `spawn` starts it with the slave end as its stdio; this process
+/// relays (`stdin`: its input too) and follows its terminal's size until the process ends.
+/// Returns how it ended (`None`: by a signal).
+pub(super) async fn run_on_pty(
+    stdin: bool,
+    spawn: impl FnOnce(&OwnedFd) -> Result<std::process::Child>,
+) -> Result<Option<i32>> {
+    let pty = Pty::open()?;
+    let mut child = spawn(&pty.slave)?;
+    let resize = pty
+        .master
+        .try_clone()
+        .map(|master| tokio::spawn(follow_size(master)))
+        .ok();
+    let relay = tokio::task::spawn_blocking(move || {
+        let Pty { master, slave } = pty;
+        drop(slave); // only the process holds it now, so the relay sees it close
+        Pty::relay_master(master, stdin)
+    });
+    let joined = |e: tokio::task::JoinError| io("wait for", "the process", std::io::Error::other(e));
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .map_err(joined)?
+        .map_err(|e| io("wait for", "the process", e))?;
+    relay.await.map_err(joined)??;
+    if let Some(resize) = resize {
+        resize.abort();
+    }
+    Ok(status.code())
+}
+
+/// Whether a process started with `tty` asked for should get a pty: not when input is piped in
+/// (`-i` with a pipe or file on stdin), which then passes through as it is, where docker refuses
+/// "the input device is not a TTY".
+pub(super) fn wanted(tty: bool, stdin: bool) -> bool {
+    tty && !(stdin && !isatty(std::io::stdin()))
+}
+
 /// In the container's PID 1: a new session whose controlling terminal is the pty on stdin.
 pub(super) fn take_terminal() -> std::result::Result<(), String> {
     nix::unistd::setsid().map_err(|e| format!("new session: {e}"))?;

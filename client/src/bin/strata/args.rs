@@ -465,8 +465,8 @@ pub(crate) struct ProcessArgs {
     /// Pass stdin on to the process (without it the process reads nothing).
     #[arg(short, long)]
     pub(crate) interactive: bool,
-    /// Accepted for docker compatibility: no pseudo-terminal is allocated yet, the process
-    /// uses the caller's terminal as it is.
+    /// A pseudo-terminal for the process (its size follows this terminal's; with -i, keys such as
+    /// Ctrl-C reach it); piped -i input passes through as it is.
     #[arg(short, long)]
     pub(crate) tty: bool,
 }

@@ -66,6 +66,7 @@ pub(crate) async fn run(ctx: &Context, global: &Global, command: &Command) -> Re
                 workdir: process.workdir.clone(),
                 user: process.user.clone(),
                 stdin: process.interactive,
+                tty: process.tty,
             };
             return ctx.exec(&c, &options).await;
         }
