@@ -164,7 +164,7 @@ pub(super) async fn run_on_pty(
 /// (`-i` with a pipe or file on stdin), which then passes through as it is, where docker refuses
 /// "the input device is not a TTY".
 pub(super) fn wanted(tty: bool, stdin: bool) -> bool {
-    tty && !(stdin && !isatty(std::io::stdin()))
+    tty && (!stdin || isatty(std::io::stdin()))
 }
 
 /// In the container's PID 1: a new session whose controlling terminal is the pty on stdin.
