@@ -50,3 +50,32 @@ pub(crate) fn status(strata: &Strata, flags: &[&str], field: &str) -> String {
     assert_eq!(code, 0, "{out}");
     out.split_whitespace().nth(1).unwrap_or_default().to_owned()
 }
+
+/// Adds the escape probe (`tests/peers/probe.c`, built static with the system's C compiler) to
+/// the root of [`image`] as `/bin/probe`, and a setuid-root copy as `/bin/suid-probe`; imports the
+/// root as image `probe`.
+pub(crate) fn with_probe(work: &Path, strata: &Strata) {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = work.join("root/bin");
+    let source = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/probe.c");
+    let built = std::process::Command::new("cc")
+        .args(["-static", "-O1", "-o"])
+        .arg(bin.join("probe"))
+        .arg(source)
+        .output()
+        .expect("run cc (a C compiler and libc6-dev build the probe)");
+    assert!(built.status.success(), "cc: {}", String::from_utf8_lossy(&built.stderr));
+    std::fs::copy(bin.join("probe"), bin.join("suid-probe")).unwrap();
+    std::fs::set_permissions(bin.join("suid-probe"), std::fs::Permissions::from_mode(0o4755)).unwrap();
+    strata.ok(&["import", work.join("root").to_str().unwrap(), "probe"]);
+}
+
+/// Runs the probe `args` in a new container of image `probe` with `flags`; its output, trimmed.
+pub(crate) fn probe(strata: &Strata, flags: &[&str], args: &[&str]) -> String {
+    let mut all = vec!["run", "--rm"];
+    all.extend_from_slice(flags);
+    all.push("probe");
+    all.extend_from_slice(args);
+    let run = strata.run(&all);
+    format!("{}{}", run.stdout, run.stderr).trim().to_owned()
+}
