@@ -89,14 +89,16 @@ PY
 echo "== start-to-exit latency (hyperfine, $runs runs each after 3 warm-ups)"
 hyperfine -N --warmup 3 --runs "$runs" --export-json "$dir/latency.json" \
     -n strata "$PWD/target/release/strata --home $dir/home -q run --rm $image true" \
+    -n strata-userns "$PWD/target/release/strata --home $dir/home -q run --rm --userns auto $image true" \
     -n runc "sh -c 'exec runc run --bundle $dir/bundle bench-\$\$'" >/dev/null
 python3 - "$dir/latency.json" <<'PY'
 import json, sys
 r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
-s, c = r["strata"], r["runc"]
+s, u, c = r["strata"], r["strata-userns"], r["runc"]
 print(f"strata run --rm: {s['mean']*1000:.1f} ms ± {s['stddev']*1000:.1f} (median {s['median']*1000:.1f})")
+print(f"  --userns auto: {u['mean']*1000:.1f} ms ± {u['stddev']*1000:.1f} (median {u['median']*1000:.1f})")
 print(f"runc run:        {c['mean']*1000:.1f} ms ± {c['stddev']*1000:.1f} (median {c['median']*1000:.1f})")
-print(f"strata / runc (medians): {s['median']/c['median']:.2f}")
+print(f"strata / runc (medians): {s['median']/c['median']:.2f}; with --userns auto {u['median']/c['median']:.2f}")
 PY
 
 echo "== commit of a container that changed 100 MB"

@@ -41,6 +41,7 @@ fn a_default_container_cannot_reach_the_host() {
             "Operation not permitted",
         ),
         ("a remount of /sys", "mount -o remount,rw /sys", "denied"),
+        ("the kernel log", "cat /proc/kmsg", "Operation not permitted"),
         (
             "a cgroup v1 hierarchy",
             "mkdir /tmp/cg && mount -t cgroup -o memory cgroup /tmp/cg",
