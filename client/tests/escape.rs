@@ -12,6 +12,7 @@ mod confined;
 use std::path::Path;
 use std::process::Command;
 
+use cli::Strata;
 use confined::{DEFAULT_CAPS, attempt, image, probe, status, with_probe};
 
 #[test]
@@ -339,7 +340,6 @@ fn a_published_port_reaches_a_server_in_the_container_and_goes_with_it() {
 
 #[test]
 fn t_gives_a_terminal_and_ctrl_c_reaches_the_container() {
-    use std::io::Write;
     let work = tempfile::tempdir().unwrap();
     let strata = image(work.path());
     let root = work.path().join("root");
@@ -404,22 +404,19 @@ fn t_gives_a_terminal_and_ctrl_c_reaches_the_container() {
 
     // Ctrl-C typed on the caller's terminal (a pty here) interrupts the container's foreground
     // process.
+    ctrl_c_stops(&strata, &["run", "--rm", "-i", "-t", "tty"]);
+}
+
+/// Runs `strata ARGS sh -c 'sleep 30; echo finished'` on a terminal (a pty), types Ctrl-C on it,
+/// and checks that the command ended at once with 130 and without finishing.
+fn ctrl_c_stops(strata: &Strata, args: &[&str]) {
+    use std::io::Write;
     let terminal = nix::pty::openpty(None, None).unwrap();
     let home = strata.home().display().to_string();
     let child = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args([
-            "--home",
-            &home,
-            "run",
-            "--rm",
-            "-i",
-            "-t",
-            "tty",
-            "sh",
-            "-c",
-            "sleep 30; echo finished",
-        ])
-        .env("DOCKER_CONFIG", work.path().join("docker"))
+        .args(["--home", &home])
+        .args(args)
+        .args(["sh", "-c", "sleep 30; echo finished"])
         .stdin(std::process::Stdio::from(terminal.slave))
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -439,7 +436,6 @@ fn t_gives_a_terminal_and_ctrl_c_reaches_the_container() {
 
 #[test]
 fn exec_t_gives_a_terminal_in_a_running_container() {
-    use std::io::Write;
     let work = tempfile::tempdir().unwrap();
     let strata = image(work.path());
     let root = work.path().join("root");
@@ -456,36 +452,7 @@ fn exec_t_gives_a_terminal_in_a_running_container() {
     assert_eq!(run.stdout.trim(), "none");
 
     // Ctrl-C typed on the caller's terminal interrupts the exec'd process, not the container.
-    let terminal = nix::pty::openpty(None, None).unwrap();
-    let home = strata.home().display().to_string();
-    let child = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args([
-            "--home",
-            &home,
-            "exec",
-            "-i",
-            "-t",
-            "box",
-            "sh",
-            "-c",
-            "sleep 30; echo finished",
-        ])
-        .env("DOCKER_CONFIG", work.path().join("docker"))
-        .stdin(std::process::Stdio::from(terminal.slave))
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-    let mut keyboard = std::fs::File::from(terminal.master);
-    keyboard.write_all(b"\x03").unwrap();
-    let started = std::time::Instant::now();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(10),
-        "Ctrl-C did not stop it"
-    );
-    assert_eq!(output.status.code(), Some(130), "{output:?}");
-    assert!(!String::from_utf8_lossy(&output.stdout).contains("finished"));
+    ctrl_c_stops(&strata, &["exec", "-i", "-t", "box"]);
     let ps = strata.ok(&["ps"]);
     assert!(ps.contains("box"), "the container still runs: {ps}");
     strata.ok(&["rm", "-f", "box"]);
