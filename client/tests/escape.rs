@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::Command;
 
 use cli::Strata;
-use confined::{DEFAULT_CAPS, attempt, image, probe, status, with_probe};
+use confined::{DEFAULT_CAPS, attempt, free_port, http_get, image, probe, status, with_probe};
 
 #[test]
 fn a_default_container_cannot_reach_the_host() {
@@ -270,37 +270,19 @@ fn cp_keeps_modes_and_owners_both_ways_running_or_not() {
 
 #[test]
 fn a_published_port_reaches_a_server_in_the_container_and_goes_with_it() {
-    use std::io::{Read, Write};
     let work = tempfile::tempdir().unwrap();
     let strata = image(work.path());
     let root = work.path().join("root");
     std::fs::create_dir_all(root.join("www")).unwrap();
     std::fs::write(root.join("www/index.html"), "served from the container\n").unwrap();
     strata.ok(&["import", root.to_str().unwrap(), "web"]);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let publish = format!("127.0.0.1:{port}:80");
     strata.ok(&[
         "run", "-d", "--name", "site", "-p", &publish, "web", "httpd", "-f", "-p", "80", "-h", "/www",
     ]);
 
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let body = loop {
-        let answer = std::net::TcpStream::connect(("127.0.0.1", port)).and_then(|mut s| {
-            s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
-            let mut text = String::new();
-            s.read_to_string(&mut text)?;
-            Ok(text)
-        });
-        match answer {
-            Ok(text) if text.contains("200") => break text,
-            _ if std::time::Instant::now() < deadline => std::thread::sleep(std::time::Duration::from_millis(100)),
-            other => panic!("no answer on the published port: {other:?}"),
-        }
-    };
+    let body = http_get(port, "/");
     assert!(body.ends_with("served from the container\n"), "{body}");
 
     // pasta goes with the container.

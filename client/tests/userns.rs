@@ -10,7 +10,7 @@ mod confined;
 
 use std::os::unix::fs::MetadataExt;
 
-use confined::{attempt, image};
+use confined::{attempt, http_get, image};
 
 /// The host ids of the container's root: the second column of its `uid_map`, which must map
 /// exactly 65536 ids.
@@ -39,9 +39,12 @@ fn container_root_is_an_unprivileged_host_range_and_files_keep_their_owners() {
     );
 
     // Two running containers: each an unprivileged range of its own, seen from the host too.
-    for name in ["u1", "u2"] {
-        strata.ok(&["run", "-d", "--name", name, "--userns", "auto", "esc", "sleep", "1000"]);
-    }
+    let port = confined::free_port();
+    let publish = format!("127.0.0.1:{port}:80");
+    strata.ok(&[
+        "run", "-d", "--name", "u1", "--userns", "auto", "-p", &publish, "esc", "sleep", "1000",
+    ]);
+    strata.ok(&["run", "-d", "--name", "u2", "--userns", "auto", "esc", "sleep", "1000"]);
     let root_of = |name: &str| {
         let map = strata.ok(&["exec", name, "cat", "/proc/self/uid_map"]);
         let host = host_root(&map);
@@ -60,15 +63,17 @@ fn container_root_is_an_unprivileged_host_range_and_files_keep_their_owners() {
     assert!(one >= 65536 && two >= 65536, "{one} {two}");
     assert!(one.abs_diff(two) >= 65536, "overlapping ranges {one} {two}");
 
-    // exec joins the user namespace; the container owns a network of its own (port 80 binds).
+    // exec joins the user namespace; the container owns a network of its own (port 80 binds),
+    // published on the host.
     let made = strata.ok(&[
         "exec",
         "u1",
         "sh",
         "-c",
-        "touch /made && chown 7:7 /made && httpd -p 80 && id -u",
+        "touch /made && chown 7:7 /made && httpd -p 80 -h /etc && id -u",
     ]);
     assert_eq!(made.trim(), "0");
+    assert!(http_get(port, "/passwd").contains("root:x:0:0"));
 
     // cp into and out of the running container: owners as the container sees them.
     let host_file = work.path().join("in.txt");

@@ -79,3 +79,29 @@ pub(crate) fn probe(strata: &Strata, flags: &[&str], args: &[&str]) -> String {
     let run = strata.run(&all);
     format!("{}{}", run.stdout, run.stderr).trim().to_owned()
 }
+
+/// A TCP port of 127.0.0.1 that nothing listens on (it was free a moment ago).
+pub(crate) fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// The answer (status line to body) of `GET PATH` on `127.0.0.1:PORT`, retried for up to 10 s
+/// until it is a 200.
+pub(crate) fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let answer = std::net::TcpStream::connect(("127.0.0.1", port)).and_then(|mut s| {
+            s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())?;
+            let mut text = String::new();
+            s.read_to_string(&mut text)?;
+            Ok(text)
+        });
+        match answer {
+            Ok(text) if text.contains("200") => return text,
+            _ if std::time::Instant::now() < deadline => std::thread::sleep(std::time::Duration::from_millis(100)),
+            other => panic!("no answer on port {port}: {other:?}"),
+        }
+    }
+}
