@@ -10,8 +10,7 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
-use http::{HeaderValue, StatusCode, header};
-use strata_storage::{BackendExt, Key};
+use http::{HeaderValue, header};
 use tokio::net::TcpListener;
 
 use crate::error::InternalCause;
@@ -20,7 +19,7 @@ use crate::limits::{BodyRate, min_body_rate};
 use crate::metrics::{AccountingLayer, RequestInfo, endpoint_kind};
 pub use crate::state::{AppState, ForeignPolicy, SharedState};
 
-/// The router: `/v2/...`, `/healthz`, `/metrics`, behind request accounting and the request
+/// The router: `/v2/...`, `/healthz`, `/readyz`, `/metrics`, behind request accounting and the request
 /// log ([`AccountingLayer`]).
 pub fn app(state: SharedState) -> Router {
     Router::new()
@@ -32,7 +31,8 @@ pub fn app(state: SharedState) -> Router {
             get(crate::auth::service::token).post(crate::auth::service::token),
         )
         .route("/admin/gc", any(handlers::admin::gc))
-        .route("/healthz", get(healthz))
+        .route("/healthz", get(crate::health::healthz))
+        .route("/readyz", get(crate::health::readyz))
         .route("/metrics", get(metrics))
         .layer(axum::middleware::from_fn_with_state(
             BodyRate::of(&state.config.server),
@@ -56,6 +56,7 @@ pub async fn run(
     let reload = tokio::spawn(reload_users(state.clone()));
     let certificates = tokio::spawn(reload_tls(state.clone()));
     let collector = tokio::spawn(crate::gc::background(state.clone()));
+    let readiness = tokio::spawn(crate::health::probe_storage(state.clone()));
     let result = crate::serve::serve(
         listener,
         app(state.clone()),
@@ -64,7 +65,7 @@ pub async fn run(
         shutdown,
     )
     .await;
-    for task in [purge, sweep, reload, certificates, collector] {
+    for task in [purge, sweep, reload, certificates, collector, readiness] {
         task.abort();
     }
     result
@@ -143,18 +144,6 @@ async fn finish_response(request: Request, next: Next) -> Response {
         tracing::error!(%method, endpoint = kind, %repository, status, cause = %cause, "request failed");
     }
     response
-}
-
-/// 200 when storage answers, 503 when it does not.
-async fn healthz(State(state): State<SharedState>) -> Response {
-    let probe = Key::parse("_health").expect("valid key");
-    match state.blobs.backend().exists(&probe).await {
-        Ok(_) => (StatusCode::OK, "ok\n").into_response(),
-        Err(e) => {
-            tracing::warn!(error = %e, "health check: storage unreachable");
-            (StatusCode::SERVICE_UNAVAILABLE, "storage unreachable\n").into_response()
-        }
-    }
 }
 
 async fn metrics(State(state): State<SharedState>) -> Response {

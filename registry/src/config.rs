@@ -322,6 +322,10 @@ pub struct Server {
     /// How often stale temporary files and upload debris are swept. Default 1 hour.
     #[serde(with = "humantime_serde")]
     pub sweep_interval: Duration,
+    /// How often storage is probed for `/readyz` (each probe gets as long to answer). Default 1
+    /// second.
+    #[serde(with = "humantime_serde")]
+    pub readiness_interval: Duration,
 }
 
 /// Text (human) or JSON (one object per line) logs.
@@ -400,6 +404,7 @@ impl Default for Server {
             body_rate_window: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(30),
             sweep_interval: Duration::from_secs(3600),
+            readiness_interval: Duration::from_secs(1),
         }
     }
 }
@@ -590,6 +595,7 @@ impl Config {
             ("STRATA_SERVER_BODY_RATE_WINDOW", &mut server.body_rate_window),
             ("STRATA_SERVER_SHUTDOWN_TIMEOUT", &mut server.shutdown_timeout),
             ("STRATA_SERVER_SWEEP_INTERVAL", &mut server.sweep_interval),
+            ("STRATA_SERVER_READINESS_INTERVAL", &mut server.readiness_interval),
         ] {
             set_duration(env, name, field)?;
         }

@@ -235,6 +235,10 @@ impl From<StorageError> for ApiError {
                 .with_detail(json!({
                     "cause": source.to_string()
                 })),
+            // Known down: say so at once, and when to try again (another replica may answer).
+            StorageError::Unavailable { .. } => {
+                ApiError::new(Code::Unavailable, "storage is unavailable").with_header(http::header::RETRY_AFTER, "1")
+            }
             other => ApiError::internal(ErrorChain(&other)),
         }
     }
@@ -312,6 +316,14 @@ mod tests {
             ),
             (StorageError::RangeNotSatisfiable { size: 5 }, "RANGE_INVALID", 416),
             (StorageError::Config("x".into()), "UNKNOWN", 500),
+            (
+                StorageError::Unavailable {
+                    backend: "s3",
+                    reason: "down".into(),
+                },
+                "UNAVAILABLE",
+                503,
+            ),
         ];
         for (e, code, status) in cases {
             let api = ApiError::from(e);

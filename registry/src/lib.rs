@@ -13,7 +13,8 @@
 //!   `strata_storage::oci`.
 //! - [`error`]: the OCI error body and status codes; [`metrics`]: Prometheus metrics, and the
 //!   layer that accounts for every request (counts, latency, bytes, the request log line).
-//! - [`limits`]: minimum body rate and the budget for bodies held in memory.
+//! - [`limits`]: minimum body rate and the budget for bodies held in memory; [`health`]:
+//!   liveness, readiness from a background storage probe.
 //! - [`serve`]: the accept loop, connection limits and timeouts, shutdown with a deadline;
 //!   [`tls`]: certificates, client certificates, reloads.
 //!
@@ -27,6 +28,7 @@ pub mod config;
 pub mod error;
 pub mod gc;
 mod handlers;
+pub mod health;
 pub mod limits;
 pub mod meta;
 pub mod metrics;

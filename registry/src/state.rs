@@ -37,6 +37,8 @@ pub struct AppState {
     pub auth: Option<Arc<Auth>>,
     /// TLS for the listener (`None`: plain HTTP).
     pub tls: Option<Arc<TlsState>>,
+    /// What the last storage probe found (`/readyz`).
+    pub readiness: crate::health::Readiness,
 }
 
 /// Shared state handle.
@@ -88,6 +90,7 @@ impl AppState {
             metrics: Arc::default(),
             manifests: ManifestCache::new(MANIFEST_CACHE_BYTES),
             bodies: BodyBudget::new(config.limits.buffered_body_bytes),
+            readiness: Default::default(),
             config,
         }))
     }

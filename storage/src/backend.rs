@@ -161,6 +161,23 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     async fn sweep(&self) -> Result<u64> {
         Ok(0)
     }
+
+    /// Checks that the storage answers (readiness): one cheap request, bounded by `within`.
+    /// Backends with several endpoints check each and record which answer, so requests avoid
+    /// the others, and fail fast ([`Error::Unavailable`]) while none does. Default: a `head` of
+    /// `_health` (absent is fine).
+    async fn probe(&self, within: std::time::Duration) -> Result<()> {
+        let key = Key::parse("_health")?;
+        match tokio::time::timeout(within, self.head(&key)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) if e.is_not_found() => Ok(()),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(Error::Unavailable {
+                backend: self.name(),
+                reason: format!("no answer within {within:?}"),
+            }),
+        }
+    }
 }
 
 /// Conveniences on top of [`Backend`], for every backend.

@@ -94,6 +94,12 @@ pub struct S3Config {
     /// Endpoint URL for S3-compatible services; `None` means AWS.
     #[serde(default)]
     pub endpoint: Option<String>,
+    /// Several endpoints serving the same bucket (the nodes of a cluster), in order of
+    /// preference, instead of `endpoint`: each request goes to the first that answers; a failed
+    /// one is passed over for a few seconds, and while every one fails the readiness probe,
+    /// requests fail at once (503).
+    #[serde(default)]
+    pub endpoints: Vec<String>,
     /// Path-style addressing (`endpoint/bucket/key`), needed by most self-hosted services.
     #[serde(default)]
     pub path_style: bool,
@@ -120,10 +126,12 @@ pub struct S3Config {
     /// Part size of multipart copies; default 512 MiB.
     #[serde(default = "default_copy_part_size")]
     pub copy_part_size: u64,
-    /// Attempts per request, including the first (bounded retries with backoff); default 5.
+    /// Attempts per request, including the first (bounded retries, with backoff from 100 ms up
+    /// to 2 s; with several endpoints, each retry may go to another); default 5.
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
-    /// TCP connect timeout; default 10 seconds.
+    /// TCP connect timeout; default 3 seconds (a dead endpoint costs no more than this per
+    /// attempt).
     #[serde(default = "default_connect_timeout", with = "humantime_serde")]
     pub connect_timeout: Duration,
     /// Longest wait for data on a connection; default 1 minute.
@@ -150,7 +158,7 @@ fn default_max_attempts() -> u32 {
     5
 }
 fn default_connect_timeout() -> Duration {
-    Duration::from_secs(10)
+    Duration::from_secs(3)
 }
 fn default_read_timeout() -> Duration {
     Duration::from_secs(60)
@@ -171,6 +179,7 @@ impl S3Config {
             prefix: None,
             region: default_region(),
             endpoint: None,
+            endpoints: Vec::new(),
             path_style: false,
             access_key_id: None,
             secret_access_key: None,
@@ -182,6 +191,15 @@ impl S3Config {
             max_attempts: default_max_attempts(),
             connect_timeout: default_connect_timeout(),
             read_timeout: default_read_timeout(),
+        }
+    }
+
+    /// The endpoints, in order of preference: `endpoints`, else `endpoint`; none means AWS.
+    pub fn endpoint_urls(&self) -> Vec<String> {
+        if self.endpoints.is_empty() {
+            self.endpoint.iter().cloned().collect()
+        } else {
+            self.endpoints.clone()
         }
     }
 
@@ -207,6 +225,9 @@ impl S3Config {
         }
         if self.upload_concurrency == 0 || self.max_attempts == 0 {
             return bad("s3 upload_concurrency and max_attempts must be at least 1".into());
+        }
+        if self.endpoint.is_some() && !self.endpoints.is_empty() {
+            return bad("s3: set endpoint or endpoints, not both".into());
         }
         if self.access_key_id.is_some() != self.secret_access_key.is_some() {
             return bad("s3 access_key_id and secret_access_key must be set together".into());
@@ -291,6 +312,14 @@ impl StorageConfig {
                 };
                 optional("S3_PREFIX", &mut s3.prefix);
                 optional("S3_ENDPOINT", &mut s3.endpoint);
+                if let Some(v) = var("S3_ENDPOINTS") {
+                    s3.endpoints = v
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|e| !e.is_empty())
+                        .map(String::from)
+                        .collect();
+                }
                 optional("S3_ACCESS_KEY_ID", &mut s3.access_key_id);
                 if let Some(v) = var("S3_SECRET_ACCESS_KEY") {
                     s3.secret_access_key = Some(Secret(v));

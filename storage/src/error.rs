@@ -121,6 +121,16 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The storage does not answer: every endpoint failed its last health probe (requests fail
+    /// at once instead of waiting out retries), or a probe got no answer in time.
+    #[error("{backend} storage unavailable: {reason}")]
+    Unavailable {
+        /// Which backend ("s3").
+        backend: &'static str,
+        /// What the probes saw.
+        reason: String,
+    },
+
     /// A remote backend operation failed.
     #[error("{backend} {op} {key}")]
     Backend {

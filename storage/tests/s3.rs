@@ -180,3 +180,46 @@ async fn credentials_chain_child() {
         Bytes::from_static(b"from the chain")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_fail_over_between_endpoints_and_fail_fast_when_every_probe_fails() {
+    use std::time::{Duration, Instant};
+    let server = S3TestServer::start().await;
+    let mut cfg = server.bucket("failover").await;
+    let second = server.add_endpoint().await;
+    cfg.endpoints = vec![cfg.endpoint.take().unwrap(), second];
+    let backend = S3Backend::new(&cfg).await.unwrap();
+    let within = Duration::from_secs(1);
+    backend.put_bytes(&key("a"), pattern(100, 1)).await.unwrap();
+
+    // The preferred endpoint stops: requests go to the other, at once.
+    server.stop_endpoint(0);
+    let started = Instant::now();
+    backend.put_bytes(&key("b"), pattern(100, 2)).await.unwrap();
+    assert_eq!(backend.get_bytes(&key("a")).await.unwrap(), pattern(100, 1));
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    backend.probe(within).await.expect("one endpoint answers");
+
+    // Both stopped: the probe says so, and requests fail at once without being sent.
+    server.stop_endpoint(1);
+    let down = backend.probe(within).await.unwrap_err();
+    assert!(matches!(down, strata_storage::Error::Unavailable { .. }), "{down:?}");
+    server.take_requests();
+    let started = Instant::now();
+    let refused = backend.get_bytes(&key("a")).await.unwrap_err();
+    assert!(
+        matches!(refused, strata_storage::Error::Unavailable { .. }),
+        "{refused:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(100),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(server.take_requests().is_empty());
+
+    // Back: the next probe clears it.
+    server.restart_endpoint(0).await;
+    backend.probe(within).await.expect("endpoint 0 answers again");
+    assert_eq!(backend.get_bytes(&key("b")).await.unwrap(), pattern(100, 2));
+}

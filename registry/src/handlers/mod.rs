@@ -112,6 +112,13 @@ async fn respond(state: SharedState, endpoint: ApiResult<Endpoint>, request: Req
         kind: endpoint.kind(),
         repository: endpoint.repository().map(|n| n.to_string()),
     };
+    // The version check is what clients and balancers ask first: while storage is known down,
+    // it says so, and they go to another replica.
+    if matches!(endpoint, Endpoint::Base) && state.readiness.is_down() {
+        let unavailable = ApiError::new(crate::error::Code::Unavailable, "storage is unavailable")
+            .with_header(header::RETRY_AFTER, "1");
+        return with_info(unavailable.into_response(), info);
+    }
     let (parts, body) = request.into_parts();
     let principal = match authorize(&state, &endpoint, &parts).await {
         Ok(principal) => principal,

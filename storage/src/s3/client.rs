@@ -1,6 +1,7 @@
 //! Building the aws-sdk-s3 client from [`S3Config`], and mapping SDK errors and bodies to ours.
 
-use std::time::SystemTime;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::retry::RetryConfig;
@@ -12,13 +13,15 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::DateTime;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
+use super::endpoints::{Endpoints, Failover, is_all_down};
 use crate::config::S3Config;
 use crate::error::Error;
 use crate::stream::ByteStream;
 
-/// Builds an S3 client: rustls (ring) HTTPS client, explicit region, endpoint, path style,
-/// credentials (static from config, else the standard chain), timeouts and bounded retries.
-pub(super) async fn build(cfg: &S3Config) -> Client {
+/// Builds an S3 client: rustls (ring) HTTPS client, explicit region, endpoint (with
+/// `endpoints`, the first, and the [`Failover`] interceptor over all), path style, credentials
+/// (static from config, else the standard chain), timeouts and bounded, fast retries.
+pub(super) async fn build(cfg: &S3Config, endpoints: Option<&Arc<Endpoints>>) -> Client {
     let http_client = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
         .build_https();
@@ -37,13 +40,20 @@ pub(super) async fn build(cfg: &S3Config) -> Client {
     let mut builder = aws_sdk_s3::config::Builder::from(&shared)
         .force_path_style(cfg.path_style)
         .timeout_config(timeouts)
-        .retry_config(RetryConfig::standard().with_max_attempts(cfg.max_attempts))
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(cfg.max_attempts)
+                .with_initial_backoff(Duration::from_millis(100))
+                .with_max_backoff(Duration::from_secs(2)),
+        )
         // We verify content by digest ourselves; the newer default (CRC32 trailers on every
         // upload) is not understood by several S3-compatible services.
         .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
         .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
-    if let Some(endpoint) = &cfg.endpoint {
-        builder = builder.endpoint_url(endpoint);
+    if let Some(endpoints) = endpoints {
+        builder = builder
+            .endpoint_url(endpoints.url(0))
+            .interceptor(Failover(endpoints.clone()));
     }
     Client::from_conf(builder.build())
 }
@@ -55,6 +65,23 @@ pub(super) fn is_not_found<E: ProvideErrorMetadata>(err: &SdkError<E>) -> bool {
         Some(_) => false,
         None => err.raw_response().is_some_and(|r| r.status().as_u16() == 404),
     }
+}
+
+/// What an SDK error says, in one line (its code and message, or the transport failure).
+pub(super) fn describe<E: ProvideErrorMetadata + std::error::Error + 'static>(err: &SdkError<E>) -> String {
+    if let Some(code) = err.code() {
+        return format!("{code}: {}", err.message().unwrap_or_default());
+    }
+    if let Some(status) = err.raw_response().map(|r| r.status().as_u16()) {
+        return format!("HTTP {status}");
+    }
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(s) = source {
+        text = format!("{text}: {s}");
+        source = s.source();
+    }
+    text
 }
 
 /// Whether an SDK error is S3's answer to an unsatisfiable range.
@@ -69,6 +96,12 @@ where
 {
     if is_not_found(&err) {
         return Error::NotFound { key: key.to_owned() };
+    }
+    if is_all_down(&err) {
+        return Error::Unavailable {
+            backend: "s3",
+            reason: format!("{op} {key} not sent: every endpoint failed its last health probe"),
+        };
     }
     backend_err(op, key, err)
 }

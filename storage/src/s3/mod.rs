@@ -13,6 +13,7 @@
 //! only such a rule (or `ListMultipartUploads`, which not every service offers) can find.
 
 mod client;
+mod endpoints;
 mod parts;
 mod upload;
 
@@ -34,6 +35,7 @@ use crate::key::Key;
 use crate::range::ByteRange;
 use crate::stream::ByteStream;
 use client::{backend_err, map_err};
+use endpoints::Endpoints;
 use parts::{Part, PartBuffer, PartUploader};
 
 /// S3's limit on parts in one multipart upload.
@@ -47,6 +49,8 @@ pub struct S3Backend {
 
 struct Inner {
     client: Client,
+    /// The configured endpoints and their health (none: AWS's own).
+    endpoints: Option<Arc<Endpoints>>,
     bucket: String,
     /// `""` or `"<prefix>/"`.
     prefix: String,
@@ -74,8 +78,15 @@ impl S3Backend {
             None | Some("") => String::new(),
             Some(p) => format!("{}/", Key::parse(p)?),
         };
+        let urls = cfg.endpoint_urls();
+        let endpoints = if urls.is_empty() {
+            None
+        } else {
+            Some(Arc::new(Endpoints::new(&urls)?))
+        };
         let inner = Inner {
-            client: client::build(cfg).await,
+            client: client::build(cfg, endpoints.as_ref()).await,
+            endpoints,
             bucket: cfg.bucket.clone(),
             prefix,
             part_size: cfg.part_size as usize,
@@ -95,6 +106,32 @@ impl S3Backend {
 impl Inner {
     fn s3_key(&self, key: &Key) -> String {
         format!("{}{key}", self.prefix)
+    }
+
+    /// One HEAD of `_health` (absent is fine), on endpoint `forced` when given, without retries
+    /// and within `within`; what went wrong otherwise.
+    async fn probe_one(&self, forced: Option<usize>, within: std::time::Duration) -> std::result::Result<(), String> {
+        use aws_sdk_s3::config::retry::RetryConfig;
+        use aws_sdk_s3::config::timeout::TimeoutConfig;
+        let once = aws_sdk_s3::config::Builder::default()
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(TimeoutConfig::builder().operation_timeout(within).build());
+        let mut request = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(format!("{}_health", self.prefix))
+            .customize()
+            .config_override(once);
+        if let Some(i) = forced {
+            request = request.interceptor(endpoints::Force(i));
+        }
+        match tokio::time::timeout(within, request.send()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) if client::is_not_found(&e) => Ok(()),
+            Ok(Err(e)) => Err(client::describe(&e)),
+            Err(_) => Err(format!("no answer within {within:?}")),
+        }
     }
 
     async fn put_small(&self, s3_key: &str, data: Bytes) -> Result<()> {
@@ -411,5 +448,33 @@ impl Backend for S3Backend {
 
     async fn upload_abort(&self, home: &Key) -> Result<()> {
         upload::abort(&self.inner, home).await
+    }
+
+    /// HEADs `_health` on every endpoint at once (no retries, within `within` each) and records
+    /// which answer; fails when none does.
+    async fn probe(&self, within: std::time::Duration) -> Result<()> {
+        let Some(endpoints) = &self.inner.endpoints else {
+            return match self.inner.probe_one(None, within).await {
+                Ok(()) => Ok(()),
+                Err(reason) => Err(Error::Unavailable { backend: "s3", reason }),
+            };
+        };
+        let results =
+            futures::future::join_all((0..endpoints.len()).map(|i| self.inner.probe_one(Some(i), within))).await;
+        let mut reasons = Vec::new();
+        for (i, result) in results.into_iter().enumerate() {
+            endpoints.probe_result(i, result.is_ok());
+            if let Err(reason) = result {
+                reasons.push(format!("{}: {reason}", endpoints.url(i)));
+            }
+        }
+        if reasons.len() < endpoints.len() {
+            Ok(())
+        } else {
+            Err(Error::Unavailable {
+                backend: "s3",
+                reason: reasons.join("; "),
+            })
+        }
     }
 }

@@ -64,12 +64,27 @@ impl Fixture for FsFixture {
     }
 }
 
-/// An S3 server (s3s + s3s-fs) listening on a loopback port, stopped on drop.
-#[derive(Debug)]
+/// An S3 server (s3s + s3s-fs) listening on one or more loopback ports (endpoints of the same
+/// buckets, as the nodes of a cluster are), stopped on drop. It logs every request it receives.
 pub struct S3TestServer {
-    addr: SocketAddr,
     dir: TempDir,
-    task: JoinHandle<()>,
+    serve: Arc<dyn Fn(TcpListener) -> JoinHandle<()> + Send + Sync>,
+    listeners: std::sync::Mutex<Vec<Listener>>,
+    log: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+struct Listener {
+    addr: SocketAddr,
+    /// The accept loop; its connections end with it.
+    task: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for S3TestServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3TestServer")
+            .field("dir", &self.dir.path())
+            .finish_non_exhaustive()
+    }
 }
 
 impl S3TestServer {
@@ -88,8 +103,14 @@ impl S3TestServer {
         builder.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
         let service = builder.build();
         let requests = Arc::new(AtomicUsize::new(0));
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let logged = log.clone();
         let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
             let (service, n) = (service.clone(), requests.fetch_add(1, Ordering::SeqCst));
+            logged
+                .lock()
+                .expect("log")
+                .push(format!("{} {}", req.method(), req.uri()));
             async move {
                 if fail_every > 0 && n.is_multiple_of(fail_every) {
                     return Ok(injected_failure());
@@ -97,20 +118,65 @@ impl S3TestServer {
                 hyper::service::Service::call(&service, req).await
             }
         });
+        let serve = Arc::new(move |listener: TcpListener| {
+            let service = service.clone();
+            tokio::spawn(async move {
+                let http = ConnBuilder::new(TokioExecutor::new());
+                let mut connections = tokio::task::JoinSet::new();
+                loop {
+                    tokio::select! {
+                        accepted = listener.accept() => {
+                            let Ok((socket, _)) = accepted else { break };
+                            let conn = http.serve_connection(TokioIo::new(socket), service.clone()).into_owned();
+                            connections.spawn(async move {
+                                let _ = conn.await;
+                            });
+                        }
+                        Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                    }
+                }
+            })
+        });
+        let server = S3TestServer {
+            dir,
+            serve,
+            listeners: std::sync::Mutex::new(Vec::new()),
+            log,
+        };
+        server.add_endpoint().await;
+        server
+    }
+
+    /// Starts one more endpoint (a port of its own over the same buckets); returns its URL.
+    pub async fn add_endpoint(&self) -> String {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
-        let task = tokio::spawn(async move {
-            let http = ConnBuilder::new(TokioExecutor::new());
-            while let Ok((socket, _)) = listener.accept().await {
-                let conn = http
-                    .serve_connection(TokioIo::new(socket), service.clone())
-                    .into_owned();
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-            }
-        });
-        S3TestServer { addr, dir, task }
+        let task = (self.serve)(listener);
+        self.listeners
+            .lock()
+            .expect("listeners")
+            .push(Listener { addr, task: Some(task) });
+        format!("http://{addr}")
+    }
+
+    /// Stops endpoint `i`: its port refuses connections and its open connections are closed.
+    pub fn stop_endpoint(&self, i: usize) {
+        if let Some(task) = self.listeners.lock().expect("listeners")[i].task.take() {
+            task.abort();
+        }
+    }
+
+    /// Starts stopped endpoint `i` again, on its port.
+    pub async fn restart_endpoint(&self, i: usize) {
+        let addr = self.listeners.lock().expect("listeners")[i].addr;
+        let listener = TcpListener::bind(addr).await.expect("bind the same port again");
+        let task = (self.serve)(listener);
+        self.listeners.lock().expect("listeners")[i].task = Some(task);
+    }
+
+    /// Every request received so far (`METHOD /path?query`), and forgets them.
+    pub fn take_requests(&self) -> Vec<String> {
+        std::mem::take(&mut *self.log.lock().expect("log"))
     }
 
     /// The access key id and secret the server accepts.
@@ -118,9 +184,14 @@ impl S3TestServer {
         (ACCESS_KEY, SECRET_KEY)
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>` of the first endpoint.
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        self.endpoint_at(0)
+    }
+
+    /// The URL of endpoint `i`.
+    pub fn endpoint_at(&self, i: usize) -> String {
+        format!("http://{}", self.listeners.lock().expect("listeners")[i].addr)
     }
 
     /// Where the server keeps its objects (bucket directories with object files).
@@ -164,7 +235,11 @@ fn injected_failure() -> hyper::Response<s3s::Body> {
 
 impl Drop for S3TestServer {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Ok(listeners) = self.listeners.lock() {
+            for task in listeners.iter().filter_map(|l| l.task.as_ref()) {
+                task.abort();
+            }
+        }
     }
 }
 
@@ -183,6 +258,21 @@ impl S3Fixture {
     pub async fn new() -> Self {
         let server = S3TestServer::start().await;
         let config = server.bucket("strata-test").await;
+        S3Fixture {
+            config,
+            server: Some(server),
+        }
+    }
+
+    /// A fresh bucket on a new in-process server with `endpoints` endpoints, all configured
+    /// (`S3Config::endpoints`), as the nodes of a cluster are.
+    pub async fn clustered(endpoints: usize) -> Self {
+        let server = S3TestServer::start().await;
+        let mut config = server.bucket("strata-test").await;
+        config.endpoints = config.endpoint.take().into_iter().collect();
+        for _ in 1..endpoints {
+            config.endpoints.push(server.add_endpoint().await);
+        }
         S3Fixture {
             config,
             server: Some(server),

@@ -1,0 +1,94 @@
+//! Liveness and readiness, as load balancers and Kubernetes probe them.
+//!
+//! `/healthz` (liveness): the process serves requests; it never touches storage, so a storage
+//! outage does not get healthy replicas restarted. `/readyz` (readiness): the storage answered
+//! the last probe. The probe runs in the background every `server.readiness_interval` (default
+//! 1 s) and gives storage as long to answer, so `/readyz` answers at once from its result and
+//! flips within two intervals of an outage or a recovery. While storage is known down, `GET /v2/`
+//! answers 503 too (clients and balancers that check it route around this replica), and the S3
+//! backend fails requests at once instead of waiting out its retries.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+
+use crate::state::SharedState;
+
+/// What the last storage probe found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Storage {
+    /// No probe has finished yet.
+    Unknown,
+    /// It answered.
+    Up,
+    /// It did not; why.
+    Down(String),
+}
+
+/// The registry's readiness: the last storage probe's result.
+#[derive(Debug)]
+pub struct Readiness(Mutex<Storage>);
+
+impl Default for Readiness {
+    fn default() -> Self {
+        Readiness(Mutex::new(Storage::Unknown))
+    }
+}
+
+impl Readiness {
+    /// The last probe's result.
+    pub fn storage(&self) -> Storage {
+        self.0.lock().expect("readiness").clone()
+    }
+
+    /// Whether the last probe found storage down.
+    pub fn is_down(&self) -> bool {
+        matches!(*self.0.lock().expect("readiness"), Storage::Down(_))
+    }
+
+    fn set(&self, now: Storage) {
+        let mut current = self.0.lock().expect("readiness");
+        match (&*current, &now) {
+            (Storage::Down(_), Storage::Up) => tracing::info!("storage answers again: ready"),
+            (Storage::Up | Storage::Unknown, Storage::Down(reason)) => {
+                tracing::warn!(%reason, "storage does not answer: not ready");
+            }
+            _ => {}
+        }
+        *current = now;
+    }
+}
+
+/// Probes storage every `server.readiness_interval`, giving it as long to answer.
+pub(crate) async fn probe_storage(state: SharedState) {
+    let interval = state.config.server.readiness_interval.max(Duration::from_millis(10));
+    loop {
+        let result = match state.blobs.backend().probe(interval).await {
+            Ok(()) => Storage::Up,
+            Err(e) => Storage::Down(e.to_string()),
+        };
+        state.readiness.set(result);
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// `GET /healthz`: 200 while the process serves requests.
+pub(crate) async fn healthz() -> Response {
+    (StatusCode::OK, "ok\n").into_response()
+}
+
+/// `GET /readyz`: 200 when the last storage probe got an answer, else 503 with the reason.
+pub(crate) async fn readyz(State(state): State<SharedState>) -> Response {
+    match state.readiness.storage() {
+        Storage::Up => (StatusCode::OK, "ready\n").into_response(),
+        Storage::Unknown => (StatusCode::SERVICE_UNAVAILABLE, "starting: storage not probed yet\n").into_response(),
+        Storage::Down(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("storage unavailable: {reason}\n"),
+        )
+            .into_response(),
+    }
+}
