@@ -32,7 +32,10 @@ pub fn app(state: SharedState) -> Router {
         )
         .route("/admin/gc", any(handlers::admin::gc))
         .route("/healthz", get(crate::health::healthz))
-        .route("/readyz", get(crate::health::readyz))
+        .route(
+            "/readyz",
+            get(|State(state): State<SharedState>| async move { crate::health::readyz(&state.readiness) }),
+        )
         .route("/metrics", get(metrics))
         .layer(axum::middleware::from_fn_with_state(
             BodyRate::of(&state.config.server),
@@ -56,7 +59,11 @@ pub async fn run(
     let reload = tokio::spawn(reload_users(state.clone()));
     let certificates = tokio::spawn(reload_tls(state.clone()));
     let collector = tokio::spawn(crate::gc::background(state.clone()));
-    let readiness = tokio::spawn(crate::health::probe_storage(state.clone()));
+    let probed = state.clone();
+    let readiness = tokio::spawn(async move {
+        let interval = probed.config.server.readiness_interval;
+        crate::health::probe_storage(&probed.readiness, probed.blobs.backend().as_ref(), interval).await;
+    });
     let result = crate::serve::serve(
         listener,
         app(state.clone()),

@@ -11,11 +11,9 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
-
-use crate::state::SharedState;
+use strata_storage::Backend;
 
 /// What the last storage probe found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,15 +60,15 @@ impl Readiness {
     }
 }
 
-/// Probes storage every `server.readiness_interval`, giving it as long to answer.
-pub(crate) async fn probe_storage(state: SharedState) {
-    let interval = state.config.server.readiness_interval.max(Duration::from_millis(10));
+/// Probes `backend` every `interval`, giving it as long to answer, into `readiness`.
+pub(crate) async fn probe_storage(readiness: &Readiness, backend: &dyn Backend, interval: Duration) {
+    let interval = interval.max(Duration::from_millis(10));
     loop {
-        let result = match state.blobs.backend().probe(interval).await {
+        let result = match backend.probe(interval).await {
             Ok(()) => Storage::Up,
             Err(e) => Storage::Down(e.to_string()),
         };
-        state.readiness.set(result);
+        readiness.set(result);
         tokio::time::sleep(interval).await;
     }
 }
@@ -81,8 +79,8 @@ pub(crate) async fn healthz() -> Response {
 }
 
 /// `GET /readyz`: 200 when the last storage probe got an answer, else 503 with the reason.
-pub(crate) async fn readyz(State(state): State<SharedState>) -> Response {
-    match state.readiness.storage() {
+pub(crate) fn readyz(readiness: &Readiness) -> Response {
+    match readiness.storage() {
         Storage::Up => (StatusCode::OK, "ready\n").into_response(),
         Storage::Unknown => (StatusCode::SERVICE_UNAVAILABLE, "starting: storage not probed yet\n").into_response(),
         Storage::Down(reason) => (
