@@ -2,7 +2,7 @@
 //! [`run`]`(listener, state, shutdown)` so tests bind port 0 and serve in process.
 
 use std::future::Future;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -54,8 +54,8 @@ pub async fn run(
     state: SharedState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let purge = tokio::spawn(purge_uploads(state.clone()));
-    let sweep = tokio::spawn(sweep_storage(state.clone()));
+    let purge = tokio::spawn(crate::upkeep::run(state.clone(), crate::upkeep::Task::Purge));
+    let sweep = tokio::spawn(crate::upkeep::run(state.clone(), crate::upkeep::Task::Sweep));
     let reload = tokio::spawn(reload_users(state.clone()));
     let certificates = tokio::spawn(reload_tls(state.clone()));
     let collector = tokio::spawn(crate::gc::background(state.clone()));
@@ -76,21 +76,6 @@ pub async fn run(
         task.abort();
     }
     result
-}
-
-/// Removes abandoned upload sessions every `upload_purge_interval`.
-async fn purge_uploads(state: SharedState) {
-    let interval = state.config.upload_purge_interval.max(Duration::from_millis(10));
-    let age = state.config.upload_purge_age;
-    loop {
-        let cutoff = SystemTime::now() - age;
-        match state.blobs.purge_uploads(cutoff).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(purged = n, "purged abandoned upload sessions"),
-            Err(e) => tracing::warn!(error = %e, "upload purge failed"),
-        }
-        tokio::time::sleep(interval).await;
-    }
 }
 
 /// Re-reads the htpasswd and groups files when they change (checked every 2 s).
@@ -114,20 +99,6 @@ async fn reload_tls(state: SharedState) {
         };
         let tls = tls.clone();
         let _ = tokio::task::spawn_blocking(move || tls.reload(forced)).await;
-    }
-}
-
-/// Removes what crashed writers left in storage (stale temporary files) every
-/// `server.sweep_interval`.
-async fn sweep_storage(state: SharedState) {
-    let interval = state.config.server.sweep_interval.max(Duration::from_millis(10));
-    loop {
-        tokio::time::sleep(interval).await;
-        match state.blobs.backend().sweep().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(removed = n, "swept stale temporary files"),
-            Err(e) => tracing::warn!(error = %e, "storage sweep failed"),
-        }
     }
 }
 

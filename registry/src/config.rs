@@ -322,6 +322,10 @@ pub struct Server {
     /// How often stale temporary files and upload debris are swept. Default 1 hour.
     #[serde(with = "humantime_serde")]
     pub sweep_interval: Duration,
+    /// How old debris must be for the sweep to remove it (a temporary file, a multipart upload
+    /// no request finished): longer than any write takes. Default 1 day.
+    #[serde(with = "humantime_serde")]
+    pub sweep_age: Duration,
     /// How often storage is probed for `/readyz` (each probe gets as long to answer). Default 1
     /// second.
     #[serde(with = "humantime_serde")]
@@ -405,6 +409,7 @@ impl Default for Server {
             shutdown_timeout: Duration::from_secs(30),
             sweep_interval: Duration::from_secs(3600),
             readiness_interval: Duration::from_secs(1),
+            sweep_age: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -596,6 +601,7 @@ impl Config {
             ("STRATA_SERVER_SHUTDOWN_TIMEOUT", &mut server.shutdown_timeout),
             ("STRATA_SERVER_SWEEP_INTERVAL", &mut server.sweep_interval),
             ("STRATA_SERVER_READINESS_INTERVAL", &mut server.readiness_interval),
+            ("STRATA_SERVER_SWEEP_AGE", &mut server.sweep_age),
         ] {
             set_duration(env, name, field)?;
         }

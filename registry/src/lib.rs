@@ -14,7 +14,8 @@
 //! - [`error`]: the OCI error body and status codes; [`metrics`]: Prometheus metrics, and the
 //!   layer that accounts for every request (counts, latency, bytes, the request log line).
 //! - [`limits`]: minimum body rate and the budget for bodies held in memory; [`health`]:
-//!   liveness, readiness from a background storage probe.
+//!   liveness, readiness from a background storage probe; [`upkeep`]: the upload purge and the
+//!   storage sweep, one replica per round.
 //! - [`serve`]: the accept loop, connection limits and timeouts, shutdown with a deadline;
 //!   [`tls`]: certificates, client certificates, reloads.
 //!
@@ -36,6 +37,7 @@ pub mod route;
 pub mod serve;
 pub mod state;
 pub mod tls;
+pub mod upkeep;
 mod watch;
 
 pub use app::{AppState, SharedState, app, run};

@@ -74,3 +74,89 @@ async fn readiness_follows_storage_and_requests_fail_over_between_endpoints() {
         assert_eq!(got.status(), StatusCode::OK);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_monolithic_push_leaves_a_multipart_upload_the_sweep_aborts() {
+    use common::process::{Registry, Start, Storage};
+    use futures::StreamExt;
+    let server = strata_storage::testing::S3TestServer::start().await;
+    server.bucket("killed").await;
+    let storage = Storage::S3 {
+        endpoint: server.endpoint(),
+        bucket: "killed".into(),
+    };
+    let registry = Registry::spawn(&storage, None).await;
+
+    // A monolithic push (POST ?digest=) whose body stops after 40 MiB: two 16 MiB parts are up.
+    let body = futures::stream::iter((0..40).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![7u8; 1 << 20]))))
+        .chain(futures::stream::pending());
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let url = registry.url(&format!("/v2/big/blobs/uploads/?digest={digest}"));
+    let push = tokio::spawn(async move {
+        reqwest::Client::new()
+            .post(url)
+            .header("content-length", (64u64 << 20).to_string())
+            .body(reqwest::Body::wrap_stream(body))
+            .send()
+            .await
+    });
+    let started = Instant::now();
+    while server.open_multipart_uploads() == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no multipart upload started"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The registry dies mid-body (nothing runs its cleanup).
+    drop(registry);
+    let _ = push.await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(server.open_multipart_uploads(), 1, "the killed push left its upload");
+
+    // Another replica's sweep finds the record written before the upload started, and aborts it.
+    let start = Start {
+        env: vec![
+            ("STRATA_SERVER_SWEEP_INTERVAL", "200ms".into()),
+            ("STRATA_SERVER_SWEEP_AGE", "1s".into()),
+        ],
+        ..Start::default()
+    };
+    let _replica = Registry::start(&storage, None, start).await;
+    let started = Instant::now();
+    while server.open_multipart_uploads() > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the sweep did not abort it"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let records = std::fs::read_dir(server.data_dir().join("killed/_multipart")).map_or(0, |d| d.count());
+    assert_eq!(records, 0, "the record goes with the upload");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_replica_does_each_round_of_upkeep() {
+    use strata_registry::upkeep::{Task, round};
+    use strata_storage::testing::Fixture;
+    let fixture = S3Fixture::new().await;
+    let config = Config::default();
+    // Two replicas' state over one bucket, without their background loops: rounds run by hand.
+    let a = strata_registry::AppState::new(config.clone(), fixture.backend().await).unwrap();
+    let b = strata_registry::AppState::new(config, fixture.backend().await).unwrap();
+    for task in [Task::Purge, Task::Sweep] {
+        assert!(
+            round(&a, task, "replica-a").await.unwrap().is_some(),
+            "{task:?}: a does it"
+        );
+        assert!(
+            round(&b, task, "replica-b").await.unwrap().is_none(),
+            "{task:?}: b does not"
+        );
+        // The holder keeps its turn.
+        assert!(
+            round(&a, task, "replica-a").await.unwrap().is_some(),
+            "{task:?}: a again"
+        );
+    }
+}

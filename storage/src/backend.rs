@@ -155,10 +155,12 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
         self.put(key, stream::once(Bytes::new())).await
     }
 
-    /// Removes debris that writers which crashed left outside the key space (temporary files
-    /// older than a day); returns how many items went. Safe while others write. Default:
-    /// nothing to remove.
-    async fn sweep(&self) -> Result<u64> {
+    /// Removes debris that writers which crashed left outside the registry's keys and older
+    /// than `cutoff` (temporary files; multipart uploads the S3 backend recorded before starting
+    /// them); returns how many items went. Safe while others write, as long as no write takes
+    /// from `cutoff` until now. Default: nothing to remove.
+    async fn sweep(&self, cutoff: std::time::SystemTime) -> Result<u64> {
+        let _ = cutoff;
         Ok(0)
     }
 

@@ -17,6 +17,11 @@
 //! ├── _gc/claims/<alg>/<hex>                  a push used this digest lately (its mtime counts)
 //! ├── _gc/deleting/<alg>/<hex>                garbage collection is deleting this blob (intent)
 //! ├── _gc/clock, _gc/lease, _gc/report        the storage's clock, the cycle lease, last report
+//! ├── _upkeep/<task>                          lease of a periodic task (purge, sweep): one
+//! │                                           replica runs it per interval
+//! ├── _multipart/<id>                         (S3 backend) a multipart upload in flight: its key,
+//! │                                           then its id; written before it starts, removed
+//! │                                           when it ends, so a sweep can abort any orphan
 //! └── _uploads/<id>/                         one upload session
 //!     ├── data/...                            a backend upload (the backend owns everything here)
 //!     ├── info                                the registry's record of the upload session
@@ -203,6 +208,21 @@ pub fn gc_lease() -> Key {
 /// The report of the last garbage-collection cycle.
 pub fn gc_report() -> Key {
     key("_gc/report".into())
+}
+
+/// The lease of periodic task `task` (`purge`, `sweep`).
+pub fn upkeep_lease(task: &str) -> Key {
+    key(format!("_upkeep/{task}"))
+}
+
+/// Where the S3 backend records its multipart uploads in flight.
+pub fn multipart_records() -> Key {
+    key("_multipart".into())
+}
+
+/// The record of multipart upload `id` (a random id of the backend's).
+pub fn multipart_record(id: &str) -> Key {
+    key(format!("_multipart/{id}"))
 }
 
 /// Marker object saying repository `name` exists.

@@ -143,7 +143,8 @@ async fn stale_temp_files_are_swept_when_the_store_opens_and_on_every_sweep() {
         .unwrap()
         .set_modified(two_days_ago)
         .unwrap();
-    assert_eq!(backend.sweep().await.unwrap(), 1);
+    let day_ago = std::time::SystemTime::now() - Duration::from_secs(24 * 3600);
+    assert_eq!(backend.sweep(day_ago).await.unwrap(), 1);
     assert!(!stale.exists() && fresh.exists());
 }
 

@@ -65,7 +65,7 @@
 mod blobs;
 pub mod guard;
 mod intent;
-mod lease;
+pub(crate) mod lease;
 mod parallel;
 mod repo;
 mod set;
@@ -147,7 +147,7 @@ pub async fn cycle(state: &AppState, holder: &str, dry_run: bool) -> Result<Repo
     if dry_run {
         run(state, m, &mut report).await?;
     } else {
-        if !lease::take(state, holder, m).await? {
+        if !lease::take(state, &layout::gc_lease(), holder, m, state.config.gc.lease).await? {
             report.skipped = true;
             return Ok(report);
         }

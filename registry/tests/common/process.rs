@@ -77,7 +77,7 @@ impl Registry {
             base: format!("http://127.0.0.1:{port}"),
         };
         for _ in 0..100 {
-            if let Ok(r) = reqwest::get(format!("{}/healthz", registry.base)).await
+            if let Ok(r) = reqwest::get(format!("{}/readyz", registry.base)).await
                 && r.status() == StatusCode::OK
             {
                 return registry;

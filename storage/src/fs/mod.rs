@@ -51,7 +51,7 @@ impl FsBackend {
             .canonicalize()
             .map_err(|e| Error::io("resolve", root.display(), e))?;
         let backend = FsBackend { root: Arc::new(root) };
-        backend.sweep_temp_files();
+        backend.sweep_temp_files(SystemTime::now() - STALE_TEMP_AGE);
         Ok(backend)
     }
 
@@ -68,12 +68,11 @@ impl FsBackend {
         self.root.join(TMP_DIR)
     }
 
-    /// Removes temp files older than [`STALE_TEMP_AGE`]; returns how many.
-    fn sweep_temp_files(&self) -> u64 {
+    /// Removes temp files last written before `cutoff`; returns how many.
+    fn sweep_temp_files(&self, cutoff: SystemTime) -> u64 {
         let Ok(entries) = std::fs::read_dir(self.tmp_dir()) else {
             return 0;
         };
-        let cutoff = SystemTime::now() - STALE_TEMP_AGE;
         let mut removed = 0;
         for entry in entries.flatten() {
             let old = entry.metadata().and_then(|m| m.modified()).is_ok_and(|t| t < cutoff);
@@ -121,9 +120,9 @@ impl Backend for FsBackend {
         "fs"
     }
 
-    async fn sweep(&self) -> Result<u64> {
+    async fn sweep(&self, cutoff: SystemTime) -> Result<u64> {
         let this = self.clone();
-        blocking(move || Ok(this.sweep_temp_files())).await
+        blocking(move || Ok(this.sweep_temp_files(cutoff))).await
     }
 
     fn min_append_size(&self) -> Option<u64> {

@@ -108,6 +108,45 @@ impl Inner {
         format!("{}{key}", self.prefix)
     }
 
+    /// Deletes an object without asking whether it is there (records, best effort: a failure is
+    /// logged, and the sweep tidies up).
+    async fn delete_quietly(&self, s3_key: &str) {
+        if let Err(e) = self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(s3_key)
+            .send()
+            .await
+        {
+            tracing::warn!(key = s3_key, error = %client::describe(&e), "could not delete a record");
+        }
+    }
+
+    /// The ids of the multipart uploads on exactly `s3_key` started before `cutoff`.
+    async fn uploads_on(&self, s3_key: &str, cutoff: SystemTime) -> Result<Vec<String>> {
+        let out = self
+            .client
+            .list_multipart_uploads()
+            .bucket(&self.bucket)
+            .prefix(s3_key)
+            .send()
+            .await
+            .map_err(|e| map_err("ListMultipartUploads", s3_key, e))?;
+        Ok(out
+            .uploads
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|u| u.key.as_deref() == Some(s3_key))
+            .filter(|u| {
+                u.initiated
+                    .and_then(|t| SystemTime::try_from(t).ok())
+                    .is_none_or(|t| t < cutoff)
+            })
+            .filter_map(|u| u.upload_id)
+            .collect())
+    }
+
     /// One HEAD of `_health` (absent is fine), on endpoint `forced` when given, without retries
     /// and within `within`; what went wrong otherwise.
     async fn probe_one(&self, forced: Option<usize>, within: std::time::Duration) -> std::result::Result<(), String> {
@@ -448,6 +487,10 @@ impl Backend for S3Backend {
 
     async fn upload_abort(&self, home: &Key) -> Result<()> {
         upload::abort(&self.inner, home).await
+    }
+
+    async fn sweep(&self, cutoff: SystemTime) -> Result<u64> {
+        parts::sweep(&self.inner, self, cutoff).await
     }
 
     /// HEADs `_health` on every endpoint at once (no retries, within `within` each) and records

@@ -1,16 +1,19 @@
 //! Multipart uploads: parts uploaded with bounded concurrency, then completed (or aborted).
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use aws_sdk_s3::primitives::ByteStream as SdkByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 
 use super::Inner;
 use super::client::{backend_err, map_err};
 use crate::error::{Error, Result};
+use crate::layout;
 
 /// S3's minimum size of every part but the last.
 pub(super) const MIN_PART: u64 = 5 * 1024 * 1024;
@@ -25,9 +28,12 @@ pub(super) struct Part {
 
 /// Parts being uploaded into one multipart upload.
 ///
-/// When `abort_on_drop` is set and the uploader is dropped before [`PartUploader::complete`]
-/// succeeded (an error, a cancelled request), the multipart upload is aborted in the background,
-/// so S3 does not keep the parts.
+/// Every multipart upload started here is recorded first (`_multipart/<id>`: its key, then its
+/// id), so a process killed at any moment leaves something [`sweep`] finds and aborts; the record
+/// goes when the upload is completed or aborted (or, for an appendable upload, once its own
+/// state names it: [`PartUploader::forget_record`]). When `abort_on_drop` is set and the
+/// uploader is dropped before [`PartUploader::complete`] succeeded (an error, a cancelled
+/// request), the multipart upload is aborted in the background, so S3 does not keep the parts.
 pub(super) struct PartUploader {
     inner: Arc<Inner>,
     key: String,
@@ -35,27 +41,54 @@ pub(super) struct PartUploader {
     tasks: JoinSet<Result<Part>>,
     finished: Vec<Part>,
     abort_on_drop: bool,
+    /// The S3 key of this upload's record, while it has one.
+    record: Option<String>,
+}
+
+/// What `_multipart/<id>` holds.
+#[derive(Debug, Serialize, Deserialize)]
+struct Record {
+    key: String,
+    upload_id: Option<String>,
 }
 
 impl PartUploader {
-    /// Starts a new multipart upload for `key` (an S3 key, prefix included).
+    /// Starts a new multipart upload for `key` (an S3 key, prefix included), recorded before it
+    /// starts.
     pub(super) async fn create(inner: Arc<Inner>, key: String, abort_on_drop: bool) -> Result<Self> {
-        let out = inner
+        let record = inner.s3_key(&layout::multipart_record(&uuid::Uuid::new_v4().simple().to_string()));
+        let write = |upload_id: Option<&str>| {
+            let json = serde_json::to_vec(&Record {
+                key: key.clone(),
+                upload_id: upload_id.map(str::to_owned),
+            })
+            .expect("record serializes");
+            inner.put_small(&record, Bytes::from(json))
+        };
+        write(None).await?;
+        let created = inner
             .client
             .create_multipart_upload()
             .bucket(&inner.bucket)
             .key(&key)
             .send()
             .await
-            .map_err(|e| map_err("CreateMultipartUpload", &key, e))?;
-        let upload_id = out.upload_id.ok_or_else(|| {
-            backend_err(
-                "CreateMultipartUpload",
-                &key,
-                std::io::Error::other("response has no upload id"),
-            )
-        })?;
-        Ok(Self::resume(inner, key, upload_id, abort_on_drop))
+            .map_err(|e| map_err("CreateMultipartUpload", &key, e))
+            .and_then(|out| {
+                out.upload_id.ok_or_else(|| {
+                    backend_err(
+                        "CreateMultipartUpload",
+                        &key,
+                        std::io::Error::other("response has no upload id"),
+                    )
+                })
+            });
+        // On an error it may have started anyway: the record stays for the sweep.
+        let upload_id = created?;
+        write(Some(&upload_id)).await?;
+        let mut uploader = Self::resume(inner, key, upload_id, abort_on_drop);
+        uploader.record = Some(record);
+        Ok(uploader)
     }
 
     /// Continues an existing multipart upload.
@@ -67,6 +100,15 @@ impl PartUploader {
             tasks: JoinSet::new(),
             finished: Vec::new(),
             abort_on_drop,
+            record: None,
+        }
+    }
+
+    /// Removes this upload's record: what it recorded is kept elsewhere now (an appendable
+    /// upload's state).
+    pub(super) async fn forget_record(&mut self) {
+        if let Some(record) = self.record.take() {
+            self.inner.delete_quietly(&record).await;
         }
     }
 
@@ -137,6 +179,7 @@ impl PartUploader {
             .await
             .map_err(|e| map_err("CompleteMultipartUpload", &self.key, e))?;
         self.abort_on_drop = false;
+        self.forget_record().await;
         Ok(())
     }
 }
@@ -150,8 +193,65 @@ impl Drop for PartUploader {
             return;
         };
         let (inner, key, upload_id) = (self.inner.clone(), self.key.clone(), self.upload_id.clone());
-        runtime.spawn(async move { abort(&inner, &key, &upload_id).await });
+        let record = self.record.take();
+        runtime.spawn(async move {
+            if abort(&inner, &key, &upload_id).await.is_ok()
+                && let Some(record) = record
+            {
+                inner.delete_quietly(&record).await;
+            }
+        });
     }
+}
+
+/// Aborts the multipart uploads recorded before `cutoff` (whatever killed their writers) and
+/// removes their records; returns how many. A record without an id (its writer died between
+/// recording and starting) is looked up with `ListMultipartUploads` on its key, where the service
+/// has it.
+pub(super) async fn sweep(inner: &Arc<Inner>, backend: &super::S3Backend, cutoff: SystemTime) -> Result<u64> {
+    use crate::backend::Backend;
+    let mut listing = backend.list(&layout::multipart_records(), None);
+    let mut old = Vec::new();
+    while let Some(meta) = listing.next().await {
+        let meta = meta?;
+        if meta.modified < cutoff {
+            old.push(meta.key);
+        }
+    }
+    let mut aborted = 0;
+    for record_key in old {
+        let record_s3 = inner.s3_key(&record_key);
+        let record: Record = match inner.get_small(&record_s3).await {
+            Ok((raw, _)) => match serde_json::from_slice(&raw) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(record = %record_s3, error = %e, "unreadable multipart record removed");
+                    inner.delete_quietly(&record_s3).await;
+                    continue;
+                }
+            },
+            Err(Error::NotFound { .. }) => continue,
+            Err(e) => return Err(e),
+        };
+        let ids = match record.upload_id {
+            Some(id) => vec![id],
+            None => match inner.uploads_on(&record.key, cutoff).await {
+                Ok(ids) => ids,
+                Err(e) => {
+                    tracing::warn!(key = %record.key, error = %e,
+                        "a multipart upload may have been started without its id recorded; \
+                         this S3 service cannot list them (a bucket lifecycle rule will abort it)");
+                    Vec::new()
+                }
+            },
+        };
+        for id in &ids {
+            abort(inner, &record.key, id).await?;
+        }
+        inner.delete_quietly(&record_s3).await;
+        aborted += 1;
+    }
+    Ok(aborted)
 }
 
 /// Aborts a multipart upload; one that is already gone is not an error.

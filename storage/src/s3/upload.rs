@@ -120,9 +120,11 @@ async fn uploader<'a>(
         let uploader = match &state.upload_id {
             Some(id) => PartUploader::resume(inner.clone(), data_key, id.clone(), false),
             None => {
-                let created = PartUploader::create(inner.clone(), data_key, false).await?;
+                let mut created = PartUploader::create(inner.clone(), data_key, false).await?;
                 state.upload_id = Some(created.upload_id().to_owned());
                 write_state(inner, home, state).await?;
+                // The state names it now; an abort of the session finds it there.
+                created.forget_record().await;
                 created
             }
         };

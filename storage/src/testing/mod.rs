@@ -174,6 +174,20 @@ impl S3TestServer {
         self.listeners.lock().expect("listeners")[i].task = Some(task);
     }
 
+    /// How many multipart uploads the server holds (started, neither completed nor aborted):
+    /// s3s-fs keeps one `.upload-<id>.json` per upload in its root.
+    pub fn open_multipart_uploads(&self) -> usize {
+        std::fs::read_dir(self.dir.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.starts_with(".upload-") && name.ends_with(".json")
+            })
+            .count()
+    }
+
     /// Every request received so far (`METHOD /path?query`), and forgets them.
     pub fn take_requests(&self) -> Vec<String> {
         std::mem::take(&mut *self.log.lock().expect("log"))
