@@ -326,6 +326,11 @@ pub struct Server {
     /// no request finished): longer than any write takes. Default 1 day.
     #[serde(with = "humantime_serde")]
     pub sweep_age: Duration,
+    /// How long what a manifest tag (or digest) resolved to is reused without asking storage:
+    /// another replica's push or delete shows at most this late (this replica's at once).
+    /// Default 1 second; 0 turns it off.
+    #[serde(with = "humantime_serde")]
+    pub reference_cache_ttl: Duration,
     /// How often storage is probed for `/readyz` (each probe gets as long to answer). Default 1
     /// second.
     #[serde(with = "humantime_serde")]
@@ -409,6 +414,7 @@ impl Default for Server {
             shutdown_timeout: Duration::from_secs(30),
             sweep_interval: Duration::from_secs(3600),
             readiness_interval: Duration::from_secs(1),
+            reference_cache_ttl: Duration::from_secs(1),
             sweep_age: Duration::from_secs(24 * 3600),
         }
     }
@@ -601,6 +607,7 @@ impl Config {
             ("STRATA_SERVER_SHUTDOWN_TIMEOUT", &mut server.shutdown_timeout),
             ("STRATA_SERVER_SWEEP_INTERVAL", &mut server.sweep_interval),
             ("STRATA_SERVER_READINESS_INTERVAL", &mut server.readiness_interval),
+            ("STRATA_SERVER_REFERENCE_CACHE_TTL", &mut server.reference_cache_ttl),
             ("STRATA_SERVER_SWEEP_AGE", &mut server.sweep_age),
         ] {
             set_duration(env, name, field)?;

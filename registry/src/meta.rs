@@ -52,7 +52,13 @@ pub struct CatalogPage {
 #[derive(Debug, Clone)]
 pub struct Metadata {
     backend: Arc<dyn Backend>,
+    /// Repositories whose catalog entry this process has seen or written: entries are never
+    /// removed, so a known one needs no storage request.
+    known: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
+
+/// How many repository names [`Metadata`] remembers before it starts over.
+const KNOWN_REPOSITORIES: usize = 100_000;
 
 fn absent_is_none<T>(result: Result<T>) -> Result<Option<T>> {
     match result {
@@ -69,7 +75,10 @@ fn corrupt(key: &Key, what: impl std::fmt::Display) -> Error {
 impl Metadata {
     /// Metadata stored in `backend`.
     pub fn new(backend: Arc<dyn Backend>) -> Self {
-        Metadata { backend }
+        Metadata {
+            backend,
+            known: Arc::default(),
+        }
     }
 
     async fn read_json<T: for<'de> Deserialize<'de>>(&self, key: &Key) -> Result<Option<T>> {
@@ -118,8 +127,11 @@ impl Metadata {
         self.backend.delete(&layout::manifest_revision(name, digest)?).await
     }
 
-    /// Points `tag` at `digest`.
+    /// Points `tag` at `digest`, indexed first (an index entry without its tag is harmless).
     pub async fn set_tag(&self, name: &RepositoryName, tag: &Tag, digest: &Digest) -> Result<()> {
+        self.backend
+            .put_bytes(&layout::tag_index_entry(name, digest, tag)?, Bytes::new())
+            .await?;
         self.backend
             .put_bytes(&layout::tag(name, tag), Bytes::from(digest.to_string()))
             .await
@@ -158,19 +170,71 @@ impl Metadata {
         Ok((tags, false))
     }
 
-    /// Every tag of `name` that points at `digest`.
-    pub async fn tags_pointing_to(&self, name: &RepositoryName, digest: &Digest) -> Result<Vec<Tag>> {
-        let mut listing = self.backend.list(&layout::tags(name), None);
-        let mut found = Vec::new();
+    /// Removes every tag of `name` that points at `digest`, and the digest's index entries.
+    /// Only the tags once pointed at `digest` are read (the index), unless the repository's tags
+    /// were never indexed: then every tag is, once, and indexed on the way.
+    pub async fn untag(&self, name: &RepositoryName, digest: &Digest) -> Result<()> {
+        if !self.tags_indexed(name).await? {
+            self.index_tags(name).await?;
+        }
+        let mut listing = self.backend.list(&layout::tag_index(name, digest)?, None);
+        let mut entries = Vec::new();
         while let Some(meta) = listing.next().await {
-            let Some(tag) = layout::tag_name(&meta?.key) else {
-                continue;
-            };
-            if self.tag(name, &tag).await?.as_ref() == Some(digest) {
-                found.push(tag);
+            entries.push(meta?.key);
+        }
+        for entry in entries {
+            let tag = entry.as_str().rsplit('/').next().and_then(|t| Tag::parse(t).ok());
+            if let Some(tag) = tag
+                && self.tag(name, &tag).await?.as_ref() == Some(digest)
+            {
+                self.backend.remove(&layout::tag(name, &tag)).await?;
+            }
+            self.backend.remove(&entry).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether every tag of `name` is indexed (remembered once seen: the marker stays).
+    async fn tags_indexed(&self, name: &RepositoryName) -> Result<bool> {
+        let remembered = format!("{name}\0indexed");
+        if self.known.lock().expect("known").contains(&remembered) {
+            return Ok(true);
+        }
+        let indexed = self.backend.exists(&layout::tag_index_complete(name)).await?;
+        if indexed {
+            self.known.lock().expect("known").insert(remembered);
+        }
+        Ok(indexed)
+    }
+
+    /// Indexes every tag of `name` (one read per tag), then marks the repository indexed.
+    async fn index_tags(&self, name: &RepositoryName) -> Result<()> {
+        let mut listing = self.backend.list(&layout::tags(name), None);
+        let mut tags = Vec::new();
+        while let Some(meta) = listing.next().await {
+            if let Some(tag) = layout::tag_name(&meta?.key) {
+                tags.push(tag);
             }
         }
-        Ok(found)
+        for tag in tags {
+            if let Some(digest) = self.tag(name, &tag).await? {
+                self.backend
+                    .put_bytes(&layout::tag_index_entry(name, &digest, &tag)?, Bytes::new())
+                    .await?;
+            }
+        }
+        self.backend
+            .put_bytes(&layout::tag_index_complete(name), Bytes::new())
+            .await
+            .map(drop)
+    }
+
+    /// Removes the index entries of manifest `digest` (it is gone).
+    pub async fn drop_tag_index(&self, name: &RepositoryName, digest: &Digest) -> Result<()> {
+        self.backend
+            .delete_prefix(&layout::tag_index(name, digest)?)
+            .await
+            .map(drop)
     }
 
     /// Records `descriptor` (of manifest `referrer`) among the referrers of `subject`.
@@ -202,12 +266,24 @@ impl Metadata {
         absent_is_none(self.backend.delete(&layout::referrer(name, subject, referrer)?).await).map(drop)
     }
 
-    /// Records that `name` exists (for the catalog); cheap when it already does.
+    /// Records that `name` exists (for the catalog); free when this process knows it does.
     pub async fn ensure_repository(&self, name: &RepositoryName) -> Result<()> {
+        if self.known.lock().expect("known").contains(name.as_str()) {
+            return Ok(());
+        }
         let key = layout::catalog_entry(name);
         if !self.backend.exists(&key).await? {
+            // A new repository has no tags: all of them are indexed from the start.
+            self.backend
+                .put_bytes(&layout::tag_index_complete(name), Bytes::new())
+                .await?;
             self.backend.put_bytes(&key, Bytes::new()).await?;
         }
+        let mut known = self.known.lock().expect("known");
+        if known.len() >= KNOWN_REPOSITORIES {
+            known.clear();
+        }
+        known.insert(name.as_str().to_owned());
         Ok(())
     }
 
@@ -269,5 +345,11 @@ impl Metadata {
     /// Removes everything stored for upload session `id`.
     pub async fn delete_upload(&self, id: &UploadId) -> Result<()> {
         self.backend.delete_prefix(&layout::upload_session(id)).await.map(drop)
+    }
+
+    /// Removes the record of session `id` once the backend has finished its upload (which took
+    /// its own objects with it): one request.
+    pub async fn finish_upload(&self, id: &UploadId) -> Result<()> {
+        self.backend.remove(&layout::upload_info(id)).await
     }
 }

@@ -31,6 +31,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Recently read or written manifests, by digest.
     pub manifests: ManifestCache,
+    /// What manifest references resolved to lately (bounded staleness across replicas).
+    pub references: crate::cache::ReferenceCache,
     /// Memory for request bodies held whole (manifests), across all requests.
     pub bodies: BodyBudget,
     /// Access control (`None`: everyone may do everything).
@@ -89,6 +91,7 @@ impl AppState {
             foreign,
             metrics: Arc::default(),
             manifests: ManifestCache::new(MANIFEST_CACHE_BYTES),
+            references: crate::cache::ReferenceCache::new(config.server.reference_cache_ttl),
             bodies: BodyBudget::new(config.limits.buffered_body_bytes),
             readiness: Default::default(),
             config,

@@ -377,6 +377,8 @@ async fn retention_keeps_the_newest_and_the_matching_tags_and_referrers_follow()
     let collector = r.replica(config).await;
     let report = cycle(&collector, false).await;
     assert_eq!((report.tags_deleted, report.manifests_deleted), (0, 1), "{report:?}");
+    // Another replica deleted it: this one sees that within its reference cache's TTL.
+    tokio::time::sleep(r.state.config.server.reference_cache_ttl).await;
     let response = r.get(&format!("/v2/ci/app/manifests/{}", untagged.digest)).await;
     assert_eq!(error_code(response).await, "MANIFEST_UNKNOWN");
     for image in [&images[0], &images[3], &images[4], &new_sig] {

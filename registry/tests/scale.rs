@@ -160,3 +160,187 @@ async fn one_replica_does_each_round_of_upkeep() {
         );
     }
 }
+
+/// The S3 requests the registry made since the last call (background probes and upkeep left
+/// out), printed for the test log.
+fn requests(server: &strata_storage::testing::S3TestServer, what: &str) -> Vec<String> {
+    let made: Vec<String> = server
+        .take_requests()
+        .into_iter()
+        .filter(|r| !r.contains("_health") && !r.contains("_upkeep"))
+        .collect();
+    eprintln!("{what}: {} requests\n  {}", made.len(), made.join("\n  "));
+    made
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_requests_per_operation_stay_within_their_budgets() {
+    use reqwest::Method;
+    use strata_storage::digest::sha256;
+    let fixture = Arc::new(S3Fixture::new().await);
+    let mut config = Config::default();
+    config.server.readiness_interval = Duration::from_secs(3600);
+    let r = TestRegistry::start(fixture.clone(), config).await;
+    let server = fixture.server().unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await; // the first purge round
+    let name = "counted/app";
+    r.push_blob(name, "first blob: the repository exists").await;
+    server.take_requests();
+
+    // A chunked upload: start, two small chunks, finish without a body.
+    let start = r
+        .request(Method::POST, &format!("/v2/{name}/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status(), StatusCode::ACCEPTED);
+    let mut location = start.headers()["location"].to_str().unwrap().to_owned();
+    requests(server, "POST (start)");
+    let (one, two) = (vec![1u8; 1 << 20], vec![2u8; 1 << 20]);
+    let mut counts = Vec::new();
+    for chunk in [&one, &two] {
+        let patch = r
+            .request(Method::PATCH, &location)
+            .header("content-type", "application/octet-stream")
+            .body(chunk.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(patch.status(), StatusCode::ACCEPTED);
+        location = patch.headers()["location"].to_str().unwrap().to_owned();
+        counts.push(requests(server, "PATCH").len());
+    }
+    // First chunk: info, state, tail, state; later ones also read and drop the old tail.
+    assert!(counts[0] <= 4 && counts[1] <= 6, "PATCH requests {counts:?}");
+    let digest = sha256(&[one.clone(), two.clone()].concat());
+    let sep = if location.contains('?') { '&' } else { '?' };
+    let finish = r
+        .request(Method::PUT, &format!("{location}{sep}digest={digest}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(finish.status(), StatusCode::CREATED);
+    let finished = requests(server, "PUT (finish)").len();
+    // info, state, claim and two intents, state twice (commit, complete), the copy into place,
+    // the listing and batch delete of the session's objects, the link, the record.
+    assert!(finished <= 12, "finishing a session took {finished} requests");
+
+    // A manifest with a config and a layer, pushed by tag: 5 per reference (claim, two intents,
+    // link, blob) and a handful of its own.
+    let config_blob = r.push_blob(name, "{\"config\":1}").await;
+    server.take_requests();
+    let manifest = common::image_manifest(
+        &config_blob,
+        &[(&digest, "application/vnd.oci.image.layer.v1.tar", vec![])],
+        "",
+    );
+    let put = r.put_manifest(name, "v1", common::OCI_MANIFEST, manifest.clone()).await;
+    assert_eq!(put.status(), StatusCode::CREATED);
+    let pushed = requests(server, "PUT manifest").len();
+    assert!(pushed <= 5 * 2 + 8, "a manifest push took {pushed} requests");
+
+    // GET by tag: the tag and the revision (the bytes are cached since the push); again within
+    // the cache TTL: none.
+    let first = r.get(&format!("/v2/{name}/manifests/v1")).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    let cold = requests(server, "GET manifest by tag").len();
+    assert!(cold <= 2, "{cold}");
+    let again = r.get(&format!("/v2/{name}/manifests/v1")).await;
+    assert_eq!(again.bytes().await.unwrap(), manifest);
+    assert_eq!(requests(server, "GET manifest by tag, cached").len(), 0);
+
+    // Deleting a manifest by digest touches its own tags, not the repository's 300 others.
+    let (_, other) = r.push_image(name, "other", "another image").await;
+    for i in 0..300 {
+        let tag = format!("t{i}");
+        let bytes = r
+            .get(&format!("/v2/{name}/manifests/{other}"))
+            .await
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.put_manifest(name, &tag, common::OCI_MANIFEST, bytes).await.status(),
+            StatusCode::CREATED
+        );
+    }
+    server.take_requests();
+    let manifest_digest = sha256(&manifest);
+    let delete = r
+        .request(Method::DELETE, &format!("/v2/{name}/manifests/{manifest_digest}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delete.status(), StatusCode::ACCEPTED);
+    let deleted = requests(server, "DELETE manifest by digest").len();
+    // The revision; the index marker (once per process); the digest's index entries listed; the
+    // tag read, removed, and its entry; the revision removed (HEAD + DELETE).
+    assert!(
+        deleted <= 8,
+        "deleting a manifest among 302 tags took {deleted} requests"
+    );
+    assert_eq!(
+        r.get(&format!("/v2/{name}/manifests/v1")).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        r.get(&format!("/v2/{name}/manifests/t299")).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repository_from_before_the_tag_index_is_indexed_on_its_first_delete() {
+    use reqwest::Method;
+    use strata_storage::{RepositoryName, layout};
+    let r = TestRegistry::fs().await;
+    let (_, digest) = r.push_image("old/app", "v1", "old image").await;
+    let (_, other) = r.push_image("old/app", "keep", "kept image").await;
+    // Strip the index, as a repository written before it has none.
+    let name = RepositoryName::parse("old/app").unwrap();
+    let backend = r.state.blobs.backend().clone();
+    backend.remove(&layout::tag_index_complete(&name)).await.unwrap();
+    for d in [&digest, &other] {
+        backend
+            .delete_prefix(&layout::tag_index(&name, d).unwrap())
+            .await
+            .unwrap();
+    }
+    let again = r.get("/v2/old/app/manifests/v1").await.bytes().await.unwrap();
+    assert_eq!(
+        r.put_manifest("old/app", "v1-again", common::OCI_MANIFEST, again)
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    backend.remove(&layout::tag_index_complete(&name)).await.unwrap();
+    backend
+        .delete_prefix(&layout::tag_index(&name, &digest).unwrap())
+        .await
+        .unwrap();
+
+    let delete = r
+        .request(Method::DELETE, &format!("/v2/old/app/manifests/{digest}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delete.status(), StatusCode::ACCEPTED);
+    for tag in ["v1", "v1-again"] {
+        let gone = r.get(&format!("/v2/old/app/manifests/{tag}")).await;
+        assert_eq!(
+            gone.status(),
+            StatusCode::NOT_FOUND,
+            "{tag} still points at the deleted manifest"
+        );
+    }
+    assert_eq!(r.get("/v2/old/app/manifests/keep").await.status(), StatusCode::OK);
+    assert!(
+        backend.head(&layout::tag_index_complete(&name)).await.is_ok(),
+        "indexed now"
+    );
+    let entry = layout::tag_index_entry(&name, &other, &strata_storage::Tag::parse("keep").unwrap()).unwrap();
+    assert!(
+        backend.head(&entry).await.is_ok(),
+        "the other tags were indexed on the way"
+    );
+}

@@ -61,6 +61,10 @@ pub struct UploadStatus {
 /// stores it atomically with the new length (the blob layer keeps its running hash here).
 pub type Checkpoint = Box<dyn FnOnce() -> Vec<u8> + Send>;
 
+/// What [`Backend::upload_append_after`] asks of its caller once it has read an upload's
+/// committed status: the data to append there and its checkpoint, or a refusal.
+pub type Prepare = Box<dyn FnOnce(&UploadStatus) -> Result<(ByteStream, Checkpoint)> + Send>;
+
 /// A stream of object metadata, in ascending byte order of keys.
 pub type ListStream = BoxStream<'static, Result<ObjectMeta>>;
 
@@ -164,6 +168,39 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
         Ok(0)
     }
 
+    /// Appends to upload `home` at its committed length, after `prepare` has seen its status
+    /// (to check an offset or a limit, and resume a hash) and returned the data and checkpoint;
+    /// the status is read once. Default: [`Backend::upload_status`], then
+    /// [`Backend::upload_append`].
+    async fn upload_append_after(&self, home: &Key, prepare: Prepare) -> Result<UploadStatus> {
+        let status = self.upload_status(home).await?;
+        let (data, checkpoint) = prepare(&status)?;
+        self.upload_append(home, status.length, data, checkpoint).await
+    }
+
+    /// Deletes `key` if it is there, in one request where the backend can (absent is not an
+    /// error). Default: [`Backend::delete`], absent ignored.
+    async fn remove(&self, key: &Key) -> Result<()> {
+        match self.delete(key).await {
+            Ok(()) | Err(Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes every object below `prefix` (objects that vanish meanwhile are not an error).
+    async fn delete_prefix(&self, prefix: &Key) -> Result<u64> {
+        let mut listing = self.list(prefix, None);
+        let mut deleted = 0;
+        while let Some(meta) = listing.next().await {
+            match self.delete(&meta?.key).await {
+                Ok(()) => deleted += 1,
+                Err(Error::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(deleted)
+    }
+
     /// Checks that the storage answers (readiness): one cheap request, bounded by `within`.
     /// Backends with several endpoints check each and record which answer, so requests avoid
     /// the others, and fail fast ([`Error::Unavailable`]) while none does. Default: a `head` of
@@ -207,20 +244,6 @@ pub trait BackendExt: Backend {
     /// Collects a listing into memory.
     async fn list_all(&self, prefix: &Key) -> Result<Vec<ObjectMeta>> {
         self.list(prefix, None).try_collect().await
-    }
-
-    /// Deletes every object below `prefix` (objects that vanish meanwhile are not an error).
-    async fn delete_prefix(&self, prefix: &Key) -> Result<u64> {
-        let mut listing = self.list(prefix, None);
-        let mut deleted = 0;
-        while let Some(meta) = listing.next().await {
-            match self.delete(&meta?.key).await {
-                Ok(()) => deleted += 1,
-                Err(Error::NotFound { .. }) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(deleted)
     }
 }
 

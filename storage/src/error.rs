@@ -121,6 +121,13 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The caller refused to go on after seeing an upload's state (its own reason is with it).
+    #[error("refused: {reason}")]
+    Refused {
+        /// Why.
+        reason: String,
+    },
+
     /// The storage does not answer: every endpoint failed its last health probe (requests fail
     /// at once instead of waiting out retries), or a probe got no answer in time.
     #[error("{backend} storage unavailable: {reason}")]

@@ -8,6 +8,9 @@
 //! │   ├── _layers/<alg>/<hex>                 link: the blob may be read through this repository
 //! │   ├── _manifests/revisions/<alg>/<hex>    link: the manifest belongs to this repository
 //! │   ├── _manifests/tags/<tag>               the digest the tag points to
+//! │   ├── _manifests/index/<alg>/<hex>/<tag>  marker: the tag was pointed at this manifest (the
+//! │   │                                       tags to check when it is deleted; may be stale)
+//! │   ├── _manifests/index/_complete          marker: every tag of the repository is indexed
 //! │   ├── _referrers/<alg>/<subject-hex>/<alg>/<hex>
 //! │   │                                       descriptor of a manifest whose `subject` is the
 //! │   │                                       first digest
@@ -125,6 +128,29 @@ pub fn linked_digest(key: &Key) -> Option<Digest> {
 /// Where tag `tag` of repository `name` records its digest.
 pub fn tag(name: &RepositoryName, tag: &Tag) -> Key {
     key(format!("repositories/{name}/_manifests/tags/{tag}"))
+}
+
+/// Marker that `tag` was pointed at manifest `digest` in `name`: deleting the manifest checks
+/// these tags instead of every tag of the repository.
+pub fn tag_index_entry(name: &RepositoryName, digest: &Digest, tag: &Tag) -> Result<Key> {
+    Ok(key(format!(
+        "repositories/{name}/_manifests/index/{}/{tag}",
+        digest_path(digest)?
+    )))
+}
+
+/// Prefix of the markers of the tags ever pointed at `digest` in `name`.
+pub fn tag_index(name: &RepositoryName, digest: &Digest) -> Result<Key> {
+    Ok(key(format!(
+        "repositories/{name}/_manifests/index/{}",
+        digest_path(digest)?
+    )))
+}
+
+/// Marker that every tag of `name` has its index entry (repositories from before the index
+/// get it on their first manifest delete).
+pub fn tag_index_complete(name: &RepositoryName) -> Key {
+    key(format!("repositories/{name}/_manifests/index/_complete"))
 }
 
 /// Prefix of the tags of a repository; listing it yields the tags in byte order.

@@ -34,7 +34,7 @@ pub mod stream;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use backend::{Backend, BackendExt, Checkpoint, GetResult, ListStream, ObjectMeta, UploadStatus};
+pub use backend::{Backend, BackendExt, Checkpoint, GetResult, ListStream, ObjectMeta, Prepare, UploadStatus};
 pub use blob::{BlobLayout, BlobStore, BlobWriter};
 pub use config::{FsConfig, S3Config, Secret, StorageConfig, parse_duration};
 pub use digest::{Algorithm, Digest, Hasher, VerifyingStream};

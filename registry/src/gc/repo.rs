@@ -227,6 +227,7 @@ pub(crate) async fn collect(
         }
         if !dry_run {
             ignore_missing(meta.delete_tag(repository, tag).await)?;
+            state.references.forget(repository.as_str(), tag.as_str());
         }
         report.tags_deleted += 1;
         entry.deleted += 1;
@@ -262,7 +263,9 @@ pub(crate) async fn collect(
                     if let Some(subject) = meta.revision(repository, digest).await?.and_then(|r| r.subject) {
                         meta.remove_referrer(repository, &subject, digest).await?;
                     }
-                    meta.delete_revision(repository, digest).await
+                    meta.delete_revision(repository, digest).await?;
+                    state.references.forget_digest(repository.as_str(), digest);
+                    meta.drop_tag_index(repository, digest).await
                 })
                 .await?;
                 Ok((digest, fate))

@@ -43,14 +43,23 @@ fn matches_etag(ctx: &Ctx, digest: &Digest) -> bool {
 /// `If-None-Match`.
 pub(crate) async fn get(ctx: Ctx, name: RepositoryName, reference: Reference, head: bool) -> ApiResult<Response> {
     let state = &ctx.state;
-    let digest = resolve(&ctx, &name, &reference)
-        .await?
-        .ok_or_else(|| manifest_unknown(&reference))?;
-    let revision = state
-        .meta
-        .revision(&name, &digest)
-        .await?
-        .ok_or_else(|| manifest_unknown(&reference))?;
+    let (digest, revision) = match state.references.get(name.as_str(), &reference.to_string()) {
+        Some(hit) => hit,
+        None => {
+            let digest = resolve(&ctx, &name, &reference)
+                .await?
+                .ok_or_else(|| manifest_unknown(&reference))?;
+            let revision = state
+                .meta
+                .revision(&name, &digest)
+                .await?
+                .ok_or_else(|| manifest_unknown(&reference))?;
+            state
+                .references
+                .insert(name.as_str(), &reference.to_string(), digest.clone(), revision.clone());
+            (digest, revision)
+        }
+    };
     let builder = Response::builder()
         .header("docker-content-digest", digest.to_string())
         .header(header::ETAG, format!("\"{digest}\""));
@@ -172,9 +181,11 @@ pub(crate) async fn put(ctx: Ctx, name: RepositoryName, reference: Reference) ->
     }
     if let Reference::Tag(tag) = &reference {
         state.meta.set_tag(&name, tag, &digest).await?;
+        state.references.forget(name.as_str(), tag.as_str());
     }
     for tag in &extra_tags {
         state.meta.set_tag(&name, tag, &digest).await?;
+        state.references.forget(name.as_str(), tag.as_str());
     }
     state.meta.ensure_repository(&name).await?;
 
@@ -315,10 +326,13 @@ pub(crate) async fn delete(ctx: Ctx, name: RepositoryName, reference: Reference)
     check_delete_enabled(&ctx)?;
     let meta = &ctx.state.meta;
     match &reference {
-        Reference::Tag(tag) => meta.delete_tag(&name, tag).await.map_err(|e| match e {
-            strata_storage::Error::NotFound { .. } => manifest_unknown(&reference),
-            other => other.into(),
-        })?,
+        Reference::Tag(tag) => {
+            ctx.state.references.forget(name.as_str(), tag.as_str());
+            meta.delete_tag(&name, tag).await.map_err(|e| match e {
+                strata_storage::Error::NotFound { .. } => manifest_unknown(&reference),
+                other => other.into(),
+            })?;
+        }
         Reference::Digest(digest) => {
             let revision = meta
                 .revision(&name, digest)
@@ -329,13 +343,13 @@ pub(crate) async fn delete(ctx: Ctx, name: RepositoryName, reference: Reference)
                 Ok(()) | Err(strata_storage::Error::NotFound { .. }) => Ok(()),
                 Err(e) => Err(e),
             };
-            for tag in meta.tags_pointing_to(&name, digest).await? {
-                gone(meta.delete_tag(&name, &tag).await)?;
-            }
+            ctx.state.references.forget_digest(name.as_str(), digest);
+            meta.untag(&name, digest).await?;
             if let Some(subject) = &revision.subject {
                 meta.remove_referrer(&name, subject, digest).await?;
             }
             gone(meta.delete_revision(&name, digest).await)?;
+            ctx.state.references.forget_digest(name.as_str(), digest);
         }
     }
     Ok(empty(StatusCode::ACCEPTED).body(Body::empty()).expect("response"))

@@ -176,14 +176,20 @@ async fn monolithic(ctx: Ctx, name: RepositoryName, digest: Digest) -> ApiResult
     Ok(blob_created(&name, &digest))
 }
 
-/// Checks that session `id` exists and belongs to `name`; returns its committed state.
-async fn session(ctx: &Ctx, name: &RepositoryName, id: &UploadId) -> ApiResult<UploadStatus> {
+/// Checks that session `id` exists and belongs to `name`.
+async fn owned_session(ctx: &Ctx, name: &RepositoryName, id: &UploadId) -> ApiResult<()> {
     let record = ctx.state.meta.upload(id).await?.ok_or_else(upload_unknown)?;
     // Another repository's or (under access control) another caller's session is unknown.
     let foreign_owner = ctx.state.auth.is_some() && record.owner.as_deref() != ctx.principal.user();
     if record.repository != name.as_str() || foreign_owner {
         return Err(upload_unknown());
     }
+    Ok(())
+}
+
+/// Checks that session `id` exists and belongs to `name`; returns its committed state.
+async fn session(ctx: &Ctx, name: &RepositoryName, id: &UploadId) -> ApiResult<UploadStatus> {
+    owned_session(ctx, name, id).await?;
     ctx.state.blobs.upload_status(id).await.map_err(or_upload_unknown)
 }
 
@@ -200,46 +206,75 @@ fn parse_content_range(value: &str) -> Option<(u64, u64)> {
     (a <= b).then_some((a, b))
 }
 
-/// Appends the request body to session `id` (committed at `status`), honouring `Content-Range`.
-async fn append_body(ctx: Ctx, name: &RepositoryName, id: &UploadId, status: UploadStatus) -> ApiResult<UploadStatus> {
+/// Appends the request body to session `id`, honouring `Content-Range` and the size limit
+/// against its committed length, which is read once, by the append itself.
+async fn append_body(ctx: Ctx, name: &RepositoryName, id: &UploadId) -> ApiResult<UploadStatus> {
     let out_of_order = |length: u64| {
         ApiError::new(Code::BlobUploadInvalid, "chunk does not start where the upload ends")
             .with_status(StatusCode::RANGE_NOT_SATISFIABLE)
             .with_header(header::RANGE, upload_range(length))
             .with_header(header::LOCATION, location(name, id))
     };
-    let exact = match ctx.header(header::CONTENT_RANGE) {
-        Some(value) => {
-            let (first, last) = parse_content_range(value).ok_or_else(|| out_of_order(status.length))?;
-            if first != status.length {
-                return Err(out_of_order(status.length));
+    // `(first, length)` of a chunk with `Content-Range`; `u64::MAX` as the start of one that
+    // does not parse (or would wrap: `0-18446744073709551615`), which is out of order wherever
+    // the upload stands.
+    let range = match ctx.header(header::CONTENT_RANGE) {
+        Some(value) => match parse_content_range(value).and_then(|(a, b)| Some((a, (b - a).checked_add(1)?))) {
+            Some((first, len)) => {
+                if ctx.content_length().is_some_and(|n| n != len) {
+                    return Err(ApiError::new(
+                        Code::SizeInvalid,
+                        "Content-Length does not match Content-Range",
+                    ));
+                }
+                Some((first, len))
             }
-            // `0-18446744073709551615` would wrap to 0.
-            let len = (last - first)
-                .checked_add(1)
-                .ok_or_else(|| out_of_order(status.length))?;
-            if ctx.content_length().is_some_and(|n| n != len) {
-                return Err(ApiError::new(
-                    Code::SizeInvalid,
-                    "Content-Length does not match Content-Range",
-                ));
-            }
-            Some(len)
-        }
-        None => ctx.content_length(),
+            None => Some((u64::MAX, 0)),
+        },
+        None => None,
     };
-    let limit = remaining_limit(&ctx, status.length)?;
+    let exact = range.map(|(_, len)| len).or(ctx.content_length());
+    let max = ctx.state.config.limits.max_blob_bytes;
+    let content_length = ctx.content_length();
+    let body = ctx.take_body();
+    let too_large = std::sync::Arc::new(std::sync::Mutex::new(false));
+    let refused = too_large.clone();
     let state = ctx.state.clone();
     let _in_flight = state.metrics.upload_in_flight();
-    let data = body_stream(ctx.take_body(), limit, exact);
-    state
+    let appended = state
         .blobs
-        .upload_append(id, status.length, data)
-        .await
-        .map_err(|e| match e {
-            StorageError::UploadOffset { length, .. } => out_of_order(length),
-            other => or_upload_unknown(other),
+        .upload_append_after(id, move |status| {
+            if let Some((first, _)) = range
+                && first != status.length
+            {
+                return Err(StorageError::UploadOffset {
+                    length: status.length,
+                    offset: first,
+                });
+            }
+            let limit = match max {
+                0 => None,
+                max => match max.checked_sub(status.length) {
+                    Some(left) if content_length.is_none_or(|n| n <= left) => Some(left),
+                    _ => {
+                        *refused.lock().expect("flag") = true;
+                        return Err(StorageError::Refused {
+                            reason: "blob larger than the limit".into(),
+                        });
+                    }
+                },
+            };
+            Ok(body_stream(body, limit, exact))
         })
+        .await;
+    appended.map_err(|e| match e {
+        StorageError::UploadOffset { length, .. } => out_of_order(length),
+        StorageError::Refused { .. } if *too_large.lock().expect("flag") => {
+            ApiError::new(Code::SizeInvalid, format!("blob larger than the limit of {max} bytes"))
+                .with_status(StatusCode::PAYLOAD_TOO_LARGE)
+        }
+        other => or_upload_unknown(other),
+    })
 }
 
 /// `GET <location>`: where the session stands.
@@ -252,8 +287,8 @@ pub(crate) async fn status(ctx: Ctx, name: RepositoryName, id: UploadId) -> ApiR
 
 /// `PATCH <location>`: one chunk (with `Content-Range`) or a stream (without).
 pub(crate) async fn patch(ctx: Ctx, name: RepositoryName, id: UploadId) -> ApiResult<Response> {
-    let status = session(&ctx, &name, &id).await?;
-    let status = append_body(ctx, &name, &id, status).await?;
+    owned_session(&ctx, &name, &id).await?;
+    let status = append_body(ctx, &name, &id).await?;
     Ok(session_response(StatusCode::ACCEPTED, &name, &id, status.length)
         .body(Body::empty())
         .expect("response"))
@@ -283,7 +318,7 @@ pub(crate) async fn finish(ctx: Ctx, name: RepositoryName, id: UploadId) -> ApiR
         }
     } else {
         if ctx.has_body() {
-            append_body(ctx, &name, &id, status).await?;
+            append_body(ctx, &name, &id).await?;
         }
         state
             .blobs
@@ -292,7 +327,7 @@ pub(crate) async fn finish(ctx: Ctx, name: RepositoryName, id: UploadId) -> ApiR
             .map_err(or_upload_unknown)?;
     }
     link(&state, &name, &digest, prepared).await?;
-    state.meta.delete_upload(&id).await?;
+    state.meta.finish_upload(&id).await?;
     state.metrics.session(SessionEvent::Completed);
     Ok(blob_created(&name, &digest))
 }

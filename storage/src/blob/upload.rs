@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 
 use super::BlobStore;
-use crate::backend::{BackendExt, ObjectMeta, UploadStatus};
+use crate::backend::{ObjectMeta, UploadStatus};
 use crate::digest::{Algorithm, Digest, Hasher};
 use crate::error::{Error, Result};
 use crate::layout;
@@ -72,23 +72,38 @@ impl BlobStore {
     /// Appends `data` at `offset`, which must be the committed length; returns the new status.
     /// Hashing happens as the bytes stream to storage; an error commits nothing of this append.
     pub async fn upload_append(&self, id: &UploadId, offset: u64, data: ByteStream) -> Result<UploadStatus> {
+        self.upload_append_after(id, move |status| {
+            if status.length != offset {
+                return Err(Error::UploadOffset {
+                    length: status.length,
+                    offset,
+                });
+            }
+            Ok(data)
+        })
+        .await
+    }
+
+    /// Appends at the committed length what `prepare` returns once it has seen the session's
+    /// status (it may refuse: an offset that is not the length, a size limit); the status is
+    /// read once. Hashing happens as the bytes stream to storage; an error commits nothing.
+    pub async fn upload_append_after(
+        &self,
+        id: &UploadId,
+        prepare: impl FnOnce(&UploadStatus) -> Result<ByteStream> + Send + 'static,
+    ) -> Result<UploadStatus> {
         let home = layout::upload_data(id);
-        let status = self.backend.upload_status(&home).await?;
-        if status.length != offset {
-            return Err(Error::UploadOffset {
-                length: status.length,
-                offset,
-            });
-        }
-        let hasher = Arc::new(Mutex::new(decode_checkpoint(&status)?));
-        let hashing = Hashing {
-            inner: data,
-            hasher: hasher.clone(),
-        };
-        let checkpoint = Box::new(move || encode_checkpoint(&hasher.lock().expect("hasher lock")));
-        self.backend
-            .upload_append(&home, offset, Box::pin(hashing), checkpoint)
-            .await
+        let prepare: crate::backend::Prepare = Box::new(move |status| {
+            let hasher = Arc::new(Mutex::new(decode_checkpoint(status)?));
+            let hashing = Hashing {
+                inner: prepare(status)?,
+                hasher: hasher.clone(),
+            };
+            let checkpoint: crate::backend::Checkpoint =
+                Box::new(move || encode_checkpoint(&hasher.lock().expect("hasher lock")));
+            Ok((Box::pin(hashing) as ByteStream, checkpoint))
+        });
+        self.backend.upload_append_after(&home, prepare).await
     }
 
     /// Finishes a session: checks `size` (when given) and `digest` against what was uploaded and

@@ -489,6 +489,59 @@ impl Backend for S3Backend {
         upload::abort(&self.inner, home).await
     }
 
+    async fn remove(&self, key: &Key) -> Result<()> {
+        self.inner.delete(key).await
+    }
+
+    async fn upload_append_after(&self, home: &Key, prepare: crate::backend::Prepare) -> Result<UploadStatus> {
+        upload::append_after(&self.inner, home, prepare).await
+    }
+
+    /// Lists the prefix and deletes what it found with `DeleteObjects`, up to 1000 keys a
+    /// request.
+    async fn delete_prefix(&self, prefix: &Key) -> Result<u64> {
+        use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+        let inner = &self.inner;
+        let keys: Vec<String> = self
+            .list(prefix, None)
+            .map(|m| m.map(|m| inner.s3_key(&m.key)))
+            .try_collect()
+            .await?;
+        for batch in keys.chunks(1000) {
+            let objects = batch
+                .iter()
+                .map(|k| ObjectIdentifier::builder().key(k).build())
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| backend_err("DeleteObjects", prefix.as_str(), e))?;
+            let delete = Delete::builder()
+                .set_objects(Some(objects))
+                .quiet(true)
+                .build()
+                .map_err(|e| backend_err("DeleteObjects", prefix.as_str(), e))?;
+            let out = inner
+                .client
+                .delete_objects()
+                .bucket(&inner.bucket)
+                .delete(delete)
+                .send()
+                .await
+                .map_err(|e| map_err("DeleteObjects", prefix.as_str(), e))?;
+            if let Some(failed) = out.errors.as_ref().and_then(|e| e.first()) {
+                let why = format!(
+                    "{}: {}",
+                    failed.key.as_deref().unwrap_or_default(),
+                    failed.message.as_deref().unwrap_or_default()
+                );
+                return Err(backend_err(
+                    "DeleteObjects",
+                    prefix.as_str(),
+                    std::io::Error::other(why),
+                ));
+            }
+        }
+        Ok(keys.len() as u64)
+    }
+
     async fn sweep(&self, cutoff: SystemTime) -> Result<u64> {
         parts::sweep(&self.inner, self, cutoff).await
     }

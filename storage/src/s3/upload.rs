@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use super::client::backend_err;
 use super::parts::{self, MIN_PART, Part, PartBuffer, PartUploader};
 use super::{Inner, MAX_PARTS, S3Backend};
-use crate::backend::{BackendExt, Checkpoint, ObjectMeta, UploadStatus};
+use crate::backend::{Backend, Checkpoint, ObjectMeta, Prepare, UploadStatus};
 use crate::error::{Error, Result};
 use crate::key::Key;
 use crate::stream::ByteStream;
@@ -137,16 +137,34 @@ pub(super) async fn append(
     inner: &Arc<Inner>,
     home: &Key,
     offset: u64,
-    mut data: ByteStream,
+    data: ByteStream,
     checkpoint: Checkpoint,
 ) -> Result<UploadStatus> {
-    let (mut state, _) = read_state(inner, home).await?;
+    let (state, _) = read_state(inner, home).await?;
     if offset != state.length {
         return Err(Error::UploadOffset {
             length: state.length,
             offset,
         });
     }
+    append_to(inner, home, state, data, checkpoint).await
+}
+
+/// Appends after `prepare` has seen the status: one read of the state for both.
+pub(super) async fn append_after(inner: &Arc<Inner>, home: &Key, prepare: Prepare) -> Result<UploadStatus> {
+    let (state, updated) = read_state(inner, home).await?;
+    let (data, checkpoint) = prepare(&status_of(&state, updated)?)?;
+    append_to(inner, home, state, data, checkpoint).await
+}
+
+/// Appends `data` to the upload whose state (just read) is `state`.
+async fn append_to(
+    inner: &Arc<Inner>,
+    home: &Key,
+    mut state: State,
+    mut data: ByteStream,
+    checkpoint: Checkpoint,
+) -> Result<UploadStatus> {
     let mut buffer = PartBuffer::new(inner.part_size);
     if let Some(tail) = &state.tail {
         let full = buffer.push(&read_tail(inner, home, tail).await?);
@@ -236,7 +254,11 @@ pub(super) async fn complete(inner: &Arc<Inner>, home: &Key, to: &Key) -> Result
         }
     }
     S3Backend { inner: inner.clone() }.delete_prefix(home).await?;
-    inner.head(to).await
+    Ok(ObjectMeta {
+        key: to.clone(),
+        size: state.length,
+        modified: SystemTime::now(),
+    })
 }
 
 pub(super) async fn abort(inner: &Arc<Inner>, home: &Key) -> Result<()> {
