@@ -344,3 +344,65 @@ async fn a_repository_from_before_the_tag_index_is_indexed_on_its_first_delete()
         "the other tags were indexed on the way"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_uploads_to_s3_share_one_buffer_budget() {
+    use common::process::{Registry, Start, Storage};
+    use futures::StreamExt;
+    let server = strata_storage::testing::S3TestServer::start().await;
+    server.bucket("budget").await;
+    let storage = Storage::S3 {
+        endpoint: server.endpoint(),
+        bucket: "budget".into(),
+    };
+    let budget: u64 = 48 << 20;
+    let registry = Registry::start(
+        &storage,
+        None,
+        Start {
+            env: vec![("STRATA_STORAGE_S3_BUFFER_BUDGET", budget.to_string())],
+            ..Start::default()
+        },
+    )
+    .await;
+    let baseline = registry.status_kib("VmRSS");
+    // Six streamed 64 MiB pushes at once: 16 MiB parts, 4 in flight each, would hold 480 MiB.
+    let chunk = bytes::Bytes::from((0..1u32 << 20).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
+    let chunks = 64;
+    let mut hasher = strata_storage::digest::Hasher::new(strata_storage::digest::Algorithm::Sha256);
+    for _ in 0..chunks {
+        hasher.update(&chunk);
+    }
+    let digest = hasher.finish();
+    let pushes = (0..6).map(|i| {
+        let body = futures::stream::iter((0..chunks).map({
+            let chunk = chunk.clone();
+            move |_| Ok::<_, std::io::Error>(chunk.clone())
+        }));
+        reqwest::Client::new()
+            .post(registry.url(&format!("/v2/budget/r{i}/blobs/uploads/?digest={digest}")))
+            .header("content-length", (chunks << 20).to_string())
+            .body(reqwest::Body::wrap_stream(body.boxed()))
+            .send()
+    });
+    for response in futures::future::join_all(pushes).await {
+        let response = response.unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::CREATED,
+            "{}",
+            response.text().await.unwrap()
+        );
+    }
+    let peak = registry.status_kib("VmHWM");
+    eprintln!(
+        "RSS: baseline {baseline} KiB, peak {peak} KiB, budget {} KiB",
+        budget >> 10
+    );
+    // Without the budget this peaks near 370 MiB over the baseline.
+    assert!(
+        peak < baseline + (budget >> 10) + 64 * 1024,
+        "peak RSS {peak} KiB (baseline {baseline} KiB, budget {} KiB)",
+        budget >> 10
+    );
+}

@@ -120,6 +120,11 @@ pub struct S3Config {
     /// Parts uploaded at once per upload; default 4.
     #[serde(default = "default_concurrency")]
     pub upload_concurrency: usize,
+    /// The bytes all uploads together may hold in part buffers (filling or being sent); past
+    /// it, uploads wait for sent parts and read their clients more slowly. At least two parts;
+    /// default 256 MiB.
+    #[serde(default = "default_buffer_budget")]
+    pub buffer_budget: u64,
     /// Objects larger than this are copied with multipart copy (at most, and default, 5 GiB).
     #[serde(default = "default_copy_threshold")]
     pub multipart_copy_threshold: u64,
@@ -147,6 +152,9 @@ fn default_part_size() -> u64 {
 }
 fn default_concurrency() -> usize {
     4
+}
+fn default_buffer_budget() -> u64 {
+    256 * MIB
 }
 fn default_copy_threshold() -> u64 {
     5 * 1024 * MIB
@@ -186,6 +194,7 @@ impl S3Config {
             session_token: None,
             part_size: default_part_size(),
             upload_concurrency: default_concurrency(),
+            buffer_budget: default_buffer_budget(),
             multipart_copy_threshold: default_copy_threshold(),
             copy_part_size: default_copy_part_size(),
             max_attempts: default_max_attempts(),
@@ -222,6 +231,12 @@ impl S3Config {
         }
         if self.multipart_copy_threshold > MAX_PART {
             return bad("s3 multipart_copy_threshold is above 5 GiB".into());
+        }
+        if self.buffer_budget < 2 * self.part_size {
+            return bad(format!(
+                "s3 buffer_budget {} is under two parts of {}",
+                self.buffer_budget, self.part_size
+            ));
         }
         if self.upload_concurrency == 0 || self.max_attempts == 0 {
             return bad("s3 upload_concurrency and max_attempts must be at least 1".into());
@@ -330,6 +345,7 @@ impl StorageConfig {
                 parse_var(&var, "S3_PATH_STYLE", &mut s3.path_style)?;
                 parse_var(&var, "S3_PART_SIZE", &mut s3.part_size)?;
                 parse_var(&var, "S3_UPLOAD_CONCURRENCY", &mut s3.upload_concurrency)?;
+                parse_var(&var, "S3_BUFFER_BUDGET", &mut s3.buffer_budget)?;
                 parse_var(&var, "S3_MAX_ATTEMPTS", &mut s3.max_attempts)?;
                 for (name, field) in [
                     ("S3_CONNECT_TIMEOUT", &mut s3.connect_timeout),

@@ -56,6 +56,8 @@ struct Inner {
     prefix: String,
     part_size: usize,
     upload_concurrency: usize,
+    /// The bytes all uploads through this backend may hold in part buffers at once.
+    budget: Arc<tokio::sync::Semaphore>,
     multipart_copy_threshold: u64,
     copy_part_size: u64,
 }
@@ -91,6 +93,7 @@ impl S3Backend {
             prefix,
             part_size: cfg.part_size as usize,
             upload_concurrency: cfg.upload_concurrency,
+            budget: Arc::new(parts::budget(cfg.buffer_budget)),
             multipart_copy_threshold: cfg.multipart_copy_threshold,
             copy_part_size: cfg.copy_part_size,
         };
@@ -315,13 +318,13 @@ impl Backend for S3Backend {
     async fn put(&self, key: &Key, mut data: ByteStream) -> Result<ObjectMeta> {
         let inner = &self.inner;
         let s3_key = inner.s3_key(key);
-        let mut buffer = PartBuffer::new(inner.part_size);
+        let mut buffer = PartBuffer::new(inner.part_size, inner.budget.clone());
         let mut multipart: Option<(PartUploader, i32)> = None;
         let mut size = 0u64;
         while let Some(chunk) = data.next().await {
             let chunk = chunk?; // dropping `multipart` aborts the upload
             size += chunk.len() as u64;
-            for part in buffer.push(&chunk) {
+            for part in buffer.push(&chunk).await? {
                 let (uploader, next) = match &mut multipart {
                     Some(m) => m,
                     None => multipart.insert((PartUploader::create(inner.clone(), s3_key.clone(), true).await?, 1)),
@@ -332,9 +335,9 @@ impl Backend for S3Backend {
         }
         let rest = buffer.rest();
         match multipart {
-            None => inner.put_small(&s3_key, rest).await?,
+            None => inner.put_small(&s3_key, rest.bytes).await?,
             Some((mut uploader, next)) => {
-                if !rest.is_empty() {
+                if !rest.bytes.is_empty() {
                     uploader.upload(next, rest).await?;
                 }
                 let parts = uploader.wait().await?;

@@ -8,6 +8,7 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use super::Inner;
@@ -117,12 +118,17 @@ impl PartUploader {
     }
 
     /// Queues part `number`; waits while `upload_concurrency` parts are in flight.
-    pub(super) async fn upload(&mut self, number: i32, data: Bytes) -> Result<()> {
+    pub(super) async fn upload(&mut self, number: i32, part: Held) -> Result<()> {
         while self.tasks.len() >= self.inner.upload_concurrency {
             self.join_one().await?;
         }
         let (inner, key, upload_id) = (self.inner.clone(), self.key.clone(), self.upload_id.clone());
         self.tasks.spawn(async move {
+            // The part's share of the budget goes back when the request is done.
+            let Held {
+                bytes: data,
+                permit: _permit,
+            } = part;
             let size = data.len() as u64;
             let out = inner
                 .client
@@ -270,42 +276,129 @@ pub(super) async fn abort(inner: &Inner, key: &str, upload_id: &str) -> Result<(
     }
 }
 
+/// Bytes for S3 and the share of the buffer budget they hold until they are sent.
+#[derive(Debug)]
+pub(super) struct Held {
+    pub(super) bytes: Bytes,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Held {
+    /// Bytes outside the budget (small objects read whole: upload tails).
+    pub(super) fn free(bytes: Bytes) -> Self {
+        Held { bytes, permit: None }
+    }
+}
+
+/// Bytes a buffer holds before it takes a part's share of the budget: small objects (configs,
+/// manifests, small layers) never wait for it.
+const SMALL: usize = 1 << 20;
+
+/// The budget counts in KiB (a part of 5 GiB is 5 Mi permits).
+const PERMIT: usize = 1024;
+
+/// The budget for `bytes` bytes of part buffers (permits of [`PERMIT`] bytes).
+pub(super) fn budget(bytes: u64) -> Semaphore {
+    Semaphore::new((bytes as usize).div_ceil(PERMIT))
+}
+
 /// Collects stream chunks into parts of exactly `part_size` bytes (copying each byte once).
+///
+/// Memory: one budget per backend bounds what all its uploads hold in parts being filled or
+/// sent. A buffer past [`SMALL`] bytes reserves a whole part of it at once, which it keeps until
+/// that part is sent; so every buffer holding a reservation can finish its part without asking
+/// for more, and uploads that find the budget spent wait (reading their clients more slowly)
+/// for sent parts to give theirs back, never for each other.
 #[derive(Debug)]
 pub(super) struct PartBuffer {
     buf: BytesMut,
     part_size: usize,
+    budget: Arc<Semaphore>,
+    reserved: Option<OwnedSemaphorePermit>,
 }
 
 impl PartBuffer {
-    pub(super) fn new(part_size: usize) -> Self {
+    pub(super) fn new(part_size: usize, budget: Arc<Semaphore>) -> Self {
         // Small objects never need a whole part's worth of memory; after the first part we know
         // the object is large and allocate whole parts.
         PartBuffer {
             buf: BytesMut::new(),
             part_size,
+            budget,
+            reserved: None,
         }
     }
 
     /// Adds a chunk; returns the parts that are now full.
-    pub(super) fn push(&mut self, chunk: &[u8]) -> Vec<Bytes> {
+    pub(super) async fn push(&mut self, chunk: &[u8]) -> Result<Vec<Held>> {
         let mut full = Vec::new();
         let mut rest = chunk;
         while !rest.is_empty() {
             let room = self.part_size - self.buf.len();
             let take = room.min(rest.len());
+            if self.reserved.is_none() && self.buf.len() + take > SMALL {
+                let permits = self.part_size.div_ceil(PERMIT) as u32;
+                let reserved = self
+                    .budget
+                    .clone()
+                    .acquire_many_owned(permits)
+                    .await
+                    .map_err(|e| backend_err("buffer", "", e))?;
+                self.reserved = Some(reserved);
+                // The whole part at once: no doubling (and copying) on the way there.
+                self.buf.reserve(self.part_size - self.buf.len());
+            }
             self.buf.extend_from_slice(&rest[..take]);
             rest = &rest[take..];
             if self.buf.len() == self.part_size {
-                let part = std::mem::replace(&mut self.buf, BytesMut::with_capacity(self.part_size));
-                full.push(part.freeze());
+                let part = std::mem::take(&mut self.buf);
+                full.push(Held {
+                    bytes: part.freeze(),
+                    permit: self.reserved.take(),
+                });
             }
         }
-        full
+        Ok(full)
     }
 
     /// What is left (less than one part).
-    pub(super) fn rest(self) -> Bytes {
-        self.buf.freeze()
+    pub(super) fn rest(self) -> Held {
+        Held {
+            bytes: self.buf.freeze(),
+            permit: self.reserved,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_large_buffer_reserves_a_whole_part_until_it_is_sent() {
+        const MIB: usize = 1 << 20;
+        let budget = Arc::new(budget(4 * MIB as u64));
+        let all = budget.available_permits();
+        let mut buffer = PartBuffer::new(2 * MIB, budget.clone());
+        // Small: nothing taken.
+        assert!(buffer.push(&[1u8; 1000]).await.unwrap().is_empty());
+        assert_eq!(budget.available_permits(), all);
+        // Past 1 MiB: a part reserved; a full part carries it away, the next one reserves again
+        // once it is past 1 MiB itself.
+        let parts = buffer.push(&vec![1u8; 3 * MIB]).await.unwrap();
+        assert_eq!(parts.len(), 1);
+        assert_eq!(
+            budget.available_permits(),
+            all - 2 * 2048,
+            "the sent part and the filling one"
+        );
+        // A second upload finds the budget spent and waits until the first part is sent.
+        let mut other = PartBuffer::new(2 * MIB, budget.clone());
+        let waiting = tokio::time::timeout(std::time::Duration::from_millis(50), other.push(&vec![2u8; MIB + 1])).await;
+        assert!(waiting.is_err(), "the budget is spent");
+        drop(parts);
+        assert!(other.push(&vec![2u8; MIB + 1]).await.unwrap().is_empty());
+        assert_eq!(buffer.rest().bytes.len(), MIB + 1000);
+        assert_eq!(budget.available_permits(), all - 2048, "the other's reservation");
     }
 }

@@ -24,7 +24,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::client::backend_err;
-use super::parts::{self, MIN_PART, Part, PartBuffer, PartUploader};
+use super::parts::{self, Held, MIN_PART, Part, PartBuffer, PartUploader};
 use super::{Inner, MAX_PARTS, S3Backend};
 use crate::backend::{Backend, Checkpoint, ObjectMeta, Prepare, UploadStatus};
 use crate::error::{Error, Result};
@@ -165,15 +165,15 @@ async fn append_to(
     mut data: ByteStream,
     checkpoint: Checkpoint,
 ) -> Result<UploadStatus> {
-    let mut buffer = PartBuffer::new(inner.part_size);
+    let mut buffer = PartBuffer::new(inner.part_size, inner.budget.clone());
     if let Some(tail) = &state.tail {
-        let full = buffer.push(&read_tail(inner, home, tail).await?);
+        let full = buffer.push(&read_tail(inner, home, tail).await?).await?;
         debug_assert!(full.is_empty(), "a tail is smaller than a part");
     }
     let mut slot = None;
     let mut next = state.parts.len() as u64 + 1;
     let mut appended = 0u64;
-    let mut queue_part = async |state: &mut State, part: Bytes, next: &mut u64| -> Result<()> {
+    let mut queue_part = async |state: &mut State, part: Held, next: &mut u64| -> Result<()> {
         if *next > MAX_PARTS {
             let too_many = std::io::Error::other("upload exceeds 10000 parts; raise part_size");
             return Err(backend_err("UploadPart", home.as_str(), too_many));
@@ -188,24 +188,26 @@ async fn append_to(
     while let Some(chunk) = data.next().await {
         let chunk = chunk?;
         appended += chunk.len() as u64;
-        for part in buffer.push(&chunk) {
+        for part in buffer.push(&chunk).await? {
             queue_part(&mut state, part, &mut next).await?;
         }
     }
     let rest = buffer.rest();
     let new_length = state.length + appended;
-    let new_tail = if rest.len() as u64 >= MIN_PART {
+    let new_tail = if rest.bytes.len() as u64 >= MIN_PART {
         queue_part(&mut state, rest, &mut next).await?;
         None
-    } else if rest.is_empty() {
+    } else if rest.bytes.is_empty() {
         None
     } else {
         let tail = Tail {
             name: format!("tail-{new_length}"),
-            size: rest.len() as u64,
+            size: rest.bytes.len() as u64,
         };
         if state.tail.as_ref() != Some(&tail) {
-            inner.put_small(&inner.s3_key(&child(home, &tail.name)), rest).await?;
+            inner
+                .put_small(&inner.s3_key(&child(home, &tail.name)), rest.bytes)
+                .await?;
         }
         Some(tail)
     };
@@ -231,7 +233,7 @@ pub(super) async fn complete(inner: &Arc<Inner>, home: &Key, to: &Key) -> Result
             let mut uploader = PartUploader::resume(inner.clone(), inner.s3_key(&data), id.clone(), false);
             if let Some(tail) = &state.tail {
                 uploader
-                    .upload(parts.len() as i32 + 1, read_tail(inner, home, tail).await?)
+                    .upload(parts.len() as i32 + 1, Held::free(read_tail(inner, home, tail).await?))
                     .await?;
                 parts.extend(uploader.wait().await?);
             }
