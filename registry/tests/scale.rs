@@ -406,3 +406,51 @@ async fn concurrent_uploads_to_s3_share_one_buffer_budget() {
         budget >> 10
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blob_downloads_can_go_straight_from_the_object_store() {
+    let fixture = Arc::new(S3Fixture::new().await.configured(|c| c.redirect = true));
+    let r = TestRegistry::start(fixture.clone(), Config::default()).await;
+    let content: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+    let digest = r.push_blob("direct/app", content.clone()).await;
+    let path = format!("/v2/direct/app/blobs/{digest}");
+
+    // GET: a redirect to a presigned URL of the object store, which serves the blob to anyone
+    // holding the URL, ranges included.
+    let response = r.get(&path).await;
+    assert_eq!(response.status(), StatusCode::TEMPORARY_REDIRECT);
+    assert_eq!(response.headers()["docker-content-digest"], digest.to_string().as_str());
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let endpoint = fixture.server().unwrap().endpoint();
+    assert!(location.starts_with(&endpoint), "{location}");
+    assert!(location.contains("X-Amz-Signature="), "{location}");
+    let direct = reqwest::get(&location).await.unwrap();
+    assert_eq!(direct.status(), StatusCode::OK);
+    assert_eq!(direct.bytes().await.unwrap(), content);
+    let ranged = reqwest::Client::new()
+        .get(&location)
+        .header("range", "bytes=10-19")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ranged.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(ranged.bytes().await.unwrap(), &content[10..20]);
+    // A tampered URL is refused by the object store.
+    let at = location.find("X-Amz-Signature=").unwrap() + "X-Amz-Signature=".len();
+    let flipped = if &location[at..at + 1] == "0" { "1" } else { "0" };
+    let tampered = format!("{}{flipped}{}", &location[..at], &location[at + 1..]);
+    assert_eq!(reqwest::get(&tampered).await.unwrap().status(), StatusCode::FORBIDDEN);
+
+    // HEAD stays with the registry; an unknown blob is not redirected.
+    let head = r.head(&path).await;
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_eq!(head.headers()["content-length"], content.len().to_string().as_str());
+    let missing = r.get(&format!("/v2/direct/app/blobs/sha256:{}", "0".repeat(64))).await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+
+    // Off by default: the registry serves the bytes itself.
+    let plain = TestRegistry::s3().await;
+    let digest = plain.push_blob("direct/app", content.clone()).await;
+    let served = plain.get(&format!("/v2/direct/app/blobs/{digest}")).await;
+    assert_eq!(served.status(), StatusCode::OK);
+}

@@ -201,6 +201,14 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
         Ok(deleted)
     }
 
+    /// A URL that serves object `key` to anyone who has it for a while (a presigned URL), so
+    /// clients can fetch large content from the object store directly; `None` when the backend
+    /// has no such thing or is not configured to (default).
+    async fn presigned_get(&self, key: &Key) -> Result<Option<String>> {
+        let _ = key;
+        Ok(None)
+    }
+
     /// Checks that the storage answers (readiness): one cheap request, bounded by `within`.
     /// Backends with several endpoints check each and record which answer, so requests avoid
     /// the others, and fail fast ([`Error::Unavailable`]) while none does. Default: a `head` of

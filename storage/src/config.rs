@@ -94,6 +94,13 @@ pub struct S3Config {
     /// Endpoint URL for S3-compatible services; `None` means AWS.
     #[serde(default)]
     pub endpoint: Option<String>,
+    /// Blob downloads are redirected (307) to presigned URLs of the object store, so the bytes
+    /// go from it to the client directly; clients must reach the object store. Default off.
+    #[serde(default)]
+    pub redirect: bool,
+    /// How long a redirect's presigned URL works; default 20 minutes.
+    #[serde(default = "default_redirect_expiry", with = "humantime_serde")]
+    pub redirect_expiry: Duration,
     /// Several endpoints serving the same bucket (the nodes of a cluster), in order of
     /// preference, instead of `endpoint`: each request goes to the first that answers; a failed
     /// one is passed over for a few seconds, and while every one fails the readiness probe,
@@ -153,6 +160,9 @@ fn default_part_size() -> u64 {
 fn default_concurrency() -> usize {
     4
 }
+fn default_redirect_expiry() -> Duration {
+    Duration::from_secs(20 * 60)
+}
 fn default_buffer_budget() -> u64 {
     256 * MIB
 }
@@ -188,6 +198,8 @@ impl S3Config {
             region: default_region(),
             endpoint: None,
             endpoints: Vec::new(),
+            redirect: false,
+            redirect_expiry: default_redirect_expiry(),
             path_style: false,
             access_key_id: None,
             secret_access_key: None,
@@ -343,6 +355,7 @@ impl StorageConfig {
                     s3.session_token = Some(Secret(v));
                 }
                 parse_var(&var, "S3_PATH_STYLE", &mut s3.path_style)?;
+                parse_var(&var, "S3_REDIRECT", &mut s3.redirect)?;
                 parse_var(&var, "S3_PART_SIZE", &mut s3.part_size)?;
                 parse_var(&var, "S3_UPLOAD_CONCURRENCY", &mut s3.upload_concurrency)?;
                 parse_var(&var, "S3_BUFFER_BUDGET", &mut s3.buffer_budget)?;
@@ -350,6 +363,7 @@ impl StorageConfig {
                 for (name, field) in [
                     ("S3_CONNECT_TIMEOUT", &mut s3.connect_timeout),
                     ("S3_READ_TIMEOUT", &mut s3.read_timeout),
+                    ("S3_REDIRECT_EXPIRY", &mut s3.redirect_expiry),
                 ] {
                     if let Some(v) = var(name) {
                         *field =

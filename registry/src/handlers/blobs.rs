@@ -49,6 +49,16 @@ pub(crate) async fn get(ctx: Ctx, name: RepositoryName, digest: Digest, head: bo
             .body(Body::empty())
             .expect("response"));
     }
+    // Straight from the object store, when it is configured so (ranges included: the client
+    // sends its Range header there).
+    if let Some(url) = state.blobs.redirect(&digest).await? {
+        return Ok(Response::builder()
+            .status(StatusCode::TEMPORARY_REDIRECT)
+            .header("docker-content-digest", digest.to_string())
+            .header(header::LOCATION, url)
+            .body(Body::empty())
+            .expect("response"));
+    }
     // A Range header we cannot parse is ignored, as RFC 9110 says.
     let range = ctx.header(header::RANGE).and_then(|v| ByteRange::parse_header(v).ok());
     let blob = state

@@ -85,6 +85,12 @@ impl BlobStore {
         self.backend.get(&self.key(digest)?, range).await
     }
 
+    /// Where a client may fetch blob `digest` from the object store directly (a presigned URL),
+    /// when the backend is configured for that.
+    pub async fn redirect(&self, digest: &Digest) -> Result<Option<String>> {
+        self.backend.presigned_get(&self.key(digest)?).await
+    }
+
     /// Deletes the blob; [`crate::Error::NotFound`] if absent.
     pub async fn delete(&self, digest: &Digest) -> Result<()> {
         self.backend.delete(&self.key(digest)?).await

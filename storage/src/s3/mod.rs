@@ -56,6 +56,8 @@ struct Inner {
     prefix: String,
     part_size: usize,
     upload_concurrency: usize,
+    /// How long presigned URLs for blob downloads work; none: no redirects.
+    redirect: Option<std::time::Duration>,
     /// The bytes all uploads through this backend may hold in part buffers at once.
     budget: Arc<tokio::sync::Semaphore>,
     multipart_copy_threshold: u64,
@@ -94,6 +96,7 @@ impl S3Backend {
             part_size: cfg.part_size as usize,
             upload_concurrency: cfg.upload_concurrency,
             budget: Arc::new(parts::budget(cfg.buffer_budget)),
+            redirect: cfg.redirect.then_some(cfg.redirect_expiry),
             multipart_copy_threshold: cfg.multipart_copy_threshold,
             copy_part_size: cfg.copy_part_size,
         };
@@ -494,6 +497,25 @@ impl Backend for S3Backend {
 
     async fn remove(&self, key: &Key) -> Result<()> {
         self.inner.delete(key).await
+    }
+
+    async fn presigned_get(&self, key: &Key) -> Result<Option<String>> {
+        let Some(expires) = self.inner.redirect else {
+            return Ok(None);
+        };
+        let s3_key = self.inner.s3_key(key);
+        let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(expires)
+            .map_err(|e| backend_err("presign GetObject", &s3_key, e))?;
+        let request = self
+            .inner
+            .client
+            .get_object()
+            .bucket(&self.inner.bucket)
+            .key(&s3_key)
+            .presigned(config)
+            .await
+            .map_err(|e| map_err("presign GetObject", &s3_key, e))?;
+        Ok(Some(request.uri().to_owned()))
     }
 
     async fn upload_append_after(&self, home: &Key, prepare: crate::backend::Prepare) -> Result<UploadStatus> {

@@ -313,6 +313,12 @@ impl S3Fixture {
         S3Fixture { config, server: None }
     }
 
+    /// The same bucket with `change` made to the configuration backends are built from.
+    pub fn configured(mut self, change: impl FnOnce(&mut S3Config)) -> Self {
+        change(&mut self.config);
+        self
+    }
+
     /// The in-process server (none for the external endpoint).
     pub fn server(&self) -> Option<&S3TestServer> {
         self.server.as_ref()
