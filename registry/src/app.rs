@@ -62,7 +62,8 @@ pub async fn run(
     let probed = state.clone();
     let readiness = tokio::spawn(async move {
         let interval = probed.config.server.readiness_interval;
-        crate::health::probe_storage(&probed.readiness, probed.blobs.backend().as_ref(), interval).await;
+        let backend = probed.blobs.backend().as_ref();
+        crate::health::probe_storage(&probed.readiness, &probed.metrics, backend, interval).await;
     });
     let result = crate::serve::serve(
         listener,

@@ -60,14 +60,21 @@ impl Readiness {
     }
 }
 
-/// Probes `backend` every `interval`, giving it as long to answer, into `readiness`.
-pub(crate) async fn probe_storage(readiness: &Readiness, backend: &dyn Backend, interval: Duration) {
+/// Probes `backend` every `interval`, giving it as long to answer, into `readiness` (and the
+/// `strata_storage_ready` gauge).
+pub(crate) async fn probe_storage(
+    readiness: &Readiness,
+    metrics: &crate::metrics::Metrics,
+    backend: &dyn Backend,
+    interval: Duration,
+) {
     let interval = interval.max(Duration::from_millis(10));
     loop {
         let result = match backend.probe(interval).await {
             Ok(()) => Storage::Up,
             Err(e) => Storage::Down(e.to_string()),
         };
+        metrics.storage_ready(result == Storage::Up);
         readiness.set(result);
         tokio::time::sleep(interval).await;
     }

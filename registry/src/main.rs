@@ -47,18 +47,28 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Ask the registry this configuration describes whether it is live (`/healthz`; with
+    /// `--ready`, `/readyz`) and exit 0 if so: a container health check that needs no curl.
+    /// Plain HTTP only (with [tls], probe from outside).
+    Health {
+        /// Ask readiness (storage answers) instead of liveness.
+        #[arg(long)]
+        ready: bool,
+    },
 }
 
 /// The configuration file's sections, for `--help`.
 const CONFIG_HELP: &str = "\
 Configuration (TOML; every key with its default: deploy/registry.example.toml):
   listen, log_format, delete_enabled, upload_purge_age, upload_purge_interval
-  [storage]        type = \"fs\" (root) or \"s3\" (bucket, prefix, region, endpoint, path_style,
-                   access_key_id, secret_access_key, part_size, upload_concurrency, max_attempts, ...)
+  [storage]        type = \"fs\" (root) or \"s3\" (bucket, prefix, region, endpoint or endpoints,
+                   path_style, access_key_id, secret_access_key, part_size, upload_concurrency,
+                   buffer_budget, max_attempts, redirect, redirect_expiry, ...)
   [limits]         max_manifest_bytes, max_blob_bytes, catalog_max_entries, tags_max_entries,
                    buffered_body_bytes, max_manifest_references, max_tags_per_push
   [server]         max_connections, header_read_timeout, idle_timeout, request_timeout,
-                   min_body_rate_bytes, body_rate_window, shutdown_timeout, sweep_interval
+                   min_body_rate_bytes, body_rate_window, shutdown_timeout, sweep_interval,
+                   sweep_age, readiness_interval, reference_cache_ttl
   [foreign_layers] allow, deny
   [tls]            cert, key, client_ca (mutual TLS: the certificate's CN is the user)
   [auth]           htpasswd (bcrypt), groups, anonymous, realm, max_failed_logins, login_window,
@@ -110,6 +120,7 @@ fn main() -> ExitCode {
         Some(Command::Gc { dry_run, json }) => {
             runtime.block_on(collect(args.config, args.root, dry_run, json, verbose))
         }
+        Some(Command::Health { ready }) => health(args.config, args.listen, ready),
         None => runtime.block_on(serve(args)),
     };
     // Work still on the blocking pool after the shutdown deadline is not waited for long.
@@ -126,6 +137,42 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `strata-registry health`: one HTTP/1.0 GET of `/healthz` (or `/readyz`) on the configured
+/// listen address (loopback for a wildcard one), within 2 seconds.
+fn health(config: Option<PathBuf>, listen: Option<SocketAddr>, ready: bool) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    // Only the address matters here: a configuration the server would refuse still names it.
+    let flags = Overrides {
+        listen,
+        insecure_open: true,
+        ..Overrides::default()
+    };
+    let config = Config::load(config.as_deref(), |k| std::env::var(k).ok(), &flags)?;
+    let mut addr = config.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let path = if ready { "/readyz" } else { "/healthz" };
+    let timeout = std::time::Duration::from_secs(2);
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&addr, timeout).with_context(|| format!("connect to {addr}"))?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())?;
+    let mut answer = Vec::new();
+    stream.take(4096).read_to_end(&mut answer)?;
+    let answer = String::from_utf8_lossy(&answer);
+    let status = answer.lines().next().unwrap_or_default();
+    anyhow::ensure!(
+        status.split_whitespace().nth(1) == Some("200"),
+        "{path} on {addr}: {status}"
+    );
+    Ok(())
 }
 
 async fn serve(args: Args) -> anyhow::Result<()> {

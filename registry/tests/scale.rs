@@ -64,10 +64,14 @@ async fn readiness_follows_storage_and_requests_fail_over_between_endpoints() {
     assert_eq!(r.get("/healthz").await.status(), StatusCode::OK);
     let reason = r.get("/readyz").await.text().await.unwrap();
     assert!(reason.contains("storage unavailable"), "{reason}");
+    let metrics = r.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("strata_storage_ready 0"), "{metrics}");
 
     // One comes back: ready again within 2 s, and everything is there.
     server.restart_endpoint(1).await;
     until(&r, "/readyz", StatusCode::OK, flip).await;
+    let metrics = r.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("strata_storage_ready 1"), "{metrics}");
     assert_eq!(r.get("/v2/").await.status(), StatusCode::OK);
     for digest in [&before, &during] {
         let got = r.get(&format!("/v2/ha/app/blobs/{digest}")).await;

@@ -78,6 +78,8 @@ pub struct Metrics {
     gc_deleted: Family<KindLabels, Counter>,
     gc_freed_bytes: Counter,
     gc_last_duration: Gauge<f64, AtomicU64>,
+    /// 1 while storage answered its last readiness probe.
+    storage_ready: Gauge,
     /// Replaced whole after each cycle, so repositories that vanished leave the output.
     storage_bytes: Arc<Mutex<BTreeMap<String, u64>>>,
 }
@@ -175,6 +177,12 @@ impl Metrics {
             "How long the last cycle took",
             gc_last_duration.clone(),
         );
+        let storage_ready = Gauge::default();
+        registry.register(
+            "strata_storage_ready",
+            "1 while storage answered the last readiness probe (what /readyz says)",
+            storage_ready.clone(),
+        );
         let storage_bytes = Arc::default();
         registry.register_collector(Box::new(StorageBytes(Arc::clone(&storage_bytes))));
         Metrics {
@@ -191,8 +199,14 @@ impl Metrics {
             gc_deleted,
             gc_freed_bytes,
             gc_last_duration,
+            storage_ready,
             storage_bytes,
         }
+    }
+
+    /// Records what the last readiness probe found.
+    pub fn storage_ready(&self, ready: bool) {
+        self.storage_ready.set(i64::from(ready));
     }
 
     /// Counts one answered request and its time to response headers (bytes are counted by
