@@ -2,7 +2,7 @@
 //! SIGINT.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -120,7 +120,7 @@ fn main() -> ExitCode {
         Some(Command::Gc { dry_run, json }) => {
             runtime.block_on(collect(args.config, args.root, dry_run, json, verbose))
         }
-        Some(Command::Health { ready }) => health(args.config, args.listen, ready),
+        Some(Command::Health { ready }) => health(args.config.as_deref(), args.listen, ready),
         None => runtime.block_on(serve(args)),
     };
     // Work still on the blocking pool after the shutdown deadline is not waited for long.
@@ -141,7 +141,7 @@ fn main() -> ExitCode {
 
 /// `strata-registry health`: one HTTP/1.0 GET of `/healthz` (or `/readyz`) on the configured
 /// listen address (loopback for a wildcard one), within 2 seconds.
-fn health(config: Option<PathBuf>, listen: Option<SocketAddr>, ready: bool) -> anyhow::Result<()> {
+fn health(config: Option<&Path>, listen: Option<SocketAddr>, ready: bool) -> anyhow::Result<()> {
     use std::io::{Read, Write};
     // Only the address matters here: a configuration the server would refuse still names it.
     let flags = Overrides {
@@ -149,7 +149,7 @@ fn health(config: Option<PathBuf>, listen: Option<SocketAddr>, ready: bool) -> a
         insecure_open: true,
         ..Overrides::default()
     };
-    let config = Config::load(config.as_deref(), |k| std::env::var(k).ok(), &flags)?;
+    let config = Config::load(config, |k| std::env::var(k).ok(), &flags)?;
     let mut addr = config.listen;
     if addr.ip().is_unspecified() {
         addr.set_ip(match addr {
