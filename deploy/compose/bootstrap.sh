@@ -4,11 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 garage() { docker compose -f compose.yaml exec -T garage /garage "$@"; }
-node=$(garage status | awk '/NO ROLE ASSIGNED/ {print $1; exit}')
-if [ -n "$node" ]; then
-    garage layout assign -z dc1 -c 10G "$node"
-    garage layout apply --version 1
-fi
+node=$(garage node id -q | cut -d@ -f1)
+garage layout assign -z dc1 -c 10G "$node"
+garage layout apply --version 1 || true   # already applied on a second run
 garage bucket create registry 2>/dev/null || true
 key=$(garage key create strata-registry)
 id=$(awk '/Key ID/ {print $3}' <<<"$key")
