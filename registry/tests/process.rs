@@ -10,7 +10,6 @@ use bytes::Bytes;
 use common::process::{Registry, Storage};
 use reqwest::{Method, StatusCode};
 use strata_storage::digest::sha256;
-use strata_storage::testing::S3TestServer;
 
 async fn start_upload(client: &reqwest::Client, registry: &Registry, name: &str) -> String {
     let response = client
@@ -116,12 +115,7 @@ async fn fs_killed_and_restarted_registry_continues_the_upload() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_killed_and_restarted_registry_continues_the_upload() {
-    let server = S3TestServer::start().await;
-    server.bucket("restart").await;
-    let storage = Storage::S3 {
-        endpoint: server.endpoint(),
-        bucket: "restart".into(),
-    };
+    let (_server, storage) = Storage::s3("restart").await;
     killed_and_restarted_registry_continues_the_upload(storage).await;
 }
 
@@ -133,12 +127,7 @@ async fn fs_a_second_replica_continues_an_upload_the_first_started() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_a_second_replica_continues_an_upload_the_first_started() {
-    let server = S3TestServer::start().await;
-    server.bucket("replicas").await;
-    let storage = Storage::S3 {
-        endpoint: server.endpoint(),
-        bucket: "replicas".into(),
-    };
+    let (_server, storage) = Storage::s3("replicas").await;
     a_second_replica_continues_an_upload_the_first_started(storage).await;
 }
 

@@ -83,12 +83,7 @@ async fn readiness_follows_storage_and_requests_fail_over_between_endpoints() {
 async fn a_killed_monolithic_push_leaves_a_multipart_upload_the_sweep_aborts() {
     use common::process::{Registry, Start, Storage};
     use futures::StreamExt;
-    let server = strata_storage::testing::S3TestServer::start().await;
-    server.bucket("killed").await;
-    let storage = Storage::S3 {
-        endpoint: server.endpoint(),
-        bucket: "killed".into(),
-    };
+    let (server, storage) = Storage::s3("killed").await;
     let registry = Registry::spawn(&storage, None).await;
 
     // A monolithic push (POST ?digest=) whose body stops after 40 MiB: two 16 MiB parts are up.
@@ -353,12 +348,7 @@ async fn a_repository_from_before_the_tag_index_is_indexed_on_its_first_delete()
 async fn concurrent_uploads_to_s3_share_one_buffer_budget() {
     use common::process::{Registry, Start, Storage};
     use futures::StreamExt;
-    let server = strata_storage::testing::S3TestServer::start().await;
-    server.bucket("budget").await;
-    let storage = Storage::S3 {
-        endpoint: server.endpoint(),
-        bucket: "budget".into(),
-    };
+    let (_server, storage) = Storage::s3("budget").await;
     let budget: u64 = 48 << 20;
     let registry = Registry::start(
         &storage,

@@ -13,6 +13,20 @@ pub enum Storage {
     S3 { endpoint: String, bucket: String },
 }
 
+impl Storage {
+    /// A fresh bucket `bucket` on a new in-process S3 server (keep the server for as long as the
+    /// storage is used).
+    pub async fn s3(bucket: &str) -> (strata_storage::testing::S3TestServer, Storage) {
+        let server = strata_storage::testing::S3TestServer::start().await;
+        server.bucket(bucket).await;
+        let storage = Storage::S3 {
+            endpoint: server.endpoint(),
+            bucket: bucket.into(),
+        };
+        (server, storage)
+    }
+}
+
 /// A `strata-registry` child process, killed on drop.
 pub struct Registry {
     pub child: Child,
