@@ -435,6 +435,12 @@ async fn blob_downloads_can_go_straight_from_the_object_store() {
     let tampered = format!("{}{flipped}{}", &location[..at], &location[at + 1..]);
     assert_eq!(reqwest::get(&tampered).await.unwrap().status(), StatusCode::FORBIDDEN);
 
+    // A client that follows redirects (as docker, containerd and strata's own do) just gets
+    // the bytes.
+    let followed = reqwest::get(r.url(&path)).await.unwrap();
+    assert_eq!(followed.status(), StatusCode::OK);
+    assert_eq!(followed.bytes().await.unwrap(), content);
+
     // HEAD stays with the registry; an unknown blob is not redirected.
     let head = r.head(&path).await;
     assert_eq!(head.status(), StatusCode::OK);

@@ -140,3 +140,49 @@ async fn skopeo_copies_an_image_in_and_out_with_identical_digests() {
         serde_json::from_str(&skopeo(&["list-tags", "--tls-verify=false", &reference]).await).unwrap();
     assert_eq!(tags["Tags"], serde_json::json!(["v2s2"]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skopeo_pulls_blobs_straight_from_the_object_store_when_redirected() {
+    use strata_storage::testing::{Fixture, S3Fixture};
+    let fixture = S3Fixture::new().await.configured(|c| c.redirect = true);
+    let registry = LocalRegistry::start_over(strata_registry::Config::default(), fixture.backend().await).await;
+    let work = tempfile::tempdir().unwrap();
+    let source = work.path().join("source");
+    let image = write_busybox_layout(&source, "v1");
+    let reference = format!("docker://{}/redirect/busybox:v1", registry.addr);
+    skopeo(&[
+        "copy",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:v1", source.display()),
+        &reference,
+    ])
+    .await;
+    let server = fixture.server().unwrap();
+    server.take_requests();
+
+    let back = work.path().join("back");
+    skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        &reference,
+        &format!("oci:{}:v1", back.display()),
+    ])
+    .await;
+    assert_eq!(manifest_digest_of(&back), image.manifest.to_string());
+    assert_eq!(
+        blobs_of(&back),
+        blobs_of(&source),
+        "every blob comes back, by the object store"
+    );
+    // The layer's bytes came from the object store through presigned URLs.
+    let presigned = server
+        .take_requests()
+        .into_iter()
+        .filter(|r| r.starts_with("GET ") && r.contains("X-Amz-Signature="))
+        .count();
+    assert!(
+        presigned >= image.layers.len(),
+        "{presigned} presigned GETs for {} layers",
+        image.layers.len()
+    );
+}
