@@ -9,7 +9,8 @@
 # Prints each figure and strata / distribution ratios (higher is better for strata, except RSS).
 #
 # Usage: bench/scale.sh [--runs N] [--seconds S]   (as root; needs garage: see
-# scripts/garage-cluster.sh; installs docker-registry, nginx-light, wrk when missing)
+# scripts/garage-cluster.sh; STRATA_BUFFER_BUDGET=BYTES sets strata's storage.s3.buffer_budget;
+# installs docker-registry, nginx-light, wrk when missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=3
@@ -62,6 +63,7 @@ endpoints = [$endpoints]
 path_style = true
 access_key_id = "$key_id"
 secret_access_key = "$key_secret"
+${STRATA_BUFFER_BUDGET:+buffer_budget = $STRATA_BUFFER_BUDGET}
 TOML
                 RUST_LOG=warn "$strata_bin" --config "$dir/$name-$port.toml" 2>"$dir/$name-$port.log" &
                 ;;
@@ -83,7 +85,7 @@ storage:
   delete: { enabled: true }
   maintenance: { uploadpurging: { enabled: false } }
   redirect: { disable: true }
-http: { addr: 127.0.0.1:$port }
+http: { addr: 127.0.0.1:$port, secret: shared-by-the-replicas }
 YAML
                 # distribution's S3 driver panics when AWS_CA_BUNDLE is set (environment.md).
                 env -u AWS_CA_BUNDLE docker-registry serve "$dir/$name-$port.yml" >"$dir/$name-$port.log" 2>&1 &

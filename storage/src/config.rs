@@ -129,7 +129,8 @@ pub struct S3Config {
     pub upload_concurrency: usize,
     /// The bytes all uploads together may hold in part buffers (filling or being sent); past
     /// it, uploads wait for sent parts and read their clients more slowly. At least two parts;
-    /// default 256 MiB.
+    /// default 96 MiB (enough for one upload's parts in flight at the default part size and
+    /// concurrency; more only helps many uploads to fast object stores).
     #[serde(default = "default_buffer_budget")]
     pub buffer_budget: u64,
     /// Objects larger than this are copied with multipart copy (at most, and default, 5 GiB).
@@ -164,7 +165,7 @@ fn default_redirect_expiry() -> Duration {
     Duration::from_secs(20 * 60)
 }
 fn default_buffer_budget() -> u64 {
-    256 * MIB
+    96 * MIB
 }
 fn default_copy_threshold() -> u64 {
     5 * 1024 * MIB
