@@ -39,14 +39,16 @@ fn manifest_digest_of(dir: &Path) -> String {
     index["manifests"][0]["digest"].as_str().unwrap().to_string()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn skopeo_copies_an_image_in_and_out_with_identical_digests() {
-    let registry = LocalRegistry::start().await;
-    let work = tempfile::tempdir().unwrap();
-    let source = work.path().join("source");
+/// A busybox image written to `work/source` and copied by skopeo to `repository:v1` of
+/// `registry`; the image, its source layout, and the `docker://` reference (without the tag).
+async fn pushed_busybox(
+    registry: &LocalRegistry,
+    work: &Path,
+    repository: &str,
+) -> (strata_tests::oci::Image, std::path::PathBuf, String) {
+    let source = work.join("source");
     let image = write_busybox_layout(&source, "v1");
-    let reference = format!("docker://{}/interop/busybox", registry.addr);
-
+    let reference = format!("docker://{}/{repository}", registry.addr);
     skopeo(&[
         "copy",
         "--dest-tls-verify=false",
@@ -54,6 +56,14 @@ async fn skopeo_copies_an_image_in_and_out_with_identical_digests() {
         &format!("{reference}:v1"),
     ])
     .await;
+    (image, source, reference)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skopeo_copies_an_image_in_and_out_with_identical_digests() {
+    let registry = LocalRegistry::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let (image, source, reference) = pushed_busybox(&registry, work.path(), "interop/busybox").await;
 
     let inspect: serde_json::Value =
         serde_json::from_str(&skopeo(&["inspect", "--tls-verify=false", &format!("{reference}:v1")]).await).unwrap();
@@ -147,16 +157,8 @@ async fn skopeo_pulls_blobs_straight_from_the_object_store_when_redirected() {
     let fixture = S3Fixture::new().await.configured(|c| c.redirect = true);
     let registry = LocalRegistry::start_over(strata_registry::Config::default(), fixture.backend().await).await;
     let work = tempfile::tempdir().unwrap();
-    let source = work.path().join("source");
-    let image = write_busybox_layout(&source, "v1");
-    let reference = format!("docker://{}/redirect/busybox:v1", registry.addr);
-    skopeo(&[
-        "copy",
-        "--dest-tls-verify=false",
-        &format!("oci:{}:v1", source.display()),
-        &reference,
-    ])
-    .await;
+    let (image, source, reference) = pushed_busybox(&registry, work.path(), "redirect/busybox").await;
+    let reference = format!("{reference}:v1");
     let server = fixture.server().unwrap();
     server.take_requests();
 
