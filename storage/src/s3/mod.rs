@@ -114,18 +114,11 @@ impl Inner {
         format!("{}{key}", self.prefix)
     }
 
-    /// Deletes an object without asking whether it is there (records, best effort: a failure is
+    /// Deletes `key` without asking whether it is there, best effort (records: a failure is
     /// logged, and the sweep tidies up).
-    async fn delete_quietly(&self, s3_key: &str) {
-        if let Err(e) = self
-            .client
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(s3_key)
-            .send()
-            .await
-        {
-            tracing::warn!(key = s3_key, error = %client::describe(&e), "could not delete a record");
+    async fn delete_quietly(&self, key: &Key) {
+        if let Err(e) = self.delete(key).await {
+            tracing::warn!(%key, error = %e, "could not delete a record");
         }
     }
 

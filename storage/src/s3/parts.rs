@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 use super::Inner;
 use super::client::{backend_err, map_err};
 use crate::error::{Error, Result};
+use crate::key::Key;
 use crate::layout;
 
 /// S3's minimum size of every part but the last.
@@ -43,7 +44,7 @@ pub(super) struct PartUploader {
     finished: Vec<Part>,
     abort_on_drop: bool,
     /// The S3 key of this upload's record, while it has one.
-    record: Option<String>,
+    record: Option<Key>,
 }
 
 /// What `_multipart/<id>` holds.
@@ -57,14 +58,15 @@ impl PartUploader {
     /// Starts a new multipart upload for `key` (an S3 key, prefix included), recorded before it
     /// starts.
     pub(super) async fn create(inner: Arc<Inner>, key: String, abort_on_drop: bool) -> Result<Self> {
-        let record = inner.s3_key(&layout::multipart_record(&uuid::Uuid::new_v4().simple().to_string()));
+        let record = layout::multipart_record(&uuid::Uuid::new_v4().simple().to_string());
+        let record_s3 = inner.s3_key(&record);
         let write = |upload_id: Option<&str>| {
             let json = serde_json::to_vec(&Record {
                 key: key.clone(),
                 upload_id: upload_id.map(str::to_owned),
             })
             .expect("record serializes");
-            inner.put_small(&record, Bytes::from(json))
+            inner.put_small(&record_s3, Bytes::from(json))
         };
         write(None).await?;
         let created = inner
@@ -232,7 +234,7 @@ pub(super) async fn sweep(inner: &Arc<Inner>, backend: &super::S3Backend, cutoff
                 Ok(r) => r,
                 Err(e) => {
                     tracing::warn!(record = %record_s3, error = %e, "unreadable multipart record removed");
-                    inner.delete_quietly(&record_s3).await;
+                    inner.delete_quietly(&record_key).await;
                     continue;
                 }
             },
@@ -254,7 +256,7 @@ pub(super) async fn sweep(inner: &Arc<Inner>, backend: &super::S3Backend, cutoff
         for id in &ids {
             abort(inner, &record.key, id).await?;
         }
-        inner.delete_quietly(&record_s3).await;
+        inner.delete_quietly(&record_key).await;
         aborted += 1;
     }
     Ok(aborted)
