@@ -6,7 +6,8 @@
 #   - 4 concurrent 256 MiB pushes through the balancer (wall time);
 #   - manifest GET requests per second (wrk, 2 threads, 32 connections);
 #   - peak RSS of each replica.
-# Prints each figure and strata / distribution ratios (higher is better for strata, except RSS).
+# Prints each figure and strata / distribution ratios (higher is better for strata, except RSS),
+# and, when boto3 is installed, what the object store does on its own (the floor).
 #
 # Usage: bench/scale.sh [--runs N] [--seconds S]   (as root; needs garage: see
 # scripts/garage-cluster.sh; STRATA_BUFFER_BUDGET=BYTES sets strata's storage.s3.buffer_budget;
@@ -134,6 +135,24 @@ for n in 0 1 2 3; do
     small[$n]=$dir/small$n.bin
     small_digest[$n]=$(make_blob 256 "${small[$n]}")
 done
+
+# The object store's own floor, without a registry (boto3, when installed: pip install boto3):
+# a multipart put in 16 MiB parts, 4 at once, and a download (ranged GETs in parallel).
+if python3 -c 'import boto3' 2>/dev/null; then
+    python3 - "$key_id" "$key_secret" "$blob" <<'PY'
+import sys, time, boto3
+from boto3.s3.transfer import TransferConfig
+kid, secret, path = sys.argv[1:4]
+s3 = boto3.client("s3", endpoint_url="http://127.0.0.1:3900", aws_access_key_id=kid,
+                  aws_secret_access_key=secret, region_name="garage",
+                  config=boto3.session.Config(s3={"addressing_style": "path"}))
+size = __import__("os").path.getsize(path)
+cfg = TransferConfig(multipart_threshold=16 << 20, multipart_chunksize=16 << 20, max_concurrency=4)
+t = time.time(); s3.upload_file(path, "registry", "floor/blob", Config=cfg); put = time.time() - t
+t = time.time(); s3.download_file("registry", "floor/blob", "/dev/null"); get = time.time() - t
+print(f"object store floor (boto3, no registry): put {size / put / 1e6:.0f} MB/s, get {size / get / 1e6:.0f} MB/s")
+PY
+fi
 
 declare -A push_t pull_t par_t rps
 for run in $(seq "$runs"); do
