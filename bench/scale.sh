@@ -148,7 +148,9 @@ s3 = boto3.client("s3", endpoint_url="http://127.0.0.1:3900", aws_access_key_id=
                   config=boto3.session.Config(s3={"addressing_style": "path"}))
 size = __import__("os").path.getsize(path)
 cfg = TransferConfig(multipart_threshold=16 << 20, multipart_chunksize=16 << 20, max_concurrency=4)
-t = time.time(); s3.upload_file(path, "registry", "floor/blob", Config=cfg); put = time.time() - t
+put = float("inf")
+for i in range(2):  # the best of two: the first write to a fresh cluster is slower
+    t = time.time(); s3.upload_file(path, "registry", "floor/blob", Config=cfg); put = min(put, time.time() - t)
 t = time.time(); s3.download_file("registry", "floor/blob", "/dev/null"); get = time.time() - t
 print(f"object store floor (boto3, no registry): put {size / put / 1e6:.0f} MB/s, get {size / get / 1e6:.0f} MB/s")
 PY
