@@ -324,16 +324,13 @@ fn a_published_port_reaches_a_server_in_the_container_and_goes_with_it() {
 fn t_gives_a_terminal_and_ctrl_c_reaches_the_container() {
     let work = tempfile::tempdir().unwrap();
     let strata = image(work.path());
-    let root = work.path().join("root");
-    std::os::unix::fs::symlink("busybox", root.join("bin/stty")).unwrap();
-    strata.ok(&["import", root.to_str().unwrap(), "tty"]);
 
     // A terminal, 24x80 when the caller has none, and the command's exit code.
     let run = strata.run(&[
         "run",
         "--rm",
         "-t",
-        "tty",
+        "esc",
         "sh",
         "-c",
         "test -t 0 && test -t 1 && echo tty; stty size; exit 3",
@@ -341,7 +338,7 @@ fn t_gives_a_terminal_and_ctrl_c_reaches_the_container() {
     assert_eq!(run.code, 3, "{run:?}");
     assert_eq!(run.stdout.replace('\r', "").trim(), "tty\n24 80", "{run:?}");
     // Without -t, no terminal (the container's stdout is this test's pipe).
-    let run = strata.run(&["run", "--rm", "tty", "sh", "-c", "test -t 1 || echo none"]);
+    let run = strata.run(&["run", "--rm", "esc", "sh", "-c", "test -t 1 || echo none"]);
     assert_eq!(run.stdout.trim(), "none");
 
     // The size follows the caller's terminal: copied at the start, and on SIGWINCH.
@@ -360,7 +357,7 @@ fn t_gives_a_terminal_and_ctrl_c_reaches_the_container() {
             "run",
             "--rm",
             "-t",
-            "tty",
+            "esc",
         ])
         .args(["sh", "-c", "stty size; sleep 2; stty size"])
         .env("DOCKER_CONFIG", work.path().join("docker"))
@@ -386,7 +383,7 @@ fn t_gives_a_terminal_and_ctrl_c_reaches_the_container() {
 
     // Ctrl-C typed on the caller's terminal (a pty here) interrupts the container's foreground
     // process.
-    ctrl_c_stops(&strata, &["run", "--rm", "-i", "-t", "tty"]);
+    ctrl_c_stops(&strata, &["run", "--rm", "-i", "-t", "esc"]);
 }
 
 /// Runs `strata ARGS sh -c 'sleep 30; echo finished'` on a terminal (a pty), types Ctrl-C on it,
@@ -420,10 +417,7 @@ fn ctrl_c_stops(strata: &Strata, args: &[&str]) {
 fn exec_t_gives_a_terminal_in_a_running_container() {
     let work = tempfile::tempdir().unwrap();
     let strata = image(work.path());
-    let root = work.path().join("root");
-    std::os::unix::fs::symlink("busybox", root.join("bin/stty")).unwrap();
-    strata.ok(&["import", root.to_str().unwrap(), "tty"]);
-    strata.ok(&["run", "-d", "--name", "box", "tty", "sleep", "60"]);
+    strata.ok(&["run", "-d", "--name", "box", "esc", "sleep", "60"]);
 
     // A terminal, 24x80 without one to copy, and the command's exit code; none without -t.
     let script = "test -t 0 && test -t 1 && echo tty; stty size; exit 4";

@@ -279,3 +279,49 @@ async fn an_idle_connection_is_closed_after_the_idle_timeout() {
     assert!(read_until_closed(&mut idle, Duration::from_secs(5)).await.is_some());
     assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blobs_past_the_size_limit_are_refused_whole_or_in_chunks() {
+    let r = registry(|c| c.limits.max_blob_bytes = 1 << 20).await;
+    // A chunk that fits, then one that would pass the limit: 413 SIZE_INVALID, nothing appended.
+    let start = r
+        .request(Method::POST, "/v2/capped/blobs/uploads/")
+        .send()
+        .await
+        .unwrap();
+    let location = start.headers()["location"].to_str().unwrap().to_owned();
+    let patch = |body: Vec<u8>| {
+        r.request(Method::PATCH, &location)
+            .header("content-type", "application/octet-stream")
+            .body(body)
+            .send()
+    };
+    assert_eq!(patch(vec![1; 600 << 10]).await.unwrap().status(), StatusCode::ACCEPTED);
+    let over = patch(vec![2; 600 << 10]).await.unwrap();
+    assert_eq!(over.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(error_code(over).await, "SIZE_INVALID");
+    // (A fresh connection: the refusal closed the one that carried the unread chunk.)
+    let fresh = reqwest::Client::new();
+    let status = fresh.get(r.url(&location)).send().await.unwrap();
+    assert_eq!(status.headers()["range"], "0-614399", "the refused chunk left nothing");
+    // A whole blob over the limit, in one request.
+    let big = vec![3u8; 2 << 20];
+    let digest = sha256(&big);
+    let response = fresh
+        .post(r.url(&format!("/v2/capped/blobs/uploads/?digest={digest}")))
+        .header("content-length", big.len().to_string())
+        .body(big)
+        .send()
+        .await;
+    // Refused from the head (before the body is read): the answer, or the connection closed
+    // under the body still being sent.
+    if let Ok(response) = response {
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    }
+    let stored = fresh
+        .head(r.url(&format!("/v2/capped/blobs/{digest}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stored.status(), StatusCode::NOT_FOUND, "nothing of it was stored");
+}

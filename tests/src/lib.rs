@@ -16,7 +16,8 @@ use tokio::sync::oneshot;
 pub struct LocalRegistry {
     /// `127.0.0.1:<port>`.
     pub addr: SocketAddr,
-    _dir: tempfile::TempDir,
+    /// The storage directory (none for storage given by the caller).
+    _dir: Option<tempfile::TempDir>,
     shutdown: Option<oneshot::Sender<()>>,
 }
 
@@ -34,16 +35,16 @@ impl LocalRegistry {
         });
         let config = Config { storage, ..config };
         let state = AppState::open(config).await.expect("open registry");
-        Self::serve(state, dir).await
+        Self::serve(state, Some(dir)).await
     }
 
     /// Starts a registry with `config` over `backend` (S3, say).
     pub async fn start_over(config: Config, backend: std::sync::Arc<dyn strata_storage::Backend>) -> Self {
         let state = AppState::new(config, backend).expect("registry state");
-        Self::serve(state, tempfile::tempdir().expect("temp dir")).await
+        Self::serve(state, None).await
     }
 
-    async fn serve(state: strata_registry::SharedState, dir: tempfile::TempDir) -> Self {
+    async fn serve(state: strata_registry::SharedState, dir: Option<tempfile::TempDir>) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let (tx, rx) = oneshot::channel::<()>();

@@ -59,6 +59,21 @@ async fn pushed_busybox(
     (image, source, reference)
 }
 
+/// Copies `reference` (with its tag) back into `work/back` with skopeo and checks that the
+/// manifest and every blob of `image` (written at `source`) came back.
+async fn pulls_back(reference: &str, work: &Path, image: &strata_tests::oci::Image, source: &Path, why: &str) {
+    let back = work.join("back");
+    skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        reference,
+        &format!("oci:{}:v1", back.display()),
+    ])
+    .await;
+    assert_eq!(manifest_digest_of(&back), image.manifest.to_string());
+    assert_eq!(blobs_of(&back), blobs_of(source), "{why}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn skopeo_copies_an_image_in_and_out_with_identical_digests() {
     let registry = LocalRegistry::start().await;
@@ -83,20 +98,14 @@ async fn skopeo_copies_an_image_in_and_out_with_identical_digests() {
     .await;
     assert_eq!(strata_storage::digest::sha256(config.as_bytes()), image.config);
 
-    let back = work.path().join("back");
-    skopeo(&[
-        "copy",
-        "--src-tls-verify=false",
+    pulls_back(
         &format!("{reference}:v1"),
-        &format!("oci:{}:v1", back.display()),
-    ])
+        work.path(),
+        &image,
+        &source,
+        "every blob comes back with the same digest",
+    )
     .await;
-    assert_eq!(manifest_digest_of(&back), image.manifest.to_string());
-    assert_eq!(
-        blobs_of(&back),
-        blobs_of(&source),
-        "every blob comes back with the same digest"
-    );
 
     // Docker schema 2 on the way in (skopeo converts the manifest; the layers stay as they are).
     skopeo(&[
@@ -162,20 +171,14 @@ async fn skopeo_pulls_blobs_straight_from_the_object_store_when_redirected() {
     let server = fixture.server().unwrap();
     server.take_requests();
 
-    let back = work.path().join("back");
-    skopeo(&[
-        "copy",
-        "--src-tls-verify=false",
+    pulls_back(
         &reference,
-        &format!("oci:{}:v1", back.display()),
-    ])
+        work.path(),
+        &image,
+        &source,
+        "every blob comes back, by the object store",
+    )
     .await;
-    assert_eq!(manifest_digest_of(&back), image.manifest.to_string());
-    assert_eq!(
-        blobs_of(&back),
-        blobs_of(&source),
-        "every blob comes back, by the object store"
-    );
     // The layer's bytes came from the object store through presigned URLs.
     let presigned = server
         .take_requests()

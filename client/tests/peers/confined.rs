@@ -17,7 +17,7 @@ pub(crate) fn image(work: &Path) -> Strata {
     std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("/bin/busybox (install busybox-static)");
     for applet in [
         "sh", "cat", "grep", "mknod", "mount", "echo", "wc", "ls", "mkdir", "unshare", "chmod", "id", "stat", "touch",
-        "chown", "sleep", "httpd",
+        "chown", "sleep", "httpd", "stty",
     ] {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
     }

@@ -43,7 +43,8 @@ fn matches_etag(ctx: &Ctx, digest: &Digest) -> bool {
 /// `If-None-Match`.
 pub(crate) async fn get(ctx: Ctx, name: RepositoryName, reference: Reference, head: bool) -> ApiResult<Response> {
     let state = &ctx.state;
-    let (digest, revision) = match state.references.get(name.as_str(), &reference.to_string()) {
+    let reference_text = reference.to_string();
+    let (digest, revision) = match state.references.get(name.as_str(), &reference_text) {
         Some(hit) => hit,
         None => {
             let digest = resolve(&ctx, &name, &reference)
@@ -56,7 +57,7 @@ pub(crate) async fn get(ctx: Ctx, name: RepositoryName, reference: Reference, he
                 .ok_or_else(|| manifest_unknown(&reference))?;
             state
                 .references
-                .insert(name.as_str(), &reference.to_string(), digest.clone(), revision.clone());
+                .insert(name.as_str(), &reference_text, digest.clone(), revision.clone());
             (digest, revision)
         }
     };

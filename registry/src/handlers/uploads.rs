@@ -53,19 +53,22 @@ fn blob_created(name: &RepositoryName, digest: &Digest) -> Response {
 
 /// The blob-size limit left for a session at `offset`, if there is a limit.
 fn remaining_limit(ctx: &Ctx, offset: u64) -> ApiResult<Option<u64>> {
-    let max = ctx.state.config.limits.max_blob_bytes;
+    limit_left(ctx.state.config.limits.max_blob_bytes, offset, ctx.content_length())
+}
+
+/// What `max_blob_bytes` (`max`, 0: none) leaves at `offset`, refusing a `content_length` that
+/// does not fit.
+fn limit_left(max: u64, offset: u64, content_length: Option<u64>) -> ApiResult<Option<u64>> {
     if max == 0 {
         return Ok(None);
     }
-    let too_large = || {
-        ApiError::new(Code::SizeInvalid, format!("blob larger than the limit of {max} bytes"))
-            .with_status(StatusCode::PAYLOAD_TOO_LARGE)
-    };
-    let left = max.checked_sub(offset).ok_or_else(too_large)?;
-    if ctx.content_length().is_some_and(|n| n > left) {
-        return Err(too_large());
+    match max.checked_sub(offset) {
+        Some(left) if content_length.is_none_or(|n| n <= left) => Ok(Some(left)),
+        _ => Err(
+            ApiError::new(Code::SizeInvalid, format!("blob larger than the limit of {max} bytes"))
+                .with_status(StatusCode::PAYLOAD_TOO_LARGE),
+        ),
     }
-    Ok(Some(left))
 }
 
 /// Before a push stores or mounts `digest`: claimed, and no collector is deleting the stored
@@ -237,8 +240,9 @@ async fn append_body(ctx: Ctx, name: &RepositoryName, id: &UploadId) -> ApiResul
     let max = ctx.state.config.limits.max_blob_bytes;
     let content_length = ctx.content_length();
     let body = ctx.take_body();
-    let too_large = std::sync::Arc::new(std::sync::Mutex::new(false));
-    let refused = too_large.clone();
+    // A refusal the storage error cannot carry waits here for the answer.
+    let refusal = std::sync::Arc::new(std::sync::Mutex::new(None::<ApiError>));
+    let refused = refusal.clone();
     let state = ctx.state.clone();
     let _in_flight = state.metrics.upload_in_flight();
     let appended = state
@@ -252,28 +256,23 @@ async fn append_body(ctx: Ctx, name: &RepositoryName, id: &UploadId) -> ApiResul
                     offset: first,
                 });
             }
-            let limit = match max {
-                0 => None,
-                max => match max.checked_sub(status.length) {
-                    Some(left) if content_length.is_none_or(|n| n <= left) => Some(left),
-                    _ => {
-                        *refused.lock().expect("flag") = true;
-                        return Err(StorageError::Refused {
-                            reason: "blob larger than the limit".into(),
-                        });
-                    }
-                },
-            };
-            Ok(body_stream(body, limit, exact))
+            match limit_left(max, status.length, content_length) {
+                Ok(limit) => Ok(body_stream(body, limit, exact)),
+                Err(e) => {
+                    *refused.lock().expect("refusal") = Some(e);
+                    Err(StorageError::Refused {
+                        reason: "blob larger than the limit".into(),
+                    })
+                }
+            }
         })
         .await;
     appended.map_err(|e| match e {
         StorageError::UploadOffset { length, .. } => out_of_order(length),
-        StorageError::Refused { .. } if *too_large.lock().expect("flag") => {
-            ApiError::new(Code::SizeInvalid, format!("blob larger than the limit of {max} bytes"))
-                .with_status(StatusCode::PAYLOAD_TOO_LARGE)
-        }
-        other => or_upload_unknown(other),
+        other => match refusal.lock().expect("refusal").take() {
+            Some(refused) => refused,
+            None => or_upload_unknown(other),
+        },
     })
 }
 
