@@ -127,12 +127,22 @@ pub struct S3Config {
     /// Parts uploaded at once per upload; default 4.
     #[serde(default = "default_concurrency")]
     pub upload_concurrency: usize,
-    /// The bytes all uploads together may hold in part buffers (filling or being sent); past
-    /// it, uploads wait for sent parts and read their clients more slowly. At least two parts;
+    /// The bytes all uploads together may hold in part buffers (filling or being sent), and
+    /// downloads in parts read ahead; past it, uploads wait for sent parts and read their
+    /// clients more slowly, and downloads read no further ahead. At least two parts;
     /// default 96 MiB (enough for one upload's parts in flight at the default part size and
     /// concurrency; more only helps many uploads to fast object stores).
     #[serde(default = "default_buffer_budget")]
     pub buffer_budget: u64,
+    /// Downloads of objects larger than one read part are consecutive ranged GETs of this
+    /// many bytes (at least 1 MiB, at most `buffer_budget`); default 8 MiB.
+    #[serde(default = "default_read_part_size")]
+    pub read_part_size: u64,
+    /// Ranged GETs in flight per download (the one being sent to the client and those read
+    /// ahead, whose parts are held in memory under `buffer_budget`; when the budget is spent, a
+    /// download streams its rest in one request); 1 reads every object in one request; default 4.
+    #[serde(default = "default_concurrency")]
+    pub read_concurrency: usize,
     /// Objects larger than this are copied with multipart copy (at most, and default, 5 GiB).
     #[serde(default = "default_copy_threshold")]
     pub multipart_copy_threshold: u64,
@@ -166,6 +176,9 @@ fn default_redirect_expiry() -> Duration {
 }
 fn default_buffer_budget() -> u64 {
     96 * MIB
+}
+fn default_read_part_size() -> u64 {
+    8 * MIB
 }
 fn default_copy_threshold() -> u64 {
     5 * 1024 * MIB
@@ -208,6 +221,8 @@ impl S3Config {
             part_size: default_part_size(),
             upload_concurrency: default_concurrency(),
             buffer_budget: default_buffer_budget(),
+            read_part_size: default_read_part_size(),
+            read_concurrency: default_concurrency(),
             multipart_copy_threshold: default_copy_threshold(),
             copy_part_size: default_copy_part_size(),
             max_attempts: default_max_attempts(),
@@ -251,8 +266,14 @@ impl S3Config {
                 self.buffer_budget, self.part_size
             ));
         }
-        if self.upload_concurrency == 0 || self.max_attempts == 0 {
-            return bad("s3 upload_concurrency and max_attempts must be at least 1".into());
+        if self.upload_concurrency == 0 || self.read_concurrency == 0 || self.max_attempts == 0 {
+            return bad("s3 upload_concurrency, read_concurrency and max_attempts must be at least 1".into());
+        }
+        if !(MIB..=self.buffer_budget).contains(&self.read_part_size) {
+            return bad(format!(
+                "s3 read_part_size {} is outside 1 MiB..=buffer_budget ({})",
+                self.read_part_size, self.buffer_budget
+            ));
         }
         if self.endpoint.is_some() && !self.endpoints.is_empty() {
             return bad("s3: set endpoint or endpoints, not both".into());
@@ -360,6 +381,8 @@ impl StorageConfig {
                 parse_var(&var, "S3_PART_SIZE", &mut s3.part_size)?;
                 parse_var(&var, "S3_UPLOAD_CONCURRENCY", &mut s3.upload_concurrency)?;
                 parse_var(&var, "S3_BUFFER_BUDGET", &mut s3.buffer_budget)?;
+                parse_var(&var, "S3_READ_PART_SIZE", &mut s3.read_part_size)?;
+                parse_var(&var, "S3_READ_CONCURRENCY", &mut s3.read_concurrency)?;
                 parse_var(&var, "S3_MAX_ATTEMPTS", &mut s3.max_attempts)?;
                 for (name, field) in [
                     ("S3_CONNECT_TIMEOUT", &mut s3.connect_timeout),

@@ -223,3 +223,102 @@ async fn requests_fail_over_between_endpoints_and_fail_fast_when_every_probe_fai
     backend.probe(within).await.expect("endpoint 0 answers again");
     assert_eq!(backend.get_bytes(&key("b")).await.unwrap(), pattern(100, 2));
 }
+
+/// The conformance suite again with 1 MiB read parts, so that small objects and every range form
+/// are read in several ranged GETs.
+mod small_read_parts {
+    use strata_storage::testing::S3Fixture;
+    strata_storage::conformance_tests!(S3Fixture::new().await.configured(|c| c.read_part_size = 1 << 20));
+}
+
+/// The GETs of `s3_key` in the server's request log since the last look.
+fn gets_of(server: &S3TestServer, s3_key: &str) -> usize {
+    server
+        .take_requests()
+        .iter()
+        .filter(|r| r.starts_with("GET ") && r.split('?').next().unwrap().ends_with(s3_key))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_objects_are_read_in_parallel_ranges_and_in_order() {
+    const MIB: usize = 1 << 20;
+    let fixture = S3Fixture::new().await.configured(|c| c.read_part_size = 4 * MIB as u64);
+    let server = fixture.server().unwrap();
+    let backend = S3Backend::new(fixture.config()).await.unwrap();
+    let k = key("ranged/obj");
+    backend.put(&k, generated(18 * MIB, MIB, 7)).await.unwrap();
+    let whole = stream::collect(generated(18 * MIB, MIB, 7)).await.unwrap();
+    server.take_requests();
+
+    // 18 MiB in 4 MiB parts: five GETs, the bytes in order.
+    let got = backend.get(&k, None).await.unwrap();
+    assert_eq!(
+        (got.meta.size, got.range.clone()),
+        (18 * MIB as u64, 0..18 * MIB as u64)
+    );
+    assert_eq!(stream::collect(got.body).await.unwrap(), whole);
+    assert_eq!(gets_of(server, "ranged/obj"), 5);
+
+    // A range across parts: bytes 3 MiB ..= 13 MiB - 1 is three GETs (3-7, 7-11, 11-13).
+    let range = strata_storage::ByteRange::Inclusive {
+        first: 3 * MIB as u64,
+        last: 13 * MIB as u64 - 1,
+    };
+    let got = backend.get(&k, Some(range)).await.unwrap();
+    assert_eq!(got.range, 3 * MIB as u64..13 * MIB as u64);
+    assert_eq!(stream::collect(got.body).await.unwrap(), whole.slice(3 * MIB..13 * MIB));
+    assert_eq!(gets_of(server, "ranged/obj"), 3);
+
+    // read_concurrency = 1: one GET.
+    let single = S3Backend::new(&{
+        let mut c = fixture.config().clone();
+        c.read_concurrency = 1;
+        c
+    })
+    .await
+    .unwrap();
+    let got = single.get(&k, None).await.unwrap();
+    assert_eq!(stream::collect(got.body).await.unwrap(), whole);
+    assert_eq!(gets_of(server, "ranged/obj"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_without_budget_streams_its_rest_in_one_request() {
+    const MIB: u64 = 1 << 20;
+    // Budget for two 5 MiB parts: the first download reads two ahead and holds all of it.
+    let fixture = S3Fixture::new().await.configured(|c| {
+        c.part_size = 5 * MIB;
+        c.buffer_budget = 10 * MIB;
+        c.read_part_size = 5 * MIB;
+    });
+    let server = fixture.server().unwrap();
+    let backend = S3Backend::new(fixture.config()).await.unwrap();
+    let k = key("budget/obj");
+    backend.put(&k, generated(30 << 20, 1 << 20, 3)).await.unwrap();
+    let whole = stream::collect(generated(30 << 20, 1 << 20, 3)).await.unwrap();
+    server.take_requests();
+
+    let first = backend.get(&k, None).await.unwrap();
+    let second = backend.get(&k, None).await.unwrap();
+    assert_eq!(stream::collect(second.body).await.unwrap(), whole);
+    // The second found no budget: its first part and then the other 25 MiB in one GET. The
+    // first's two parts ahead were requested but not yet sent (nothing polled it).
+    assert_eq!(gets_of(server, "budget/obj"), 3);
+    assert_eq!(stream::collect(first.body).await.unwrap(), whole);
+    // Its two parts ahead, then three more as the budget came back (six GETs in all).
+    assert_eq!(gets_of(server, "budget/obj"), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_replaced_during_a_download_fails_it_instead_of_mixing_bytes() {
+    const MIB: usize = 1 << 20;
+    let fixture = S3Fixture::new().await.configured(|c| c.read_part_size = MIB as u64);
+    let backend = S3Backend::new(fixture.config()).await.unwrap();
+    let k = key("replaced/obj");
+    backend.put(&k, generated(4 * MIB, MIB, 1)).await.unwrap();
+    let got = backend.get(&k, None).await.unwrap();
+    backend.put(&k, generated(4 * MIB, MIB, 2)).await.unwrap();
+    let err = stream::collect(got.body).await.unwrap_err();
+    assert!(format!("{err:?}").contains("changed during the download"), "{err:?}");
+}

@@ -15,6 +15,7 @@
 mod client;
 mod endpoints;
 mod parts;
+mod read;
 mod upload;
 
 use std::fmt;
@@ -56,6 +57,8 @@ struct Inner {
     prefix: String,
     part_size: usize,
     upload_concurrency: usize,
+    read_part_size: u64,
+    read_concurrency: usize,
     /// How long presigned URLs for blob downloads work; none: no redirects.
     redirect: Option<std::time::Duration>,
     /// The bytes all uploads through this backend may hold in part buffers at once.
@@ -95,6 +98,8 @@ impl S3Backend {
             prefix,
             part_size: cfg.part_size as usize,
             upload_concurrency: cfg.upload_concurrency,
+            read_part_size: cfg.read_part_size,
+            read_concurrency: cfg.read_concurrency,
             budget: Arc::new(parts::budget(cfg.buffer_budget)),
             redirect: cfg.redirect.then_some(cfg.redirect_expiry),
             multipart_copy_threshold: cfg.multipart_copy_threshold,
@@ -202,6 +207,27 @@ impl Inner {
             .await
             .map_err(|e| backend_err("GetObject body", s3_key, e))?;
         Ok((body.into_bytes(), modified))
+    }
+
+    /// One GET of `key` (of `range`); an unsatisfiable range is [`Error::RangeNotSatisfiable`].
+    async fn get_object(
+        &self,
+        key: &Key,
+        range: Option<ByteRange>,
+    ) -> Result<aws_sdk_s3::operation::get_object::GetObjectOutput> {
+        let s3_key = self.s3_key(key);
+        let mut request = self.client.get_object().bucket(&self.bucket).key(&s3_key);
+        if let Some(r) = range {
+            request = request.range(format!("bytes={r}"));
+        }
+        match request.send().await {
+            Ok(out) => Ok(out),
+            Err(e) if range.is_some() && client::is_invalid_range(&e) => {
+                let size = self.head(key).await?.size;
+                Err(Error::RangeNotSatisfiable { size })
+            }
+            Err(e) => Err(map_err("GetObject", key.as_str(), e)),
+        }
     }
 
     async fn head(&self, key: &Key) -> Result<ObjectMeta> {
@@ -358,21 +384,31 @@ impl Backend for S3Backend {
             }
             other => other,
         };
-        let s3_key = inner.s3_key(key);
-        let mut request = inner.client.get_object().bucket(&inner.bucket).key(&s3_key);
-        if let Some(r) = range {
-            request = request.range(format!("bytes={r}"));
-        }
-        let out = match request.send().await {
-            Ok(out) => out,
-            Err(e) if range.is_some() && client::is_invalid_range(&e) => {
-                let size = inner.head(key).await?.size;
-                return Err(Error::RangeNotSatisfiable { size });
-            }
-            Err(e) => return Err(map_err("GetObject", key.as_str(), e)),
+        // Read in parts when there may be more than one: the first request asks for one part.
+        let part = inner.read_part_size;
+        let first = match range {
+            _ if inner.read_concurrency < 2 => range,
+            None => Some(ByteRange::Inclusive {
+                first: 0,
+                last: part - 1,
+            }),
+            Some(ByteRange::From { first }) => Some(ByteRange::Inclusive {
+                first,
+                last: first.saturating_add(part - 1),
+            }),
+            Some(ByteRange::Inclusive { first, last }) => Some(ByteRange::Inclusive {
+                first,
+                last: last.min(first.saturating_add(part - 1)),
+            }),
+            Some(ByteRange::Suffix { .. }) => range,
+        };
+        let out = match inner.get_object(key, first).await {
+            // An empty object has no first part.
+            Err(Error::RangeNotSatisfiable { size: 0 }) if range.is_none() => inner.get_object(key, None).await?,
+            other => other?,
         };
         let length = out.content_length.unwrap_or(0).max(0) as u64;
-        let (range, size) = match (range, out.content_range.as_deref()) {
+        let (got, size) = match (first, out.content_range.as_deref()) {
             (Some(_), Some(cr)) => client::parse_content_range(cr).ok_or_else(|| {
                 backend_err(
                     "GetObject",
@@ -382,15 +418,26 @@ impl Backend for S3Backend {
             })?,
             _ => (0..length, length),
         };
+        let wanted_end = match range {
+            Some(ByteRange::Inclusive { last, .. }) => size.min(last.saturating_add(1)),
+            _ if first.is_some() && out.content_range.is_some() => size,
+            _ => got.end,
+        };
         let meta = ObjectMeta {
             key: key.clone(),
             size,
             modified: client::time(out.last_modified.as_ref()),
         };
+        let first_body = client::body_stream(out.body, key.to_string());
+        let body = if got.end < wanted_end {
+            read::Ranges::body(inner.clone(), key.clone(), out.e_tag, first_body, got.end..wanted_end)
+        } else {
+            first_body
+        };
         Ok(GetResult {
             meta,
-            range,
-            body: client::body_stream(out.body, key.to_string()),
+            range: got.start..wanted_end,
+            body,
         })
     }
 

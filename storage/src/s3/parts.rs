@@ -305,6 +305,14 @@ pub(super) fn budget(bytes: u64) -> Semaphore {
     Semaphore::new((bytes as usize).div_ceil(PERMIT))
 }
 
+/// `bytes` of the budget if it has them now (downloads read ahead only with what is free).
+pub(super) fn try_reserve(budget: &Arc<Semaphore>, bytes: usize) -> Option<OwnedSemaphorePermit> {
+    budget
+        .clone()
+        .try_acquire_many_owned(bytes.div_ceil(PERMIT) as u32)
+        .ok()
+}
+
 /// Collects stream chunks into parts of exactly `part_size` bytes (copying each byte once).
 ///
 /// Memory: one budget per backend bounds what all its uploads hold in parts being filled or

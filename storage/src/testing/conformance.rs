@@ -242,7 +242,8 @@ pub async fn every_range_form_and_invalid_ranges(f: &dyn Fixture) {
     );
 }
 
-/// A reader that started before an overwrite gets the old object whole; later readers the new.
+/// A reader that started before an overwrite gets the old object whole, or fails (never a mix);
+/// later readers get the new.
 pub async fn overwrite_is_atomic_while_a_reader_streams(f: &dyn Fixture) {
     let backend = f.backend().await;
     let k = key("atomic/obj");
@@ -253,14 +254,24 @@ pub async fn overwrite_is_atomic_while_a_reader_streams(f: &dyn Fixture) {
     hasher.update(&reader.next().await.unwrap().unwrap());
 
     backend.put(&k, generated(size, MIB, 20)).await.unwrap();
+    let mut failed = false;
     while let Some(chunk) = reader.next().await {
-        hasher.update(&chunk.unwrap());
+        match chunk {
+            Ok(chunk) => hasher.update(&chunk),
+            // Object stores read in ranges cannot go on with replaced bytes: they fail instead.
+            Err(_) => {
+                failed = true;
+                break;
+            }
+        }
     }
-    assert_eq!(
-        hasher.finish(),
-        generated_digest(size, MIB, 10).await,
-        "the reader saw a mix"
-    );
+    if !failed {
+        assert_eq!(
+            hasher.finish(),
+            generated_digest(size, MIB, 10).await,
+            "the reader saw a mix"
+        );
+    }
     let now = digest_of_stream(backend.get(&k, None).await.unwrap().body).await;
     assert_eq!(now, generated_digest(size, MIB, 20).await);
 }

@@ -364,6 +364,11 @@ impl S3 for FileSystem {
             Some(e_tag) => e_tag,
             None => self.get_md5_sum(&input.bucket, &input.key).await?,
         };
+        if let Some(ETagCondition::ETag(expected)) = &input.if_match
+            && !ETag::Strong(md5_sum.clone()).strong_cmp(expected)
+        {
+            return Err(s3_error!(PreconditionFailed, "ETag does not match"));
+        }
 
         let checksum = match &info {
             // S3 skips returning the checksum if a range is specified that is
