@@ -1,8 +1,9 @@
 //! What `deploy/` ships holds together: the Kubernetes manifests render (kustomize, offline),
 //! their registry configuration parses and fits the pod's shutdown grace, the probes and the
 //! security context are what the README promises, the container configuration parses, the
-//! Dockerfile's health check is a command the binary has, and the Grafana dashboard asks only for
-//! metrics the registry serves.
+//! Dockerfile's health check is a command the binary has, the compose file is valid (Debian's
+//! docker-compose) and configures the registries with variables the registry reads, and the
+//! Grafana dashboard asks only for metrics the registry serves.
 
 mod common;
 
@@ -102,6 +103,86 @@ fn the_container_image_configuration_and_health_check_work() {
         "VOLUME /var/lib/strata",
     ] {
         assert!(script.contains(same), "image.sh lacks {same:?}");
+    }
+}
+
+#[test]
+fn the_compose_file_is_valid_and_configures_its_registries() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/compose");
+    let compose = |env: &[(&str, &str)]| {
+        std::process::Command::new("docker-compose")
+            .args(["-f", "compose.yaml", "config"])
+            .current_dir(&dir)
+            .env_remove("GARAGE_KEY_ID")
+            .env_remove("GARAGE_SECRET")
+            .envs(env.iter().copied())
+            .output()
+            .expect("docker-compose (apt-get install docker-compose)")
+    };
+    // Without the keys bootstrap.sh writes, it refuses to start and says why.
+    let refused = compose(&[]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("run bootstrap.sh"));
+
+    let rendered = compose(&[("GARAGE_KEY_ID", "GKbootstrapped"), ("GARAGE_SECRET", "s3cret")]);
+    assert!(
+        rendered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
+    let rendered = String::from_utf8(rendered.stdout).unwrap();
+    let top = |l: &&str| l.starts_with("  ") && !l.starts_with("   ") && l.ends_with(':');
+    let services: BTreeSet<&str> = rendered
+        .lines()
+        .skip_while(|l| *l != "services:")
+        .skip(1)
+        .take_while(|l| l.starts_with(' '))
+        .filter(top)
+        .map(|l| l.trim().trim_end_matches(':'))
+        .collect();
+    assert_eq!(
+        services,
+        BTreeSet::from(["balancer", "garage", "registry-1", "registry-2"])
+    );
+    assert_eq!(rendered.matches("read_only: true").count(), 2, "both registries");
+    assert!(rendered.contains("host_ip: 127.0.0.1") || rendered.contains("127.0.0.1:5000:5000"));
+
+    // The registries' variables over the image's configuration: every one is a variable the
+    // registry reads, and together they make a valid S3 configuration.
+    let env: Vec<(String, String)> = rendered
+        .lines()
+        .skip_while(|l| l.trim() != "registry-1:")
+        .skip_while(|l| l.trim() != "environment:")
+        .skip(1)
+        .take_while(|l| l.starts_with("      "))
+        .filter_map(|l| l.trim().split_once(": "))
+        .map(|(k, v)| (k.to_owned(), v.trim_matches('"').to_owned()))
+        .collect();
+    assert!(env.len() >= 7, "{env:?}");
+    let asked = std::sync::Mutex::new(BTreeSet::new());
+    let config = Config::load(
+        Some(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/container.toml")),
+        |name| {
+            asked.lock().unwrap().insert(name.to_owned());
+            env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        },
+        &strata_registry::Overrides {
+            insecure_open: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let asked = asked.into_inner().unwrap();
+    for (name, _) in &env {
+        assert!(asked.contains(name), "the registry never reads {name}");
+    }
+    match config.storage {
+        strata_storage::StorageConfig::S3(s3) => {
+            assert_eq!(s3.endpoint_urls(), ["http://garage:3900"]);
+            assert!(s3.path_style);
+            assert_eq!(s3.access_key_id.as_deref(), Some("GKbootstrapped"));
+        }
+        other => panic!("compose runs the registries over Garage, not {other:?}"),
     }
 }
 
