@@ -2,12 +2,13 @@
 # Scale-out benchmark on one Garage cluster (3 nodes, replication 3): strata-registry x2 and the
 # reference registry (Debian's docker-registry, CNCF distribution 2.8) x2, each pair over its own
 # prefix of the same bucket behind its own nginx, measured in the same run:
-#   - a 1 GiB blob push and pull through the balancer (median of --runs);
+#   - a 1 GiB blob push and pull through the balancer, and a pull from one replica directly
+#     (median of --runs);
 #   - 4 concurrent 256 MiB pushes through the balancer (wall time);
 #   - manifest GET requests per second (wrk, 2 threads, 32 connections);
 #   - peak RSS of each replica.
 # Prints each figure and strata / distribution ratios (higher is better for strata, except RSS),
-# and, when boto3 is installed, what the object store does on its own (the floor).
+# and, when boto3 is installed, what the object store does on its own.
 #
 # Usage: bench/scale.sh [--runs N] [--seconds S]   (as root; needs garage: see
 # scripts/garage-cluster.sh; STRATA_BUFFER_BUDGET=BYTES sets strata's storage.s3.buffer_budget;
@@ -47,9 +48,10 @@ strata_bin=$PWD/target/release/strata-registry
 garage_cluster "$dir"
 endpoints='"http://127.0.0.1:3900", "http://127.0.0.1:3910", "http://127.0.0.1:3920"'
 
-declare -A replica_pids
+declare -A replica_pids direct
 start_pair() { # start_pair NAME PORT1 PORT2 LB_PORT
     local name=$1 lb=$4 port
+    direct[$name]=http://127.0.0.1:$2
     for port in "$2" "$3"; do
         case "$name" in
             strata)
@@ -136,7 +138,7 @@ for n in 0 1 2 3; do
     small_digest[$n]=$(make_blob 256 "${small[$n]}")
 done
 
-# The object store's own floor, without a registry (boto3, when installed: pip install boto3):
+# The object store on its own, without a registry (boto3, when installed: pip install boto3):
 # a multipart put in 16 MiB parts, 4 at once, and a download (ranged GETs in parallel).
 if python3 -c 'import boto3' 2>/dev/null; then
     python3 - "$key_id" "$key_secret" "$blob" <<'PY'
@@ -152,16 +154,17 @@ put = float("inf")
 for i in range(2):  # the best of two: the first write to a fresh cluster is slower
     t = time.time(); s3.upload_file(path, "registry", "floor/blob", Config=cfg); put = min(put, time.time() - t)
 t = time.time(); s3.download_file("registry", "floor/blob", "/dev/null"); get = time.time() - t
-print(f"object store floor (boto3, no registry): put {size / put / 1e6:.0f} MB/s, get {size / get / 1e6:.0f} MB/s")
+print(f"the object store through boto3 (no registry): put {size / put / 1e6:.0f} MB/s, get {size / get / 1e6:.0f} MB/s")
 PY
 fi
 
-declare -A push_t pull_t par_t rps
+declare -A push_t pull_t direct_t par_t rps
 for run in $(seq "$runs"); do
     if (( run % 2 )); then order="distribution strata"; else order="strata distribution"; fi
     for name in $order; do
         push_t[$name]+="$(push "${lb[$name]}" "$blob" "$digest" "bench$run") "
         pull_t[$name]+="$(pull "${lb[$name]}" "$digest" "bench$run") "
+        direct_t[$name]+="$(pull "${direct[$name]}" "$digest" "bench$run") "
     done
 done
 for name in distribution strata; do
@@ -183,13 +186,15 @@ echo "== results (medians of $runs; MB/s through the balancer)"
 for name in distribution strata; do
     p=$(tr ' ' '\n' <<<"${push_t[$name]}" | grep . | median)
     l=$(tr ' ' '\n' <<<"${pull_t[$name]}" | grep . | median)
-    printf '%-13s push %5s MB/s  pull %5s MB/s  4x256 MiB %6.1f s  manifest GET %8s rps  peak RSS' \
-        "$name" "$(mbps "$size_mib" "$p")" "$(mbps "$size_mib" "$l")" "${par_t[$name]}" "${rps[$name]}"
+    d=$(tr ' ' '\n' <<<"${direct_t[$name]}" | grep . | median)
+    printf '%-13s push %5s MB/s  pull %5s MB/s (one replica directly %5s)  4x256 MiB %6.1f s  manifest GET %8s rps  peak RSS' \
+        "$name" "$(mbps "$size_mib" "$p")" "$(mbps "$size_mib" "$l")" "$(mbps "$size_mib" "$d")" "${par_t[$name]}" "${rps[$name]}"
     for pid in ${replica_pids[$name]}; do printf ' %s MiB' "$(peak_rss_mib "$pid")"; done
     echo
-    declare "med_push_$name=$p" "med_pull_$name=$l"
+    declare "med_push_$name=$p" "med_pull_$name=$l" "med_direct_$name=$d"
 done
 echo "strata / distribution: push $(ratio "$med_push_distribution" "$med_push_strata")x," \
-    "pull $(ratio "$med_pull_distribution" "$med_pull_strata")x," \
+    "pull $(ratio "$med_pull_distribution" "$med_pull_strata")x" \
+    "(directly $(ratio "$med_direct_distribution" "$med_direct_strata")x)," \
     "4 concurrent pushes $(ratio "${par_t[distribution]}" "${par_t[strata]}")x," \
     "manifest GET $(ratio "${rps[strata]}" "${rps[distribution]}")x"

@@ -39,6 +39,13 @@ TOML
         garage_start "$i"
     done
     local g0=(garage -c "$garage_dir/g0/garage.toml")
+    # Every node up (its key written, which `node id` reads) before they are connected.
+    for i in 0 1 2; do
+        for _ in $(seq 100); do
+            garage -c "$garage_dir/g$i/garage.toml" node id -q >/dev/null 2>&1 && break
+            sleep 0.2
+        done
+    done
     for _ in $(seq 100); do "${g0[@]}" status >/dev/null 2>&1 && break; sleep 0.2; done
     for i in 1 2; do
         id=$(garage -c "$garage_dir/g$i/garage.toml" node id -q)

@@ -129,7 +129,8 @@ pub struct S3Config {
     pub upload_concurrency: usize,
     /// The bytes all uploads together may hold in part buffers (filling or being sent), and
     /// downloads in parts read ahead; past it, uploads wait for sent parts and read their
-    /// clients more slowly, and downloads read no further ahead. At least two parts;
+    /// clients more slowly. Downloads read ahead only while more than half of it is free (the
+    /// rest is the uploads'), otherwise they stream in one request. At least two parts;
     /// default 96 MiB (enough for one upload's parts in flight at the default part size and
     /// concurrency; more only helps many uploads to fast object stores).
     #[serde(default = "default_buffer_budget")]
@@ -139,7 +140,7 @@ pub struct S3Config {
     #[serde(default = "default_read_part_size")]
     pub read_part_size: u64,
     /// Ranged GETs in flight per download (the one being sent to the client and those read
-    /// ahead, whose parts are held in memory under `buffer_budget`; when the budget is spent, a
+    /// ahead, whose parts are held in memory under `buffer_budget`; without room there, a
     /// download streams its rest in one request); 1 reads every object in one request; default 4.
     #[serde(default = "default_concurrency")]
     pub read_concurrency: usize,

@@ -286,7 +286,8 @@ async fn large_objects_are_read_in_parallel_ranges_and_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_download_without_budget_streams_its_rest_in_one_request() {
     const MIB: u64 = 1 << 20;
-    // Budget for two 5 MiB parts: the first download reads two ahead and holds all of it.
+    // A budget of two 5 MiB parts, of which downloads may take one (the other half is kept for
+    // uploads): the first download reads one part ahead.
     let fixture = S3Fixture::new().await.configured(|c| {
         c.part_size = 5 * MIB;
         c.buffer_budget = 10 * MIB;
@@ -302,11 +303,11 @@ async fn a_download_without_budget_streams_its_rest_in_one_request() {
     let first = backend.get(&k, None).await.unwrap();
     let second = backend.get(&k, None).await.unwrap();
     assert_eq!(stream::collect(second.body).await.unwrap(), whole);
-    // The second found no budget: its first part and then the other 25 MiB in one GET. The
-    // first's two parts ahead were requested but not yet sent (nothing polled it).
+    // The second found no room: its first part and then the other 25 MiB in one GET. The
+    // first's part ahead was requested but not yet sent (nothing polled it).
     assert_eq!(gets_of(server, "budget/obj"), 3);
     assert_eq!(stream::collect(first.body).await.unwrap(), whole);
-    // Its two parts ahead, then three more as the budget came back (six GETs in all).
+    // One part ahead at a time, as the room came back: the other five parts (six GETs in all).
     assert_eq!(gets_of(server, "budget/obj"), 5);
 }
 

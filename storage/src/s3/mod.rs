@@ -63,6 +63,8 @@ struct Inner {
     redirect: Option<std::time::Duration>,
     /// The bytes all uploads through this backend may hold in part buffers at once.
     budget: Arc<tokio::sync::Semaphore>,
+    /// The budget's size in bytes.
+    budget_total: u64,
     multipart_copy_threshold: u64,
     copy_part_size: u64,
 }
@@ -101,6 +103,7 @@ impl S3Backend {
             read_part_size: cfg.read_part_size,
             read_concurrency: cfg.read_concurrency,
             budget: Arc::new(parts::budget(cfg.buffer_budget)),
+            budget_total: cfg.buffer_budget,
             redirect: cfg.redirect.then_some(cfg.redirect_expiry),
             multipart_copy_threshold: cfg.multipart_copy_threshold,
             copy_part_size: cfg.copy_part_size,

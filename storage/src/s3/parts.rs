@@ -305,12 +305,15 @@ pub(super) fn budget(bytes: u64) -> Semaphore {
     Semaphore::new((bytes as usize).div_ceil(PERMIT))
 }
 
-/// `bytes` of the budget if it has them now (downloads read ahead only with what is free).
-pub(super) fn try_reserve(budget: &Arc<Semaphore>, bytes: usize) -> Option<OwnedSemaphorePermit> {
-    budget
-        .clone()
-        .try_acquire_many_owned(bytes.div_ceil(PERMIT) as u32)
-        .ok()
+/// `bytes` of the budget if it has them now and more than half of it stays free: downloads
+/// read ahead only with what uploads (which wait for the budget) are not close to needing.
+pub(super) fn try_reserve(budget: &Arc<Semaphore>, total: u64, bytes: usize) -> Option<OwnedSemaphorePermit> {
+    let permits = bytes.div_ceil(PERMIT);
+    let half = (total as usize).div_ceil(PERMIT) / 2;
+    if budget.available_permits() < permits + half {
+        return None;
+    }
+    budget.clone().try_acquire_many_owned(permits as u32).ok()
 }
 
 /// Collects stream chunks into parts of exactly `part_size` bytes (copying each byte once).

@@ -4,9 +4,10 @@
 //! (Garage, Ceph, S3 itself) serves several ranges at once much faster. So `get` asks for the
 //! first `read_part_size` bytes, streams them to the caller at once, and meanwhile reads the
 //! next parts with up to `read_concurrency - 1` ranged GETs ahead, each held in memory under the
-//! backend's buffer budget and yielded in order. A part that finds the budget spent is not read
-//! ahead: when nothing else is ahead, the rest of the object comes in one streamed request, so a
-//! busy replica degrades to one GET per download instead of growing. Every later range is
+//! backend's buffer budget and yielded in order. Downloads take only from the first half of the
+//! budget (uploads, which wait for it, keep the rest): a part that finds no such room is not
+//! read ahead, and when nothing else is ahead, the rest of the object comes in one streamed
+//! request, so a busy replica degrades to one GET per download instead of growing. Every later range is
 //! conditional on the first response's ETag, so an object replaced during a download fails the
 //! download instead of mixing two objects.
 //!
@@ -88,7 +89,7 @@ impl Ranges {
         while !self.rest.is_empty() && self.ahead.len() + self.ready.len() < limit {
             let end = self.rest.end.min(self.rest.start + self.inner.read_part_size);
             let range = self.rest.start..end;
-            match parts::try_reserve(&self.inner.budget, (end - range.start) as usize) {
+            match parts::try_reserve(&self.inner.budget, self.inner.budget_total, (end - range.start) as usize) {
                 Some(held) => {
                     self.rest.start = end;
                     let fetch = fetch(self.inner.clone(), self.key.clone(), self.etag.clone(), range);
