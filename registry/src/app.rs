@@ -19,10 +19,16 @@ use crate::limits::{BodyRate, min_body_rate};
 use crate::metrics::{AccountingLayer, RequestInfo, endpoint_kind};
 pub use crate::state::{AppState, ForeignPolicy, SharedState};
 
-/// The router: `/v2/...`, `/healthz`, `/readyz`, `/metrics`, behind request accounting and the request
-/// log ([`AccountingLayer`]).
+/// The router: `/v2/...`, `/token`, `/admin/gc`, `/healthz`, `/readyz`, `/metrics` and the web UI
+/// (`/`, `/ui/...`), behind request accounting and the request log ([`AccountingLayer`]).
 pub fn app(state: SharedState) -> Router {
+    let ui = if state.config.ui.enabled {
+        crate::ui::router(state.clone())
+    } else {
+        Router::new()
+    };
     Router::new()
+        .merge(ui)
         .route("/v2", any(handlers::dispatch_root))
         .route("/v2/", any(handlers::dispatch_root))
         .route("/v2/{*rest}", any(handlers::dispatch))

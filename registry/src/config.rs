@@ -43,6 +43,28 @@ pub struct Config {
     pub access: Vec<AccessRule>,
     /// Online garbage collection and retention.
     pub gc: Gc,
+    /// The web UI at `/ui/`.
+    pub ui: Ui,
+}
+
+/// The web UI (`/ui/`, and `/` redirects there).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Ui {
+    /// Whether the registry serves it. Default on.
+    pub enabled: bool,
+    /// How long a sign-in lasts. Default 12 hours.
+    #[serde(with = "humantime_serde")]
+    pub session_ttl: Duration,
+}
+
+impl Default for Ui {
+    fn default() -> Self {
+        Ui {
+            enabled: true,
+            session_ttl: Duration::from_secs(12 * 3600),
+        }
+    }
 }
 
 /// Online garbage collection (see the `gc` module for how it stays safe beside pushes).
@@ -398,6 +420,7 @@ impl Default for Config {
             auth: None,
             access: Vec::new(),
             gc: Gc::default(),
+            ui: Ui::default(),
         }
     }
 }
@@ -558,6 +581,8 @@ impl Config {
         }
         set(env, "STRATA_LISTEN", &mut self.listen)?;
         set(env, "STRATA_DELETE_ENABLED", &mut self.delete_enabled)?;
+        set(env, "STRATA_UI_ENABLED", &mut self.ui.enabled)?;
+        set_duration(env, "STRATA_UI_SESSION_TTL", &mut self.ui.session_ttl)?;
         set_duration(env, "STRATA_UPLOAD_PURGE_AGE", &mut self.upload_purge_age)?;
         set_duration(env, "STRATA_UPLOAD_PURGE_INTERVAL", &mut self.upload_purge_interval)?;
         set_duration(env, "STRATA_GC_INTERVAL", &mut self.gc.interval)?;

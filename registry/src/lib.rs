@@ -16,6 +16,7 @@
 //! - [`limits`]: minimum body rate and the budget for bodies held in memory; [`health`]:
 //!   liveness, readiness from a background storage probe; [`upkeep`]: the upload purge and the
 //!   storage sweep, one replica per round.
+//! - `ui`: the web UI at `/ui/` (pages, its JSON API, sign-in), over the same access rules.
 //! - [`serve`]: the accept loop, connection limits and timeouts, shutdown with a deadline;
 //!   [`tls`]: certificates, client certificates, reloads.
 //!
@@ -37,6 +38,7 @@ pub mod route;
 pub mod serve;
 pub mod state;
 pub mod tls;
+mod ui;
 pub mod upkeep;
 mod watch;
 

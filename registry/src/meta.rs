@@ -155,17 +155,30 @@ impl Metadata {
 
     /// Up to `n` tags after `last`, in byte order, and whether more follow.
     pub async fn tags(&self, name: &RepositoryName, last: Option<&Tag>, n: usize) -> Result<(Vec<Tag>, bool)> {
+        let (entries, more) = self.tag_entries(name, last, n).await?;
+        Ok((entries.into_iter().map(|(tag, _)| tag).collect(), more))
+    }
+
+    /// Up to `n` tags after `last` with when each was last pushed, in byte order, and whether
+    /// more follow (one listing; the digests are not read).
+    pub async fn tag_entries(
+        &self,
+        name: &RepositoryName,
+        last: Option<&Tag>,
+        n: usize,
+    ) -> Result<(Vec<(Tag, SystemTime)>, bool)> {
         let after = last.map(|t| layout::tag(name, t));
         let mut listing = self.backend.list(&layout::tags(name), after.as_ref());
         let mut tags = Vec::new();
         while let Some(meta) = listing.next().await {
-            let Some(tag) = layout::tag_name(&meta?.key) else {
+            let meta = meta?;
+            let Some(tag) = layout::tag_name(&meta.key) else {
                 continue;
             };
             if tags.len() == n {
                 return Ok((tags, true));
             }
-            tags.push(tag);
+            tags.push((tag, meta.modified));
         }
         Ok((tags, false))
     }

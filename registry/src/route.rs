@@ -18,6 +18,18 @@ pub enum Reference {
     Digest(Digest),
 }
 
+impl Reference {
+    /// A digest (anything with a `:`) or a tag.
+    pub fn parse(value: &str) -> ApiResult<Self> {
+        if value.contains(':') {
+            return Ok(Reference::Digest(digest_of(value)?));
+        }
+        Tag::parse(value).map(Reference::Tag).map_err(|_| {
+            ApiError::new(Code::TagInvalid, "invalid tag").with_detail(serde_json::json!({ "tag": value }))
+        })
+    }
+}
+
 impl std::fmt::Display for Reference {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -99,14 +111,7 @@ impl Endpoint {
         }
         if let Some(name) = head.strip_suffix("/manifests") {
             let name = name_of(name)?;
-            let reference = if last.contains(':') {
-                Reference::Digest(digest_of(last)?)
-            } else {
-                Reference::Tag(Tag::parse(last).map_err(|_| {
-                    ApiError::new(Code::TagInvalid, "invalid tag").with_detail(serde_json::json!({ "tag": last }))
-                })?)
-            };
-            return Ok(Endpoint::Manifest(name, reference));
+            return Ok(Endpoint::Manifest(name, Reference::parse(last)?));
         }
         Err(not_found())
     }

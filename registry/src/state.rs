@@ -41,6 +41,8 @@ pub struct AppState {
     pub tls: Option<Arc<TlsState>>,
     /// What the last storage probe found (`/readyz`).
     pub readiness: crate::health::Readiness,
+    /// Web UI sign-ins and CSRF tokens.
+    pub sessions: crate::auth::session::Sessions,
 }
 
 /// Shared state handle.
@@ -83,6 +85,8 @@ impl AppState {
         let foreign = ForeignPolicy::new(&config.foreign_layers)?;
         let auth = Auth::open(&config)?;
         let tls = config.tls.as_ref().map(TlsState::open).transpose()?.map(Arc::new);
+        let secret = auth.as_ref().and_then(|a| a.tokens()).and_then(|t| t.derived_secret());
+        let sessions = crate::auth::session::Sessions::new(secret, config.ui.session_ttl);
         Ok(Arc::new(AppState {
             auth,
             tls,
@@ -94,6 +98,7 @@ impl AppState {
             references: crate::cache::ReferenceCache::new(config.server.reference_cache_ttl),
             bodies: BodyBudget::new(config.limits.buffered_body_bytes),
             readiness: Default::default(),
+            sessions,
             config,
         }))
     }

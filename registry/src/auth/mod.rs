@@ -10,6 +10,7 @@
 pub mod limiter;
 pub mod policy;
 pub mod service;
+pub mod session;
 pub mod token;
 pub mod users;
 

@@ -74,6 +74,8 @@ pub struct Tokens {
     config: Token,
     algorithm: Algorithm,
     signer: Option<(EncodingKey, String)>,
+    /// A secret derived from the built-in signing key (replicas sharing the key file share it).
+    derived: Option<[u8; 32]>,
     keys: Vec<(Option<String>, DecodingKey)>,
     /// Tokens verified lately, by SHA-256 of the token: a client sends the same token with
     /// every request, and a signature check costs tens of microseconds.
@@ -131,7 +133,7 @@ fn pem_blocks(text: &str) -> Vec<&str> {
 }
 
 /// Reads the built-in signing key, generating one (mode 0600) when the file is absent.
-fn signing_key(path: &Path) -> Result<(EncodingKey, DecodingKey, String), String> {
+fn signing_key(path: &Path) -> Result<(EncodingKey, DecodingKey, String, [u8; 32]), String> {
     use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
     let rng = ring::rand::SystemRandom::new();
     if !path.exists() {
@@ -164,7 +166,15 @@ fn signing_key(path: &Path) -> Result<(EncodingKey, DecodingKey, String), String
     let public = pair.public_key().as_ref().to_vec();
     let kid = hex_prefix(&public);
     let encoding = EncodingKey::from_ec_pem(block.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok((encoding, DecodingKey::from_ec_der(&public), kid))
+    let mut derived = Sha256::new();
+    derived.update(b"strata derived secret\0");
+    derived.update(&der);
+    Ok((
+        encoding,
+        DecodingKey::from_ec_der(&public),
+        kid,
+        derived.finalize().into(),
+    ))
 }
 
 fn pem_der(block: &str) -> Option<Vec<u8>> {
@@ -193,6 +203,7 @@ impl Tokens {
             config: config.clone(),
             algorithm,
             signer: None,
+            derived: None,
             keys: Vec::new(),
             verified: std::sync::Mutex::new(std::collections::HashMap::new()),
         };
@@ -226,11 +237,18 @@ impl Tokens {
             let path = config.key.as_deref().ok_or(
                 "[auth.token] needs `key` (the built-in service) or `jwks`/`certificates` (an existing issuer)",
             )?;
-            let (encoding, decoding, kid) = signing_key(path)?;
+            let (encoding, decoding, kid, derived) = signing_key(path)?;
             tokens.keys.push((Some(kid.clone()), decoding));
             tokens.signer = Some((encoding, kid));
+            tokens.derived = Some(derived);
         }
         Ok(tokens)
+    }
+
+    /// A secret every process with the same signing key derives alike (none without the
+    /// built-in service): keys for what replicas must sign and check for each other.
+    pub fn derived_secret(&self) -> Option<[u8; 32]> {
+        self.derived
     }
 
     /// Whether this registry issues tokens (`/token`), rather than an existing issuer.

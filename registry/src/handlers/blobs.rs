@@ -81,7 +81,7 @@ pub(crate) async fn get(ctx: Ctx, name: RepositoryName, digest: Digest, head: bo
 
 /// Removes the blob from `name` (the content stays for other repositories and GC).
 pub(crate) async fn delete(ctx: Ctx, name: RepositoryName, digest: Digest) -> ApiResult<Response> {
-    check_delete_enabled(&ctx)?;
+    check_delete_enabled(&ctx.state)?;
     ctx.state
         .meta
         .unlink_blob(&name, &digest)

@@ -12,6 +12,8 @@ use crate::error::{ApiError, ApiResult, Code};
 use crate::gc::{self, guard::Use};
 use crate::meta::Revision;
 use crate::route::Reference;
+use crate::state::AppState;
+use bytes::Bytes;
 use strata_storage::oci::{Descriptor, Manifest};
 
 fn manifest_unknown(reference: &Reference) -> ApiError {
@@ -20,11 +22,58 @@ fn manifest_unknown(reference: &Reference) -> ApiError {
 }
 
 /// The digest a reference names in `name`, if any.
-async fn resolve(ctx: &Ctx, name: &RepositoryName, reference: &Reference) -> ApiResult<Option<Digest>> {
+async fn resolve(state: &AppState, name: &RepositoryName, reference: &Reference) -> ApiResult<Option<Digest>> {
     match reference {
         Reference::Digest(d) => Ok(Some(d.clone())),
-        Reference::Tag(t) => Ok(ctx.state.meta.tag(name, t).await?),
+        Reference::Tag(t) => Ok(state.meta.tag(name, t).await?),
     }
+}
+
+/// The digest and revision of the manifest `reference` names in `name` (`MANIFEST_UNKNOWN`
+/// when none), through the reference cache.
+pub(crate) async fn lookup(
+    state: &AppState,
+    name: &RepositoryName,
+    reference: &Reference,
+) -> ApiResult<(Digest, Revision)> {
+    let reference_text = reference.to_string();
+    if let Some(hit) = state.references.get(name.as_str(), &reference_text) {
+        return Ok(hit);
+    }
+    let digest = resolve(state, name, reference)
+        .await?
+        .ok_or_else(|| manifest_unknown(reference))?;
+    let revision = state
+        .meta
+        .revision(name, &digest)
+        .await?
+        .ok_or_else(|| manifest_unknown(reference))?;
+    state
+        .references
+        .insert(name.as_str(), &reference_text, digest.clone(), revision.clone());
+    Ok((digest, revision))
+}
+
+/// The bytes of a manifest [`lookup`] found, through the manifest cache.
+pub(crate) async fn read(
+    state: &AppState,
+    digest: &Digest,
+    revision: &Revision,
+    reference: &Reference,
+) -> ApiResult<Bytes> {
+    if let Some(bytes) = state.manifests.get(digest) {
+        return Ok(bytes);
+    }
+    let bytes = state
+        .blobs
+        .read_limited(digest, revision.size)
+        .await
+        .map_err(|e| match e {
+            strata_storage::Error::NotFound { .. } => manifest_unknown(reference),
+            other => other.into(),
+        })?;
+    state.manifests.insert(digest.clone(), bytes.clone());
+    Ok(bytes)
 }
 
 /// Whether an `If-None-Match` header names `digest`.
@@ -43,24 +92,7 @@ fn matches_etag(ctx: &Ctx, digest: &Digest) -> bool {
 /// `If-None-Match`.
 pub(crate) async fn get(ctx: Ctx, name: RepositoryName, reference: Reference, head: bool) -> ApiResult<Response> {
     let state = &ctx.state;
-    let reference_text = reference.to_string();
-    let (digest, revision) = match state.references.get(name.as_str(), &reference_text) {
-        Some(hit) => hit,
-        None => {
-            let digest = resolve(&ctx, &name, &reference)
-                .await?
-                .ok_or_else(|| manifest_unknown(&reference))?;
-            let revision = state
-                .meta
-                .revision(&name, &digest)
-                .await?
-                .ok_or_else(|| manifest_unknown(&reference))?;
-            state
-                .references
-                .insert(name.as_str(), &reference_text, digest.clone(), revision.clone());
-            (digest, revision)
-        }
-    };
+    let (digest, revision) = lookup(state, &name, &reference).await?;
     let builder = Response::builder()
         .header("docker-content-digest", digest.to_string())
         .header(header::ETAG, format!("\"{digest}\""));
@@ -77,21 +109,7 @@ pub(crate) async fn get(ctx: Ctx, name: RepositoryName, reference: Reference, he
     if head {
         return Ok(builder.body(Body::empty()).expect("response"));
     }
-    let bytes = match state.manifests.get(&digest) {
-        Some(bytes) => bytes,
-        None => {
-            let bytes = state
-                .blobs
-                .read_limited(&digest, revision.size)
-                .await
-                .map_err(|e| match e {
-                    strata_storage::Error::NotFound { .. } => manifest_unknown(&reference),
-                    other => other.into(),
-                })?;
-            state.manifests.insert(digest.clone(), bytes.clone());
-            bytes
-        }
-    };
+    let bytes = read(state, &digest, &revision, &reference).await?;
     Ok(builder.body(Body::from(bytes)).expect("response"))
 }
 
@@ -322,36 +340,43 @@ async fn check_child(
     Err(unknown_reference(d, "manifest"))
 }
 
-/// Deletes a tag (the manifest stays), or a manifest with every tag pointing at it.
+/// `DELETE`: a tag (the manifest stays), or a manifest with every tag pointing at it.
 pub(crate) async fn delete(ctx: Ctx, name: RepositoryName, reference: Reference) -> ApiResult<Response> {
-    check_delete_enabled(&ctx)?;
-    let meta = &ctx.state.meta;
-    match &reference {
+    check_delete_enabled(&ctx.state)?;
+    remove(&ctx.state, &name, &reference).await?;
+    Ok(empty(StatusCode::ACCEPTED).body(Body::empty()).expect("response"))
+}
+
+/// Deletes a tag (the manifest stays), or a manifest with every tag pointing at it. The caller
+/// checks that deletes are enabled and allowed.
+pub(crate) async fn remove(state: &AppState, name: &RepositoryName, reference: &Reference) -> ApiResult<()> {
+    let meta = &state.meta;
+    match reference {
         Reference::Tag(tag) => {
-            ctx.state.references.forget(name.as_str(), tag.as_str());
-            meta.delete_tag(&name, tag).await.map_err(|e| match e {
-                strata_storage::Error::NotFound { .. } => manifest_unknown(&reference),
+            state.references.forget(name.as_str(), tag.as_str());
+            meta.delete_tag(name, tag).await.map_err(|e| match e {
+                strata_storage::Error::NotFound { .. } => manifest_unknown(reference),
                 other => other.into(),
             })?;
         }
         Reference::Digest(digest) => {
             let revision = meta
-                .revision(&name, digest)
+                .revision(name, digest)
                 .await?
-                .ok_or_else(|| manifest_unknown(&reference))?;
+                .ok_or_else(|| manifest_unknown(reference))?;
             // What a concurrent delete removed first is gone either way.
             let gone = |result: strata_storage::Result<()>| match result {
                 Ok(()) | Err(strata_storage::Error::NotFound { .. }) => Ok(()),
                 Err(e) => Err(e),
             };
-            ctx.state.references.forget_digest(name.as_str(), digest);
-            meta.untag(&name, digest).await?;
+            state.references.forget_digest(name.as_str(), digest);
+            meta.untag(name, digest).await?;
             if let Some(subject) = &revision.subject {
-                meta.remove_referrer(&name, subject, digest).await?;
+                meta.remove_referrer(name, subject, digest).await?;
             }
-            gone(meta.delete_revision(&name, digest).await)?;
-            ctx.state.references.forget_digest(name.as_str(), digest);
+            gone(meta.delete_revision(name, digest).await)?;
+            state.references.forget_digest(name.as_str(), digest);
         }
     }
-    Ok(empty(StatusCode::ACCEPTED).body(Body::empty()).expect("response"))
+    Ok(())
 }

@@ -4,7 +4,7 @@
 pub(crate) mod admin;
 mod blobs;
 mod listing;
-mod manifests;
+pub(crate) mod manifests;
 mod uploads;
 
 use std::pin::Pin;
@@ -341,8 +341,8 @@ pub(crate) async fn read_small_body(ctx: &Ctx, max: u64) -> ApiResult<(Bytes, to
 }
 
 /// Fails with 405 UNSUPPORTED when deletes are disabled.
-pub(crate) fn check_delete_enabled(ctx: &Ctx) -> ApiResult<()> {
-    if ctx.state.config.delete_enabled {
+pub(crate) fn check_delete_enabled(state: &crate::state::AppState) -> ApiResult<()> {
+    if state.config.delete_enabled {
         Ok(())
     } else {
         Err(ApiError::unsupported("deletion (disabled by configuration)"))

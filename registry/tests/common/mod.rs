@@ -3,6 +3,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod images;
 pub mod process;
 
 use std::sync::Arc;

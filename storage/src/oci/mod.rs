@@ -22,7 +22,7 @@ pub use config::{ContainerConfig, History, ImageConfig, RootFs};
 pub use descriptor::{Descriptor, Platform};
 pub use layout::{LayoutError, OciLayout};
 pub use manifest::{ImageIndex, ImageManifest, Manifest};
-pub use platform::{PlatformSpec, select, select_present};
+pub use platform::{PlatformSpec, select, select_present, windows_host_builds};
 
 /// What is wrong with a document or a platform.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

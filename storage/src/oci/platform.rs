@@ -188,28 +188,7 @@ fn reject_reason(d: &Descriptor, want: &PlatformSpec, host: Option<WinVersion>) 
             theirs.major, theirs.minor, host.major, host.minor
         ));
     }
-    if host.build < LTSC2022 {
-        if theirs.build != host.build {
-            return Err(format!(
-                "build {} cannot run on host build {} (before 20348 builds must match)",
-                theirs.build, host.build
-            ));
-        }
-    } else {
-        // From the newest LTSC strictly below the host build (20348 at least) up to the host build.
-        let lowest = LTSC_BUILDS
-            .iter()
-            .copied()
-            .filter(|b| *b < host.build)
-            .max()
-            .unwrap_or(LTSC2022);
-        if theirs.build < lowest || theirs.build > host.build {
-            return Err(format!(
-                "build {} is outside {lowest}..={} that host build {} runs",
-                theirs.build, host.build, host.build
-            ));
-        }
-    }
+    host_runs(host.build, theirs.build)?;
     let closeness = if theirs.build == host.build && theirs.revision == host.revision {
         3
     } else if theirs.build == host.build {
@@ -218,6 +197,47 @@ fn reject_reason(d: &Descriptor, want: &PlatformSpec, host: Option<WinVersion>) 
         1
     };
     Ok(Rank::Version(theirs, closeness))
+}
+
+/// Whether a Windows host of build `host` runs (process-isolated) an image of build `image`,
+/// and why not.
+fn host_runs(host: u32, image: u32) -> std::result::Result<(), String> {
+    if host < LTSC2022 {
+        if image != host {
+            return Err(format!(
+                "build {image} cannot run on host build {host} (before 20348 builds must match)"
+            ));
+        }
+        return Ok(());
+    }
+    // From the newest LTSC strictly below the host build (20348 at least) up to the host build.
+    let lowest = LTSC_BUILDS
+        .iter()
+        .copied()
+        .filter(|b| *b < host)
+        .max()
+        .unwrap_or(LTSC2022);
+    if image < lowest || image > host {
+        return Err(format!(
+            "build {image} is outside {lowest}..={host} that host build {host} runs"
+        ));
+    }
+    Ok(())
+}
+
+/// The Windows host builds that run an image of `os_version` (`10.0.20348.2113`) under the
+/// rules above: `(first, last)`, `last` none when every later build does (as far as the LTSC
+/// builds known here tell). None for a version that is not a Windows version.
+pub fn windows_host_builds(os_version: &str) -> Option<(u32, Option<u32>)> {
+    let image = WinVersion::parse(os_version)?.build;
+    if image < LTSC2022 {
+        return Some((image, Some(image)));
+    }
+    // Every later host up to the first LTSC above the image: that one's range starts at the
+    // newest LTSC below it, which is at most the image's build.
+    let last = LTSC_BUILDS.iter().copied().find(|b| *b > image);
+    debug_assert!(last.is_none_or(|l| host_runs(l, image).is_ok()));
+    Some((image, last))
 }
 
 /// How good a match is; greater is better.
@@ -294,6 +314,20 @@ pub fn select_present<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn windows_images_name_the_host_builds_that_run_them() {
+        assert_eq!(windows_host_builds("10.0.17763.5830"), Some((17763, Some(17763))));
+        assert_eq!(windows_host_builds("10.0.20348.2113"), Some((20348, Some(26100))));
+        assert_eq!(windows_host_builds("10.0.22631.1"), Some((22631, Some(26100))));
+        assert_eq!(windows_host_builds("10.0.26100.1742"), Some((26100, None)));
+        assert_eq!(windows_host_builds("ltsc2022"), None);
+        // The range agrees with selection: each end runs the image, one past it does not.
+        for (image, (first, last)) in [(20348, (20348, 26100)), (22631, (22631, 26100))] {
+            assert!(host_runs(first, image).is_ok() && host_runs(last, image).is_ok());
+            assert!(host_runs(first - 1, image).is_err() && host_runs(last + 1, image).is_err());
+        }
+    }
 
     fn entry(platform: &str, n: u8) -> Descriptor {
         let spec = PlatformSpec::parse(platform).unwrap();

@@ -89,7 +89,11 @@ impl Ranges {
         while !self.rest.is_empty() && self.ahead.len() + self.ready.len() < limit {
             let end = self.rest.end.min(self.rest.start + self.inner.read_part_size);
             let range = self.rest.start..end;
-            match parts::try_reserve(&self.inner.budget, self.inner.budget_total, (end - range.start) as usize) {
+            match parts::try_reserve(
+                &self.inner.budget,
+                self.inner.budget_total,
+                (end - range.start) as usize,
+            ) {
                 Some(held) => {
                     self.rest.start = end;
                     let fetch = fetch(self.inner.clone(), self.key.clone(), self.etag.clone(), range);

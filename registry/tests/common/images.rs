@@ -1,0 +1,263 @@
+//! Real images for the UI tests: configs with history, labels and Windows versions, layers,
+//! foreign layers, multi-platform indexes and referrers, pushed through the API with their true
+//! sizes; and a catalogue of them with hostile text in every field a page shows.
+
+use bytes::Bytes;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use strata_storage::Digest;
+use strata_storage::digest::sha256;
+
+use super::{OCI_INDEX, OCI_MANIFEST, TestRegistry};
+
+/// What the hostile image carries in labels, history, annotations and its entrypoint: markup
+/// that would set `window.pwned` if it ever ran.
+pub const HOSTILE: &str = r#"<script>window.pwned=1</script><img src=x onerror="window.pwned=2">"#;
+
+/// A pushed manifest: its digest, size and media type.
+#[derive(Debug, Clone)]
+pub struct Pushed {
+    pub digest: Digest,
+    pub size: u64,
+    pub media_type: &'static str,
+}
+
+impl TestRegistry {
+    /// Pushes `config` (JSON) and `layers` (bytes, or foreign: size and URLs, not pushed) as an
+    /// image manifest tagged `tag` (none: by digest), with `annotations`.
+    pub async fn push_real_image(
+        &self,
+        name: &str,
+        tag: Option<&str>,
+        config: Value,
+        layers: &[Layer<'_>],
+        annotations: Value,
+    ) -> Pushed {
+        let config = Bytes::from(serde_json::to_vec(&config).unwrap());
+        let config_digest = self.push_blob(name, config.clone()).await;
+        let mut descriptors = Vec::new();
+        for layer in layers {
+            descriptors.push(match layer {
+                Layer::Tar(bytes) => {
+                    let digest = self.push_blob(name, Bytes::copy_from_slice(bytes)).await;
+                    json!({ "mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest.to_string(), "size": bytes.len() })
+                }
+                Layer::Foreign { seed, size, url } => json!({
+                    "mediaType": "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+                    "digest": sha256(seed.as_bytes()).to_string(),
+                    "size": size,
+                    "urls": [url],
+                }),
+            });
+        }
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest.to_string(), "size": config.len() },
+            "layers": descriptors,
+            "annotations": annotations,
+        });
+        self.put_json(name, tag, OCI_MANIFEST, &manifest).await
+    }
+
+    /// Puts `manifest` under `tag` (or its digest).
+    pub async fn put_json(&self, name: &str, tag: Option<&str>, media_type: &'static str, manifest: &Value) -> Pushed {
+        let bytes = Bytes::from(serde_json::to_vec(manifest).unwrap());
+        let digest = sha256(&bytes);
+        let reference = tag.map_or_else(|| digest.to_string(), str::to_owned);
+        let response = self.put_manifest(name, &reference, media_type, bytes.clone()).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::CREATED,
+            "{}",
+            response.text().await.unwrap()
+        );
+        Pushed {
+            digest,
+            size: bytes.len() as u64,
+            media_type,
+        }
+    }
+
+    /// An index of `entries` (pushed manifest and its platform) tagged `tag`.
+    pub async fn push_index(&self, name: &str, tag: &str, entries: &[(&Pushed, Value)]) -> Pushed {
+        let manifests: Vec<Value> = entries
+            .iter()
+            .map(|(p, platform)| {
+                json!({ "mediaType": p.media_type, "digest": p.digest.to_string(), "size": p.size, "platform": platform })
+            })
+            .collect();
+        let index = json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests });
+        self.put_json(name, Some(tag), OCI_INDEX, &index).await
+    }
+}
+
+/// A layer of [`TestRegistry::push_real_image`].
+pub enum Layer<'a> {
+    /// Pushed bytes.
+    Tar(&'a [u8]),
+    /// A foreign layer, referenced by URL only.
+    Foreign { seed: &'a str, size: u64, url: &'a str },
+}
+
+/// A config for `os/arch` (Windows: with `os_version`), with history and labels.
+pub fn config(os: &str, arch: &str, os_version: Option<&str>, extra: Value) -> Value {
+    let mut config = json!({
+        "architecture": arch,
+        "os": os,
+        "created": "2026-11-01T10:00:00Z",
+        "config": {
+            "Entrypoint": ["/bin/sh", "-c"],
+            "Cmd": ["echo hello"],
+            "Env": ["PATH=/usr/bin:/bin"],
+            "User": "1000:1000",
+            "WorkingDir": "/srv",
+            "Labels": { "org.opencontainers.image.source": "https://example.com/app" },
+        },
+        "rootfs": { "type": "layers", "diff_ids": [] },
+        "history": [
+            { "created": "2026-11-01T09:00:00Z", "created_by": "ADD rootfs.tar /" },
+            { "created": "2026-11-01T10:00:00Z", "created_by": "strata commit", "author": "Ann Example <ann@example.com>", "comment": "install the app" },
+        ],
+    });
+    if let Some(v) = os_version {
+        config["os.version"] = json!(v);
+    }
+    merge(&mut config, extra);
+    config
+}
+
+fn merge(into: &mut Value, from: Value) {
+    match (into, from) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (a, b) => *a = b,
+    }
+}
+
+/// The UI tests' registry content: `library/busybox` (`1.36`, `latest`), a multi-platform
+/// Windows index `windows/servercore:ltsc2022` (build 20348 and 17763, foreign base layers), a
+/// signature referring to busybox, `secret/app:v1` (only some users may pull it) and
+/// `evil/app:hostile` with [`HOSTILE`] text everywhere.
+pub struct Catalogue {
+    pub busybox: Pushed,
+    pub windows: Pushed,
+    pub windows_2022: Pushed,
+    pub secret: Pushed,
+    pub hostile: Pushed,
+}
+
+/// Pushes the [`Catalogue`].
+pub async fn catalogue(r: &TestRegistry) -> Catalogue {
+    let busybox = r
+        .push_real_image(
+            "library/busybox",
+            Some("1.36"),
+            config("linux", "amd64", None, json!({})),
+            &[Layer::Tar(b"busybox layer")],
+            json!({}),
+        )
+        .await;
+    r.put_manifest(
+        "library/busybox",
+        "latest",
+        OCI_MANIFEST,
+        r.get(&format!("/v2/library/busybox/manifests/{}", busybox.digest))
+            .await
+            .bytes()
+            .await
+            .unwrap(),
+    )
+    .await;
+    // A signature: an artifact whose subject is busybox.
+    let signature_config = r.push_blob("library/busybox", Bytes::from_static(b"{}")).await;
+    let signature = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": "application/vnd.dev.cosign.artifact.sig.v1+json",
+        "config": { "mediaType": "application/vnd.oci.empty.v1+json", "digest": signature_config.to_string(), "size": 2 },
+        "layers": [],
+        "subject": { "mediaType": OCI_MANIFEST, "digest": busybox.digest.to_string(), "size": busybox.size },
+    });
+    r.put_json("library/busybox", None, OCI_MANIFEST, &signature).await;
+
+    let base = |seed: &'static str| Layer::Foreign {
+        seed,
+        size: 1_234_567_890,
+        url: "https://mcr.microsoft.com/v2/windows/servercore/blobs/sha256:0",
+    };
+    let windows_2022 = r
+        .push_real_image(
+            "windows/servercore",
+            None,
+            config("windows", "amd64", Some("10.0.20348.2113"), json!({})),
+            &[base("ltsc2022"), Layer::Tar(b"windows update layer")],
+            json!({}),
+        )
+        .await;
+    let windows_2019 = r
+        .push_real_image(
+            "windows/servercore",
+            None,
+            config("windows", "amd64", Some("10.0.17763.5830"), json!({})),
+            &[base("ltsc2019"), Layer::Tar(b"windows 2019 update layer")],
+            json!({}),
+        )
+        .await;
+    let windows = r
+        .push_index(
+            "windows/servercore",
+            "ltsc2022",
+            &[
+                (
+                    &windows_2022,
+                    json!({ "os": "windows", "architecture": "amd64", "os.version": "10.0.20348.2113" }),
+                ),
+                (
+                    &windows_2019,
+                    json!({ "os": "windows", "architecture": "amd64", "os.version": "10.0.17763.5830" }),
+                ),
+            ],
+        )
+        .await;
+
+    let secret = r
+        .push_real_image(
+            "secret/app",
+            Some("v1"),
+            config("linux", "amd64", None, json!({})),
+            &[Layer::Tar(b"secret layer")],
+            json!({}),
+        )
+        .await;
+
+    let hostile_config = config(
+        "linux",
+        "amd64",
+        None,
+        json!({
+            "author": HOSTILE,
+            "config": { "Labels": { HOSTILE: HOSTILE }, "Env": [HOSTILE], "Entrypoint": [HOSTILE] },
+            "history": [{ "created_by": HOSTILE, "author": HOSTILE, "comment": HOSTILE }],
+        }),
+    );
+    let hostile = r
+        .push_real_image(
+            "evil/app",
+            Some("hostile"),
+            hostile_config,
+            &[Layer::Tar(b"evil layer")],
+            json!({ "org.opencontainers.image.title": HOSTILE }),
+        )
+        .await;
+    Catalogue {
+        busybox,
+        windows,
+        windows_2022,
+        secret,
+        hostile,
+    }
+}
