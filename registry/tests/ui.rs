@@ -6,62 +6,10 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::TestRegistry;
-use common::images::{HOSTILE, catalogue};
+use common::images::{HOSTILE, secured, seeded};
 use reqwest::{Method, StatusCode};
 use strata_registry::Config;
-use strata_registry::config::{AccessRule, Action, Auth, Token};
-
-fn rule(repositories: &[&str], users: &[&str], actions: &[Action]) -> AccessRule {
-    AccessRule {
-        repositories: repositories.iter().map(|s| s.to_string()).collect(),
-        users: users.iter().map(|s| s.to_string()).collect(),
-        groups: Vec::new(),
-        actions: actions.to_vec(),
-    }
-}
-
-/// Access control for the UI tests: alice may pull (and delete) everything but `secret/**`,
-/// bob may pull only `secret/**`, nobody else anything.
-pub fn secured(dir: &Path) -> Config {
-    use Action::*;
-    let htpasswd = dir.join("htpasswd");
-    let users: Vec<String> = [("alice", "a-pass"), ("bob", "b-pass")]
-        .iter()
-        .map(|(u, p)| format!("{u}:{}", bcrypt::hash(p, 4).unwrap()))
-        .collect();
-    std::fs::write(&htpasswd, users.join("\n") + "\n").unwrap();
-    Config {
-        auth: Some(Auth {
-            htpasswd: Some(htpasswd),
-            token: Some(Token {
-                key: Some(dir.join("token.pem")),
-                ..Token::default()
-            }),
-            max_failed_logins: 3,
-            ..Auth::default()
-        }),
-        access: vec![
-            rule(&["secret/**"], &["bob"], &[Pull]),
-            rule(
-                &["library/**", "windows/**", "evil/**"],
-                &["alice"],
-                &[Pull, Push, Delete],
-            ),
-        ],
-        ..Config::default()
-    }
-}
-
-/// A registry seeded with the catalogue, and a replica of it with access control.
-async fn seeded(dir: &Path) -> (TestRegistry, TestRegistry, common::images::Catalogue) {
-    let open = TestRegistry::fs().await;
-    let content = catalogue(&open).await;
-    let secured = open.replica(secured(dir)).await;
-    (open, secured, content)
-}
 
 /// The value of `name="csrf"` in a page.
 fn csrf_of(html: &str) -> String {

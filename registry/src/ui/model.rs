@@ -358,7 +358,14 @@ impl Ui {
             media_type: manifest.media_type.clone(),
             size: blobs.iter().map(|(_, s)| s).sum(),
             platforms,
-            artifact_type: manifest.referrer(digest, 0).artifact_type,
+            // Images are not artifacts; an artifact says so, or carries a config of its own.
+            artifact_type: manifest.artifact_type.clone().or_else(|| {
+                manifest
+                    .config
+                    .as_ref()
+                    .map(|c| c.media_type.clone())
+                    .filter(|t| !strata_storage::oci::media::is_image_config(t))
+            }),
             blobs,
         });
         let mut summaries = self.summaries.lock().expect("summaries");
