@@ -259,9 +259,9 @@ impl LayerStore {
         let file = File::open(tar).map_err(io("open", tar))?;
         let mut input = BufReader::new(file);
         let compression = Compression::sniff(input.fill_buf().map_err(io("read", tar))?);
-        let stream = crate::unpack::stream::decompress(input, compression).map_err(|source| StoreError::Unpack {
+        let stream = crate::unpack::decompress(input, compression).map_err(|source| StoreError::Unpack {
             digest: tar.display().to_string(),
-            source,
+            source: source.into(),
         })?;
         let mut archive = tar::Archive::new(stream);
         let first = archive

@@ -9,6 +9,8 @@
 //! - [`digest`] hashes (SHA-256, SHA-512; resumable) and verifies streams; [`layout`] is the one
 //!   place that builds storage keys, from the validated [`Key`], [`RepositoryName`], [`Tag`],
 //!   [`UploadId`] and digests.
+//! - [`layer`] reads layer tars from the network safely (bounded, diff_id computed), for the
+//!   runtime's unpacker and the registry's layer index.
 //! - [`StorageConfig`] selects and configures a backend from TOML and `STRATA_STORAGE_*`
 //!   environment variables.
 //!
@@ -23,6 +25,7 @@ pub mod digest;
 mod error;
 mod fs;
 mod key;
+pub mod layer;
 pub mod layout;
 pub mod lock;
 mod names;

@@ -78,7 +78,7 @@ pub async fn store_layer_file(store: &OciLayout, path: &Path) -> Result<NewLayer
         {
             let mut decoder = decompress(&mut tee, compression).map_err(|source| StoreError::Unpack {
                 digest: path.display().to_string(),
-                source,
+                source: source.into(),
             })?;
             std::io::copy(&mut decoder, &mut tar).map_err(|e| {
                 StoreError::Invalid(format!(

@@ -12,8 +12,8 @@ use rustix::io::Errno;
 use super::Options;
 use super::error::{UnpackError, corrupt, io_at, shown};
 use super::fs::{Node, Root, WalkError, file_type_at, open_child_dir, remove};
-use super::header::{EntryHeader, Kind, Mtime};
 use super::path::{EntryPath, Target, check_symlink_target, parse_entry_name, parse_link_target};
+use strata_storage::layer::{EntryHeader, Kind, Mtime};
 
 /// The xattr that makes an overlayfs directory hide the lower layers' contents.
 const OPAQUE_XATTR: &[u8] = b"trusted.overlay.opaque";

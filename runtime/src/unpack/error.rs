@@ -3,27 +3,9 @@
 
 use std::fmt;
 
-/// Which [`super::Limits`] field a layer exceeded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum LimitKind {
-    /// [`super::Limits::max_total_bytes`]: declared entry sizes plus trailing data.
-    TotalBytes,
-    /// [`super::Limits::max_entries`]: the number of entries.
-    Entries,
-    /// [`super::Limits::max_extension_bytes`]: the size of one PAX or GNU long-name record.
-    ExtensionBytes,
-}
-
-impl fmt::Display for LimitKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            LimitKind::TotalBytes => "total uncompressed bytes",
-            LimitKind::Entries => "number of entries",
-            LimitKind::ExtensionBytes => "size of a PAX or GNU extension header",
-        })
-    }
-}
+use strata_storage::layer::TarError;
+pub(crate) use strata_storage::layer::shown;
+pub use strata_storage::layer::{LimitKind, MAX_SHOWN_NAME};
 
 /// Why a layer could not be unpacked.
 ///
@@ -168,24 +150,24 @@ pub enum UnpackError {
     },
 }
 
-/// How many bytes of an entry name errors show.
-pub const MAX_SHOWN_NAME: usize = 512;
+impl From<TarError> for UnpackError {
+    fn from(e: TarError) -> Self {
+        match e {
+            TarError::LimitExceeded { what, limit, entry } => UnpackError::LimitExceeded { what, limit, entry },
+            TarError::UnsupportedEntryType { entry, kind } => UnpackError::UnsupportedEntryType { entry, kind },
+            TarError::Corrupt { entry, reason } => UnpackError::Corrupt { entry, reason },
+            other => UnpackError::Corrupt {
+                entry: None,
+                reason: other.to_string(),
+            },
+        }
+    }
+}
 
 fn at_entry(entry: &Option<String>) -> String {
     match entry {
         Some(e) => format!(" at entry {e:?}"),
         None => String::new(),
-    }
-}
-
-/// An entry name for display in errors and logs.
-pub(crate) fn shown(name: &[u8]) -> String {
-    if name.len() > MAX_SHOWN_NAME {
-        let mut s = String::from_utf8_lossy(&name[..MAX_SHOWN_NAME]).into_owned();
-        s.push_str("...");
-        s
-    } else {
-        String::from_utf8_lossy(name).into_owned()
     }
 }
 

@@ -18,8 +18,8 @@ use rustix::fs::{self as rfs, AtFlags, Dir, FileType, Gid, Mode, OFlags, Timespe
 use rustix::io::Errno;
 
 use super::error::UnpackError;
-use super::header::Mtime;
 use super::path::EntryPath;
+use strata_storage::layer::Mtime;
 
 const DIR_FLAGS: OFlags = OFlags::RDONLY
     .union(OFlags::DIRECTORY)

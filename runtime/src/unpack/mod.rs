@@ -23,15 +23,13 @@ pub(crate) mod apply;
 pub(crate) mod archive;
 pub(crate) mod error;
 mod fs;
-pub(crate) mod header;
 mod path;
-pub(crate) mod stream;
 
 use std::io::Read;
 use std::path::Path;
 
 pub use error::{LimitKind, MAX_SHOWN_NAME, UnpackError};
-pub use stream::decompress;
+pub use strata_storage::layer::{Compression, decompress};
 
 /// Bounds on what one layer may contain; exceeding one fails with
 /// [`UnpackError::LimitExceeded`] or [`UnpackError::NameTooLong`].
@@ -48,6 +46,17 @@ pub struct Limits {
     pub max_component_bytes: usize,
     /// The largest PAX or GNU long-name record, which is held in memory. Default 1 MiB.
     pub max_extension_bytes: u64,
+}
+
+impl Limits {
+    /// The limits the tar reader enforces.
+    pub fn tar(&self) -> strata_storage::layer::TarLimits {
+        strata_storage::layer::TarLimits {
+            max_total_bytes: self.max_total_bytes,
+            max_entries: self.max_entries,
+            max_extension_bytes: self.max_extension_bytes,
+        }
+    }
 }
 
 impl Default for Limits {
@@ -79,56 +88,6 @@ impl Default for Options {
         Options {
             limits: Limits::default(),
             privileged: rustix::process::geteuid().is_root(),
-        }
-    }
-}
-
-/// The compression of a layer blob.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    /// A plain tar.
-    None,
-    /// gzip (one or more members).
-    Gzip,
-    /// Zstandard (one or more frames).
-    Zstd,
-}
-
-impl Compression {
-    /// The compression of a layer media type, or `None` if it is not a layer media type this
-    /// unpacker knows (OCI and Docker, distributable or not).
-    pub fn from_media_type(media_type: &str) -> Option<Self> {
-        use strata_storage::oci::media;
-        const PLAIN: [&str; 3] = [
-            media::OCI_LAYER,
-            media::OCI_NONDISTRIBUTABLE[0],
-            media::DOCKER_LAYER_TAR,
-        ];
-        const GZIP: [&str; 2] = [media::DOCKER_LAYER_GZIP, media::DOCKER_FOREIGN_LAYER];
-        let (base, suffix) = media_type.split_once('+').unwrap_or((media_type, ""));
-        if GZIP.contains(&media_type) {
-            return Some(Compression::Gzip);
-        }
-        if !PLAIN.contains(&base) {
-            return None;
-        }
-        match suffix {
-            "" => Some(Compression::None),
-            "gzip" => Some(Compression::Gzip),
-            "zstd" => Some(Compression::Zstd),
-            _ => None,
-        }
-    }
-
-    /// The compression the first bytes of a blob (at least 4 for a reliable answer) show, by
-    /// their magic numbers; anything else is taken as a plain tar.
-    pub fn sniff(first_bytes: &[u8]) -> Self {
-        if first_bytes.starts_with(&[0x1f, 0x8b]) {
-            Compression::Gzip
-        } else if first_bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-            Compression::Zstd
-        } else {
-            Compression::None
         }
     }
 }

@@ -12,9 +12,9 @@ use super::names::{escape_component, fold_key};
 use super::{ATTR_DIRECTORY, Record, RecordKind, SIDECAR, Stream, read_sidecar};
 use crate::unpack::UnpackError;
 use crate::unpack::apply::Stats;
-use crate::unpack::archive::Sink;
 use crate::unpack::error::{io_at, shown};
-use crate::unpack::header::{EntryHeader, Kind};
+use strata_storage::layer::Sink;
+use strata_storage::layer::{EntryHeader, Kind};
 
 const TOPS: [&str; 3] = ["Files", "Hives", "UtilityVM"];
 /// NTFS's longest name component.
@@ -229,6 +229,8 @@ fn record_of(h: &EntryHeader, path: &str, kind: RecordKind) -> Result<Record, Un
 }
 
 impl Sink for Importer {
+    type Error = UnpackError;
+
     fn apply(&mut self, h: &EntryHeader, content: &mut dyn Read) -> Result<(), UnpackError> {
         let (name, parts) = split_name(&h.name)?;
         let last = parts.last().expect("non-empty").clone();
@@ -388,8 +390,11 @@ impl Sink for Importer {
         self.pending = Some(record);
         Ok(())
     }
+}
 
-    fn finish(mut self) -> Result<Stats, UnpackError> {
+impl Importer {
+    /// Finishes after the last entry.
+    pub(crate) fn finish(mut self) -> Result<Stats, UnpackError> {
         self.flush_pending()?;
         let file = self
             .sidecar

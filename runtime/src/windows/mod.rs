@@ -139,6 +139,7 @@ pub fn unpack_windows(
     parents: &[PathBuf],
     options: &Options,
 ) -> Result<Unpacked, UnpackError> {
-    let importer = import::Importer::new(layer_dir, parents)?;
-    crate::unpack::archive::read_layer(input, compression, options, importer)
+    let mut importer = import::Importer::new(layer_dir, parents)?;
+    let read = crate::unpack::archive::read_layer(input, compression, options, &mut importer)?;
+    crate::unpack::archive::unpacked(read, importer.finish()?)
 }

@@ -8,56 +8,71 @@
 
 use tar::PaxExtensions;
 
-use super::error::{UnpackError, corrupt, shown};
+use super::{TarError, corrupt, shown};
 
 /// The kinds of entry a layer may contain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
+pub enum Kind {
+    /// A regular file.
     Regular,
+    /// A directory.
     Directory,
+    /// A symbolic link.
     Symlink,
+    /// A hard link to an earlier entry.
     HardLink,
+    /// A character device (whiteouts, in overlayfs form).
     CharDevice,
+    /// A block device.
     BlockDevice,
+    /// A named pipe.
     Fifo,
 }
 
 /// A modification time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) struct Mtime {
-    pub(crate) secs: i64,
-    pub(crate) nanos: u32,
+pub struct Mtime {
+    /// Seconds since the epoch.
+    pub secs: i64,
+    /// Nanoseconds.
+    pub nanos: u32,
 }
 
 /// Everything the unpacker needs to know about one entry, before its content.
 #[derive(Debug)]
-pub(crate) struct EntryHeader {
+pub struct EntryHeader {
     /// The name as the layer spells it (not yet validated).
-    pub(crate) name: Vec<u8>,
+    pub name: Vec<u8>,
     /// The link target of symbolic and hard links (not yet validated), otherwise empty.
-    pub(crate) link: Vec<u8>,
-    pub(crate) kind: Kind,
+    pub link: Vec<u8>,
+    /// What the entry is.
+    pub kind: Kind,
     /// Permission bits including setuid, setgid and sticky.
-    pub(crate) mode: u32,
-    pub(crate) uid: u32,
-    pub(crate) gid: u32,
-    pub(crate) mtime: Mtime,
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Modification time.
+    pub mtime: Mtime,
     /// Content size in bytes.
-    pub(crate) size: u64,
+    pub size: u64,
     /// Whether the content follows the header without the tar crate knowing: a PAX `size` record
     /// with a zero size field, which is how Go writes files over 8 GiB.
-    pub(crate) size_from_pax_only: bool,
+    pub size_from_pax_only: bool,
     /// Device major and minor numbers.
-    pub(crate) device: (u32, u32),
+    pub device: (u32, u32),
     /// Extended attributes from `SCHILY.xattr.*` records, as (name, value).
-    pub(crate) xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
     /// Every PAX record of the entry, in archive order, as read.
-    pub(crate) pax: Vec<(Vec<u8>, Vec<u8>)>,
+    pub pax: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Where the content starts in the uncompressed tar stream.
+    pub offset: u64,
 }
 
 /// Which extension record a header carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ExtensionKind {
+pub(super) enum ExtensionKind {
     /// PAX extended header (`x`).
     Pax,
     /// GNU long name (`L`).
@@ -68,7 +83,7 @@ pub(crate) enum ExtensionKind {
 
 /// The extension records read since the last real entry.
 #[derive(Debug, Default)]
-pub(crate) struct Extensions {
+pub(super) struct Extensions {
     pax: Option<Vec<u8>>,
     long_name: Option<Vec<u8>>,
     long_link: Option<Vec<u8>>,
@@ -76,12 +91,12 @@ pub(crate) struct Extensions {
 
 impl Extensions {
     /// Whether records are waiting for an entry.
-    pub(crate) fn is_pending(&self) -> bool {
+    pub(super) fn is_pending(&self) -> bool {
         self.pax.is_some() || self.long_name.is_some() || self.long_link.is_some()
     }
 
     /// Stores one record; two of the same kind for one entry make the archive ambiguous.
-    pub(crate) fn set(&mut self, kind: ExtensionKind, data: Vec<u8>) -> Result<(), UnpackError> {
+    pub(super) fn set(&mut self, kind: ExtensionKind, data: Vec<u8>) -> Result<(), TarError> {
         let slot = match kind {
             ExtensionKind::Pax => &mut self.pax,
             ExtensionKind::LongName => &mut self.long_name,
@@ -95,7 +110,7 @@ impl Extensions {
     }
 
     /// Consumes the pending records and combines them with the header of the real entry.
-    pub(crate) fn resolve(&mut self, header: &tar::Header) -> Result<EntryHeader, UnpackError> {
+    pub(super) fn resolve(&mut self, header: &tar::Header) -> Result<EntryHeader, TarError> {
         let Extensions {
             pax,
             long_name,
@@ -123,14 +138,14 @@ impl Extensions {
             b'5' => Kind::Directory,
             b'6' => Kind::Fifo,
             other => {
-                return Err(UnpackError::UnsupportedEntryType {
+                return Err(TarError::UnsupportedEntryType {
                     entry: shown(&name),
                     kind: describe_type(other),
                 });
             }
         };
         if pax.sparse {
-            return Err(UnpackError::UnsupportedEntryType {
+            return Err(TarError::UnsupportedEntryType {
                 entry: shown(&name),
                 kind: "PAX sparse file (GNU.sparse records)".into(),
             });
@@ -184,12 +199,13 @@ impl Extensions {
             device,
             xattrs: pax.xattrs,
             pax: pax.records,
+            offset: 0,
         })
     }
 }
 
 /// The GNU record if present (without its NUL terminator), else the PAX record, else the header.
-fn pick(gnu: Option<Vec<u8>>, pax: Option<Vec<u8>>, header: Vec<u8>, what: &str) -> Result<Vec<u8>, UnpackError> {
+fn pick(gnu: Option<Vec<u8>>, pax: Option<Vec<u8>>, header: Vec<u8>, what: &str) -> Result<Vec<u8>, TarError> {
     match (gnu, pax) {
         (Some(mut gnu), pax) => {
             while gnu.last() == Some(&0) {
@@ -233,13 +249,13 @@ struct Pax {
 
 impl Pax {
     /// Parses PAX records; later records override earlier ones, as POSIX says.
-    fn parse(data: &[u8], header_name: &[u8]) -> Result<Self, UnpackError> {
+    fn parse(data: &[u8], header_name: &[u8]) -> Result<Self, TarError> {
         let mut pax = Pax::default();
         for record in PaxExtensions::new(data) {
             let record = record.map_err(|e| corrupt(Some(header_name), format!("bad PAX record: {e}")))?;
             let (key, value) = (record.key_bytes(), record.value_bytes());
             pax.records.push((key.to_vec(), value.to_vec()));
-            let number = || -> Result<u64, UnpackError> {
+            let number = || -> Result<u64, TarError> {
                 std::str::from_utf8(value)
                     .ok()
                     .and_then(|v| v.parse().ok())

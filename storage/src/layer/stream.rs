@@ -5,13 +5,12 @@ use std::cell::RefCell;
 use std::io::{self, BufReader, Read};
 use std::rc::Rc;
 
-use strata_storage::digest::{Algorithm, Digest, Hasher};
+use crate::digest::{Algorithm, Digest, Hasher};
 
-use super::Compression;
-use super::error::{UnpackError, corrupt};
+use super::{Compression, TarError, corrupt};
 
 /// Wraps `input` in the decoder for `compression`: what it reads is the tar stream.
-pub fn decompress<'a>(input: impl Read + 'a, compression: Compression) -> Result<Box<dyn Read + 'a>, UnpackError> {
+pub fn decompress<'a>(input: impl Read + 'a, compression: Compression) -> Result<Box<dyn Read + 'a>, TarError> {
     Ok(match compression {
         // The tar parser reads 512-byte headers; decoders buffer on their own.
         Compression::None => Box::new(BufReader::with_capacity(64 * 1024, input)),
