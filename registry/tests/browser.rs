@@ -1,6 +1,7 @@
 //! The web UI in a real browser: Debian's chromium, headless, driven through chromedriver
 //! (WebDriver, the `fantoccini` client). A visitor signs in, lists and searches (the script's
-//! search-as-you-type), opens a multi-platform Windows index, copies a pull command, deletes a
+//! search-as-you-type), opens a multi-platform Windows index, copies a pull command, browses an
+//! image's files (the union of its layers) down to a file's text, deletes a
 //! tag through the confirmation page, and signs out; another user sees neither the other's
 //! repositories nor their pages; hostile text from an image never runs; the keyboard reaches
 //! the content first; text contrast meets WCAG AA. Screenshots of each step are saved under
@@ -254,6 +255,36 @@ async fn a_visitor_browses_signs_in_deletes_and_sees_only_their_own() {
     );
     shot(&client, "04-hostile").await;
 
+    // The image's files: the union, a directory, a file's text.
+    client.goto(&format!("{base}/ui/r/library/busybox:1.36")).await.unwrap();
+    client.find(Locator::Id("browse")).await.unwrap().click().await.unwrap();
+    assert_eq!(first_cells(&client, "files").await, ["bin/", "etc/", "var/"]);
+    client
+        .find(Locator::LinkText("etc/"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let etc = first_cells(&client, "files").await;
+    assert!(
+        etc.contains(&"hosts".to_string()) && !etc.contains(&"passwd".to_string()),
+        "{etc:?}"
+    );
+    shot(&client, "05-files").await;
+    client
+        .find(Locator::LinkText("hosts"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(text(&client, "#content").await, "127.0.0.1 localhost");
+    assert_eq!(
+        client.execute("return typeof window.pwned", vec![]).await.unwrap(),
+        json!("undefined")
+    );
+
     // Delete a tag through the confirmation page.
     client.goto(&format!("{base}/ui/r/library/busybox")).await.unwrap();
     assert_eq!(first_cells(&client, "tags").await, ["1.36", "latest"]);
@@ -265,7 +296,7 @@ async fn a_visitor_browses_signs_in_deletes_and_sees_only_their_own() {
         .await
         .unwrap();
     assert!(text(&client, "main").await.contains("will be deleted"));
-    shot(&client, "05-confirm-delete").await;
+    shot(&client, "06-confirm-delete").await;
     client
         .find(Locator::Css("button.danger"))
         .await
@@ -312,6 +343,6 @@ async fn a_visitor_browses_signs_in_deletes_and_sees_only_their_own() {
             .await
             .contains("repository library/busybox is not known")
     );
-    shot(&client, "06-other-user").await;
+    shot(&client, "07-other-user").await;
     client.close().await.unwrap();
 }

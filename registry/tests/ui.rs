@@ -408,3 +408,134 @@ async fn the_root_redirects_assets_are_cached_pages_compressed_and_the_ui_can_be
     assert_eq!(off.get("/ui/").await.status(), StatusCode::NOT_FOUND);
     assert_eq!(off.get("/").await.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_file_browser_shows_layers_the_union_files_and_downloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_open, r, content) = seeded(dir.path()).await;
+    let alice = sign_in(&r, "alice", "a-pass").await;
+    let image = format!("/ui/r/library/busybox@{}", content.busybox.digest);
+
+    // The union: the upper layer deleted passwd, added hostname, emptied the apk cache.
+    let (status, root) = page(&r, Some(&alice), &format!("{image}?files=")).await;
+    assert_eq!(status, StatusCode::OK, "{root}");
+    for shown in [
+        ">bin/<",
+        ">etc/<",
+        ">var/<",
+        "1 entries with unsafe names are not shown",
+    ] {
+        assert!(root.contains(shown), "{shown} in the root");
+    }
+    assert!(!root.contains("escape"), "a name with .. is not listed");
+    let (_, etc) = page(&r, Some(&alice), &format!("{image}?files=etc")).await;
+    assert!(etc.contains(">hosts<") && etc.contains(">hostname<") && etc.contains(">motd<"));
+    assert!(!etc.contains(">passwd<"), "whited out");
+    assert!(etc.contains("&lt;img src=x onerror=alert(1)&gt;.txt") && !etc.contains("<img src=x onerror=alert(1)>"));
+    let (_, apk) = page(&r, Some(&alice), &format!("{image}?files=var/cache/apk")).await;
+    assert!(
+        apk.contains(">fresh<") && !apk.contains(">index<"),
+        "opaque directory: {apk}"
+    );
+
+    // One layer: what it did.
+    let (_, upper) = page(&r, Some(&alice), &format!("{image}?layer=2&files=etc")).await;
+    let row = |name: &str| {
+        let at = upper
+            .find(&format!(">{name}<"))
+            .unwrap_or_else(|| panic!("{name} in layer 2"));
+        upper[at..].split("</tr>").next().unwrap().to_owned()
+    };
+    assert!(row("passwd").contains("deleted"));
+    assert!(row("hostname").contains("added"));
+    let (_, base) = page(&r, Some(&alice), &format!("{image}?layer=1&files=etc")).await;
+    assert!(base.contains(">passwd<"));
+
+    // A file: its text, escaped; a download: its bytes, as an attachment.
+    let (status, motd) = page(&r, Some(&alice), &format!("{image}?layer=1&file=etc/motd")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(motd.contains("&lt;script&gt;window.pwned=1&lt;/script&gt;") && !motd.contains(HOSTILE));
+    let download = r
+        .request(Method::GET, &format!("{image}?layer=1&download=etc/hosts"))
+        .header("cookie", &alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(download.status(), StatusCode::OK);
+    assert_eq!(
+        download.headers()["content-disposition"],
+        "attachment; filename=\"hosts\""
+    );
+    assert_eq!(download.headers()["content-type"], "application/octet-stream");
+    assert_eq!(download.bytes().await.unwrap().as_ref(), b"127.0.0.1 localhost\n");
+
+    // The file list was kept beside the blob; paths cannot leave the listing.
+    let layer_digest: strata_storage::Digest = {
+        let (_, view) = api(
+            &r,
+            Some(&alice),
+            "/ui/api/image?repository=library/busybox&reference=1.36",
+        )
+        .await;
+        view["image"]["layers"][0]["digest"].as_str().unwrap().parse().unwrap()
+    };
+    let stored = r.fixture.backend().await;
+    assert!(
+        strata_storage::BackendExt::exists(
+            stored.as_ref(),
+            &strata_storage::layout::layer_index(&layer_digest).unwrap()
+        )
+        .await
+        .unwrap()
+    );
+    for path in ["../..", "etc/../../..", "nothing/here"] {
+        let (status, _) = page(&r, Some(&alice), &format!("{image}?files={path}")).await;
+        assert!(
+            status == StatusCode::OK || status == StatusCode::NOT_FOUND,
+            "{path}: {status}"
+        );
+    }
+    assert_eq!(
+        page(&r, Some(&alice), &format!("{image}?files=nothing/here")).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        page(&r, Some(&alice), &format!("{image}?layer=9&files=")).await.0,
+        StatusCode::NOT_FOUND
+    );
+
+    // The same through the JSON API.
+    let (_, files) = api(
+        &r,
+        Some(&alice),
+        &format!(
+            "/ui/api/files?repository=library/busybox&reference={}&path=etc",
+            content.busybox.digest
+        ),
+    )
+    .await;
+    let names: Vec<&str> = files["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"hostname") && !names.contains(&"passwd"), "{names:?}");
+    let (_, hosts) = api(
+        &r,
+        Some(&alice),
+        "/ui/api/file?repository=library/busybox&reference=1.36&layer=1&path=etc/hosts",
+    )
+    .await;
+    assert_eq!(hosts["text"], "127.0.0.1 localhost\n");
+
+    // Someone who may not pull the repository sees none of it.
+    let bob = sign_in(&r, "bob", "b-pass").await;
+    for path in [
+        format!("{image}?files=etc"),
+        format!("{image}?layer=1&file=etc/hosts"),
+        format!("{image}?layer=1&download=etc/hosts"),
+    ] {
+        assert_eq!(page(&r, Some(&bob), &path).await.0, StatusCode::NOT_FOUND, "{path}");
+    }
+}

@@ -20,6 +20,9 @@
 //! ├── _gc/claims/<alg>/<hex>                  a push used this digest lately (its mtime counts)
 //! ├── _gc/deleting/<alg>/<hex>                garbage collection is deleting this blob (intent)
 //! ├── _gc/clock, _gc/lease, _gc/report        the storage's clock, the cycle lease, last report
+//! ├── _index/layers/<alg>/<hex>               the file list of layer blob <digest> (the web UI's;
+//! │                                           derived data: rebuilt when missing, deleted with
+//! │                                           the blob)
 //! ├── _upkeep/<task>                          lease of a periodic task (purge, sweep): one
 //! │                                           replica runs it per interval
 //! ├── _multipart/<id>                         (S3 backend) a multipart upload in flight: its key,
@@ -234,6 +237,11 @@ pub fn gc_lease() -> Key {
 /// The report of the last garbage-collection cycle.
 pub fn gc_report() -> Key {
     key("_gc/report".into())
+}
+
+/// The file list of layer blob `digest` (derived from it; the web UI's).
+pub fn layer_index(digest: &Digest) -> Result<Key> {
+    Ok(key(format!("_index/layers/{}", digest_path(digest)?)))
 }
 
 /// The lease of periodic task `task` (`purge`, `sweep`).

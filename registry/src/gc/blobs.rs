@@ -91,8 +91,11 @@ async fn judge(
     let backend = state.blobs.backend();
     let intent = layout::blob_intent(&digest)?;
     let claim = layout::claim(&digest)?;
+    let index = layout::layer_index(&digest)?;
     let deleted = delete_under_intent(state, &intent, &digest, since, || async {
         backend.delete(&key).await?;
+        // What the web UI derived from the blob goes with it.
+        ignore_missing(backend.delete(&index).await)?;
         // The claim goes with the blob (still under the intent: a push that claims now sees
         // the intent, claims again once it is gone, and finds the blob gone).
         ignore_missing(backend.delete(&claim).await)

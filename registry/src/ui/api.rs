@@ -6,6 +6,7 @@ use axum::Json;
 use axum::extract::{Query, State};
 use serde::Deserialize;
 
+use super::files::{FileView, FilesView};
 use super::model::{ImageView, RepositoryPage, TagPage, Ui};
 use super::visitor::Visitor;
 use crate::error::ApiResult;
@@ -59,4 +60,39 @@ pub(super) async fn image(
     Query(query): Query<ImageQuery>,
 ) -> ApiResult<Json<ImageView>> {
     Ok(Json(ui.image(&visitor, &query.repository, &query.reference).await?))
+}
+
+/// `?repository=&reference=&layer=&path=`
+#[derive(Debug, Deserialize)]
+pub(super) struct FilesQuery {
+    repository: String,
+    reference: String,
+    /// From 1 (the bottom); none: the image's union.
+    layer: Option<usize>,
+    #[serde(default)]
+    path: String,
+}
+
+/// `GET /ui/api/files?repository=NAME&reference=DIGEST_OR_TAG[&layer=N]&path=DIR`
+pub(super) async fn files(
+    State(ui): State<Ui>,
+    visitor: Visitor,
+    Query(q): Query<FilesQuery>,
+) -> ApiResult<Json<FilesView>> {
+    let layer = q.layer.map(|n| n.saturating_sub(1));
+    Ok(Json(
+        ui.files(&visitor, &q.repository, &q.reference, layer, &q.path).await?,
+    ))
+}
+
+/// `GET /ui/api/file?repository=NAME&reference=DIGEST_OR_TAG&layer=N&path=FILE`
+pub(super) async fn file(
+    State(ui): State<Ui>,
+    visitor: Visitor,
+    Query(q): Query<FilesQuery>,
+) -> ApiResult<Json<FileView>> {
+    let layer = q.layer.unwrap_or(1).saturating_sub(1);
+    Ok(Json(
+        ui.file(&visitor, &q.repository, &q.reference, layer, &q.path).await?,
+    ))
 }

@@ -11,8 +11,12 @@
 
 mod api;
 mod assets;
+mod browse;
+mod files;
+mod layers;
 pub(crate) mod model;
 mod pages;
+mod tree;
 mod visitor;
 
 use axum::Router;
@@ -48,6 +52,8 @@ pub(crate) fn router<S>(app: SharedState) -> Router<S> {
         .route("/ui/api/repositories", get(api::repositories))
         .route("/ui/api/tags", get(api::tags))
         .route("/ui/api/image", get(api::image))
+        .route("/ui/api/files", get(api::files))
+        .route("/ui/api/file", get(api::file))
         .layer(axum::middleware::from_fn(security_headers))
         .layer(tower_http::compression::CompressionLayer::new())
         .with_state(ui)
@@ -112,6 +118,14 @@ async fn repositories(State(ui): State<Ui>, visitor: Visitor, Query(query): Quer
 struct ReferenceQuery {
     after: Option<String>,
     delete: Option<String>,
+    /// A directory to list (`""`: the root).
+    files: Option<String>,
+    /// A layer, from 1 (the bottom).
+    layer: Option<usize>,
+    /// A file to show.
+    file: Option<String>,
+    /// A file to download.
+    download: Option<String>,
 }
 
 /// What `/ui/r/<path>` names: `name`, `name:tag` or `name@digest`.
@@ -142,7 +156,28 @@ async fn reference(
     headers: HeaderMap,
 ) -> Response {
     let (name, reference) = split_reference(&path);
+    let layer = query.layer.map(|n| n.saturating_sub(1));
+    if let (Some(reference), Some(file)) = (reference, &query.download) {
+        return match ui.download(&visitor, name, reference, layer.unwrap_or(0), file).await {
+            Ok((file_name, size, stream)) => download_response(&file_name, size, stream),
+            Err(e) => page(&visitor, Err(e)),
+        };
+    }
     let result = match reference {
+        Some(reference) if query.file.is_some() => ui
+            .file(
+                &visitor,
+                name,
+                reference,
+                layer.unwrap_or(0),
+                query.file.as_deref().unwrap_or(""),
+            )
+            .await
+            .map(|view| browse::file(&visitor, &view)),
+        Some(reference) if query.files.is_some() => ui
+            .files(&visitor, name, reference, layer, query.files.as_deref().unwrap_or(""))
+            .await
+            .map(|view| browse::files(&visitor, &view)),
         None => ui
             .tags(&visitor, name, query.after.as_deref())
             .await
@@ -160,6 +195,31 @@ async fn reference(
             .map(|view| pages::image(&visitor, &host(&headers), &view)),
     };
     page(&visitor, result)
+}
+
+/// A file's bytes as an attachment: never shown by the browser as a page of the registry.
+fn download_response(file_name: &str, size: u64, stream: strata_storage::ByteStream) -> Response {
+    let safe: String = file_name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut response = axum::body::Body::from_stream(stream).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{safe}\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    response
 }
 
 /// Refuses a form posted from another site: a wrong CSRF token, or an `Origin` that is not

@@ -41,6 +41,8 @@ pub(crate) struct Ui {
     summaries: Arc<Mutex<HashMap<Digest, Arc<Summary>>>>,
     /// Repository sizes, with the tags they were computed for.
     sizes: Arc<Mutex<HashMap<String, (TagsSeen, u64)>>>,
+    /// Layers' file lists.
+    pub(super) layers: Arc<super::layers::Layers>,
 }
 
 impl axum::extract::FromRef<Ui> for SharedState {
@@ -221,6 +223,7 @@ impl Ui {
             app,
             summaries: Arc::default(),
             sizes: Arc::default(),
+            layers: Arc::default(),
         }
     }
 
@@ -312,7 +315,11 @@ impl Ui {
     }
 
     /// The manifest `reference` names, parsed, with its digest.
-    async fn manifest(&self, name: &RepositoryName, reference: &Reference) -> ApiResult<(Digest, u64, Manifest)> {
+    pub(super) async fn manifest(
+        &self,
+        name: &RepositoryName,
+        reference: &Reference,
+    ) -> ApiResult<(Digest, u64, Manifest)> {
         let (digest, revision) = manifests::lookup(&self.app, name, reference).await?;
         let bytes = manifests::read(&self.app, &digest, &revision, reference).await?;
         let manifest = Manifest::parse(&bytes, Some(&revision.media_type))
@@ -377,7 +384,7 @@ impl Ui {
     }
 
     /// An image manifest's config, when it is an image config (artifacts may carry others).
-    async fn config(&self, manifest: &Manifest) -> ApiResult<Option<ImageConfig>> {
+    pub(super) async fn config(&self, manifest: &Manifest) -> ApiResult<Option<ImageConfig>> {
         let Some(config) = &manifest.config else {
             return Ok(None);
         };

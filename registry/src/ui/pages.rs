@@ -36,13 +36,33 @@ pub(super) fn link(repository: &str, reference: Option<&str>) -> String {
     }
 }
 
+/// The URL of a directory (`layer`: 0-based; none for the image).
+pub(super) fn dir_link(repository: &str, digest: &str, layer: Option<usize>, path: &str) -> String {
+    let base = link(repository, Some(digest));
+    match layer {
+        Some(n) => format!("{base}?layer={}&files={}", n + 1, encode(path)),
+        None => format!("{base}?files={}", encode(path)),
+    }
+}
+
+/// The URL of a file of layer `layer` (0-based), shown or (`download`) downloaded.
+pub(super) fn file_link(repository: &str, digest: &str, layer: usize, path: &str, download: bool) -> String {
+    let what = if download { "download" } else { "file" };
+    format!(
+        "{}?layer={}&{what}={}",
+        link(repository, Some(digest)),
+        layer + 1,
+        encode(path)
+    )
+}
+
 fn short(digest: &str) -> &str {
     let hex = digest.split_once(':').map_or(digest, |(_, h)| h);
     &hex[..hex.len().min(12)]
 }
 
 /// The frame of every page.
-fn layout(title: &str, visitor: &Visitor, query: &str, body: &Markup) -> Markup {
+pub(super) fn layout(title: &str, visitor: &Visitor, query: &str, body: &Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -199,6 +219,9 @@ pub(super) fn image(visitor: &Visitor, host: &str, view: &ImageView) -> Markup {
             @for (k, v) in &view.annotations { dt { (k) } dd { (v) } }
         }
         (pull_commands(host, &pull_ref))
+        @if view.image.is_some() {
+            p { a #browse href=(dir_link(name, &view.digest, None, "")) { "Browse the image's files" } }
+        }
         @if !view.platforms.is_empty() {
             h2 { "Platforms" }
             table #platforms {
@@ -252,7 +275,7 @@ pub(super) fn image(visitor: &Visitor, host: &str, view: &ImageView) -> Markup {
                 tbody {
                     @for (i, l) in image.layers.iter().enumerate() {
                         tr {
-                            td { (i + 1) }
+                            td { @if l.urls.is_empty() { a href=(dir_link(name, &view.digest, Some(i), "")) aria-label={ "Files of layer " (i + 1) } { (i + 1) } } @else { (i + 1) } }
                             td { code title=(l.digest) { (short(&l.digest)) } }
                             td { (l.media_type) }
                             td { (size(l.size)) }

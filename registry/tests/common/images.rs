@@ -45,7 +45,12 @@ impl TestRegistry {
             descriptors.push(match layer {
                 Layer::Tar(bytes) => {
                     let digest = self.push_blob(name, Bytes::copy_from_slice(bytes)).await;
-                    json!({ "mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest.to_string(), "size": bytes.len() })
+                    let media_type = if bytes.starts_with(&[0x1f, 0x8b]) {
+                        "application/vnd.oci.image.layer.v1.tar+gzip"
+                    } else {
+                        "application/vnd.oci.image.layer.v1.tar"
+                    };
+                    json!({ "mediaType": media_type, "digest": digest.to_string(), "size": bytes.len() })
                 }
                 Layer::Foreign { seed, size, url } => json!({
                     "mediaType": "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
@@ -95,6 +100,43 @@ impl TestRegistry {
         let index = json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests });
         self.put_json(name, Some(tag), OCI_INDEX, &index).await
     }
+}
+
+/// An entry of [`tar_layer`].
+pub enum TarEntry<'a> {
+    File(&'a [u8]),
+    Dir,
+    Symlink(&'a str),
+}
+
+/// A gzip-compressed layer tar of `entries`, written raw (names as given, `..` and whiteouts
+/// included), in order.
+pub fn tar_layer(entries: &[(&str, TarEntry<'_>)]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+    for (name, entry) in entries {
+        let mut header = tar::Header::new_gnu();
+        let (kind, data, mode): (tar::EntryType, &[u8], u32) = match entry {
+            TarEntry::File(data) => (tar::EntryType::Regular, data, 0o644),
+            TarEntry::Dir => (tar::EntryType::Directory, &[], 0o755),
+            TarEntry::Symlink(target) => {
+                header.set_link_name(target).unwrap();
+                (tar::EntryType::Symlink, &[], 0o777)
+            }
+        };
+        header.set_entry_type(kind);
+        header.set_mode(mode);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(1_700_000_000);
+        header.set_size(data.len() as u64);
+        // Raw name bytes: the tar crate's set_path refuses `..`, which hostile layers have.
+        let field = &mut header.as_old_mut().name;
+        field.fill(0);
+        field[..name.len()].copy_from_slice(name.as_bytes());
+        header.set_cksum();
+        builder.append(&header, data).unwrap();
+    }
+    builder.into_inner().unwrap().finish().unwrap()
 }
 
 /// A layer of [`TestRegistry::push_real_image`].
@@ -157,12 +199,32 @@ pub struct Catalogue {
 
 /// Pushes the [`Catalogue`].
 pub async fn catalogue(r: &TestRegistry) -> Catalogue {
+    let base = tar_layer(&[
+        ("bin/", TarEntry::Dir),
+        ("bin/busybox", TarEntry::File(b"\x7fELF busybox")),
+        ("bin/sh", TarEntry::Symlink("busybox")),
+        ("etc/", TarEntry::Dir),
+        ("etc/hosts", TarEntry::File(b"127.0.0.1 localhost\n")),
+        ("etc/passwd", TarEntry::File(b"root:x:0:0:root:/root:/bin/sh\n")),
+        ("etc/motd", TarEntry::File(HOSTILE.as_bytes())),
+        ("etc/<img src=x onerror=alert(1)>.txt", TarEntry::File(b"hostile name")),
+        ("../../escape", TarEntry::File(b"outside")),
+        ("var/cache/apk/index", TarEntry::File(b"stale")),
+    ]);
+    let upper = tar_layer(&[
+        ("etc/", TarEntry::Dir),
+        ("etc/.wh.passwd", TarEntry::File(b"")),
+        ("etc/hostname", TarEntry::File(b"box\n")),
+        ("var/cache/apk/", TarEntry::Dir),
+        ("var/cache/apk/.wh..wh..opq", TarEntry::File(b"")),
+        ("var/cache/apk/fresh", TarEntry::File(b"fresh")),
+    ]);
     let busybox = r
         .push_real_image(
             "library/busybox",
             Some("1.36"),
             config("linux", "amd64", None, json!({})),
-            &[Layer::Tar(b"busybox layer")],
+            &[Layer::Tar(&base), Layer::Tar(&upper)],
             json!({}),
         )
         .await;
