@@ -272,6 +272,23 @@ async fn a_visitor_browses_signs_in_deletes_and_sees_only_their_own() {
         "{etc:?}"
     );
     shot(&client, "05-files").await;
+    // One layer's tree: what the upper layer did to /etc.
+    client
+        .find(Locator::LinkText("Layer 2"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let deleted = text(&client, "#files tr.deleted").await;
+    assert!(deleted.contains("passwd") && deleted.contains("deleted"), "{deleted}");
+    client
+        .find(Locator::LinkText("All layers"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     client
         .find(Locator::LinkText("hosts"))
         .await

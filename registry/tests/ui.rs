@@ -529,6 +529,27 @@ async fn the_file_browser_shows_layers_the_union_files_and_downloads() {
     .await;
     assert_eq!(hosts["text"], "127.0.0.1 localhost\n");
 
+    // A Windows image: the foreign base is not here (said so), names fold case.
+    let windows = format!("/ui/r/windows/servercore@{}", content.windows_2022.digest);
+    let (status, root) = page(&r, Some(&alice), &format!("{windows}?files=")).await;
+    assert_eq!(status, StatusCode::OK, "{root}");
+    assert!(
+        root.contains(">Files/<") && root.contains(">Hives/<") && root.contains("Foreign layers are not stored here")
+    );
+    let (status, etc) = page(
+        &r,
+        Some(&alice),
+        &format!("{windows}?files=files/WINDOWS/system32/Drivers/etc"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{etc}");
+    assert!(etc.contains(">hosts<") && etc.contains("names compare without regard to case"));
+    assert_eq!(
+        page(&r, Some(&alice), &format!("{windows}?layer=1&files=")).await.0,
+        StatusCode::NOT_FOUND,
+        "the foreign layer"
+    );
+
     // Someone who may not pull the repository sees none of it.
     let bob = sign_in(&r, "bob", "b-pass").await;
     for path in [

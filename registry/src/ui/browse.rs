@@ -46,6 +46,9 @@ pub(super) fn files(visitor: &Visitor, view: &FilesView) -> Markup {
         }
         (crumbs(repo, digest, view.layer, &view.path))
         @if view.windows { p.note { "Windows image: names compare without regard to case." } }
+        @if view.layer.is_none() && view.layers.iter().any(|l| !l.stored) {
+            p.note { "Foreign layers are not stored here: their files are not shown." }
+        }
         @if view.refused > 0 { p.note { (view.refused) " entries with unsafe names are not shown." } }
         @if view.rows.is_empty() { p.empty { "Empty." } }
         table #files {

@@ -56,6 +56,13 @@ pub(crate) struct FileView {
     pub(crate) text: Option<String>,
 }
 
+fn foreign(digest: &Digest) -> ApiError {
+    ApiError::new(
+        Code::BlobUnknown,
+        format!("layer {digest} is not stored here (a foreign layer): its files cannot be shown"),
+    )
+}
+
 fn not_in_image(path: &str) -> ApiError {
     ApiError::new(Code::BlobUnknown, format!("{path} is not in this image"))
 }
@@ -87,17 +94,16 @@ impl Ui {
         })
     }
 
-    /// The file lists of layers `..=top` (bottom first).
-    async fn indexes(&self, image: &Image, top: usize) -> ApiResult<Vec<std::sync::Arc<LayerIndex>>> {
+    /// The file lists of layers `..=top` (bottom first); none for a layer whose blob is not
+    /// here (a foreign layer), which only the union may pass over.
+    async fn indexes(&self, image: &Image, top: usize) -> ApiResult<Vec<Option<std::sync::Arc<LayerIndex>>>> {
         let mut indexes = Vec::with_capacity(top + 1);
         for layer in &image.layers[..=top] {
-            if !self.app.meta.blob_linked(&image.repository, &layer.digest).await? {
-                return Err(ApiError::new(
-                    Code::BlobUnknown,
-                    format!("layer {} is not stored here (a foreign layer?)", layer.digest),
-                ));
-            }
-            indexes.push(self.layers.index(&self.app.blobs, &layer.digest).await?);
+            indexes.push(if self.app.meta.blob_linked(&image.repository, &layer.digest).await? {
+                Some(self.layers.index(&self.app.blobs, &layer.digest).await?)
+            } else {
+                None
+            });
         }
         Ok(indexes)
     }
@@ -130,7 +136,14 @@ impl Ui {
         let image = self.image_layers(visitor, name, reference).await?;
         let top = Self::top(&image, layer)?;
         let indexes = self.indexes(&image, top).await?;
-        let refs: Vec<&LayerIndex> = indexes.iter().map(|i| i.as_ref()).collect();
+        if let Some(n) = layer
+            && indexes[n].is_none()
+        {
+            return Err(foreign(&image.layers[n].digest));
+        }
+        // Layers not stored here show nothing (the page says which).
+        let empty = LayerIndex::default();
+        let refs: Vec<&LayerIndex> = indexes.iter().map(|i| i.as_deref().unwrap_or(&empty)).collect();
         let dir = clean(path).unwrap_or_default();
         let rows = match layer {
             Some(n) => tree::layer(&refs, n, &dir, image.windows),
@@ -169,7 +182,7 @@ impl Ui {
             path: dir,
             rows,
             windows: image.windows,
-            refused: indexes.iter().map(|i| i.refused).sum(),
+            refused: indexes.iter().flatten().map(|i| i.refused).sum(),
         })
     }
 
@@ -179,7 +192,9 @@ impl Ui {
         let top = Self::top(image, Some(layer))?;
         let indexes = self.indexes(image, top).await?;
         let path = clean(path).ok_or_else(|| not_in_image(path))?;
-        let index = &indexes[top];
+        let index = indexes[top]
+            .as_ref()
+            .ok_or_else(|| foreign(&image.layers[top].digest))?;
         let entry = index.get(&path).cloned().ok_or_else(|| not_in_image(&path))?;
         let content = match (&entry.kind, &entry.link) {
             (EntryKind::File, _) => entry.clone(),

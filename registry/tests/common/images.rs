@@ -256,12 +256,24 @@ pub async fn catalogue(r: &TestRegistry) -> Catalogue {
         size: 1_234_567_890,
         url: "https://mcr.microsoft.com/v2/windows/servercore/blobs/sha256:0",
     };
+    let update = tar_layer(&[
+        ("Files/", TarEntry::Dir),
+        ("Files/Windows/", TarEntry::Dir),
+        ("Files/Windows/System32/", TarEntry::Dir),
+        (
+            "Files/Windows/System32/drivers/etc/hosts",
+            TarEntry::File(b"127.0.0.1 localhost\r\n"),
+        ),
+        ("Files/Program Files/App/app.exe", TarEntry::File(b"MZ")),
+        ("Hives/", TarEntry::Dir),
+        ("Hives/Software_Delta", TarEntry::File(b"regf")),
+    ]);
     let windows_2022 = r
         .push_real_image(
             "windows/servercore",
             None,
             config("windows", "amd64", Some("10.0.20348.2113"), json!({})),
-            &[base("ltsc2022"), Layer::Tar(b"windows update layer")],
+            &[base("ltsc2022"), Layer::Tar(&update)],
             json!({}),
         )
         .await;
