@@ -11,23 +11,14 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use bytes::Bytes;
-use common::{OCI_MANIFEST, TestRegistry, image_manifest};
+use common::{OCI_MANIFEST, TestRegistry, image_manifest, rule};
 use reqwest::{Method, StatusCode};
 use strata_registry::Config;
-use strata_registry::config::{AccessRule, Action, Auth, Token};
+use strata_registry::config::{Action, Auth, Token};
 use strata_storage::digest::sha256;
 use strata_storage::testing::FsFixture;
 
 const SERVICE: &str = "strata-test";
-
-fn rule(repositories: &[&str], users: &[&str], actions: &[Action]) -> AccessRule {
-    AccessRule {
-        repositories: repositories.iter().map(|s| s.to_string()).collect(),
-        users: users.iter().map(|s| s.to_string()).collect(),
-        groups: Vec::new(),
-        actions: actions.to_vec(),
-    }
-}
 
 fn write_htpasswd(path: &Path, users: &[(&str, &str)], cost: u32) {
     let lines: Vec<String> = users

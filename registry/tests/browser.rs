@@ -113,20 +113,10 @@ where
 
 async fn sign_in(client: &Client, base: &str, user: &str, password: &str) {
     client.goto(&format!("{base}/ui/login")).await.unwrap();
-    client
-        .find(Locator::Id("username"))
-        .await
-        .unwrap()
-        .send_keys(user)
-        .await
-        .unwrap();
-    client
-        .find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys(password)
-        .await
-        .unwrap();
+    for (field, value) in [("username", user), ("password", password)] {
+        let input = client.find(Locator::Id(field)).await.unwrap();
+        input.send_keys(value).await.unwrap();
+    }
     client
         .find(Locator::Css("form.login button[type=submit]"))
         .await

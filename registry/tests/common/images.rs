@@ -11,9 +11,9 @@ use strata_storage::digest::sha256;
 use std::path::Path;
 
 use strata_registry::Config;
-use strata_registry::config::{AccessRule, Action, Auth, Token};
+use strata_registry::config::{Action, Auth, Token};
 
-use super::{OCI_INDEX, OCI_MANIFEST, TestRegistry};
+use super::{OCI_INDEX, OCI_MANIFEST, TestRegistry, rule};
 
 /// What the hostile image carries in labels, history, annotations and its entrypoint: markup
 /// that would set `window.pwned` if it ever ran.
@@ -338,15 +338,6 @@ pub async fn catalogue(r: &TestRegistry) -> Catalogue {
         windows_2022,
         secret,
         hostile,
-    }
-}
-
-fn rule(repositories: &[&str], users: &[&str], actions: &[Action]) -> AccessRule {
-    AccessRule {
-        repositories: repositories.iter().map(|s| s.to_string()).collect(),
-        users: users.iter().map(|s| s.to_string()).collect(),
-        groups: Vec::new(),
-        actions: actions.to_vec(),
     }
 }
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use reqwest::{Method, Response, StatusCode};
+use strata_registry::config::{AccessRule, Action};
 use strata_registry::{AppState, Config};
 use strata_storage::digest::sha256;
 use strata_storage::testing::{Fixture, FsFixture, S3Fixture};
@@ -177,6 +178,16 @@ pub fn image_manifest(config: &Digest, layers: &[(&Digest, &str, Vec<&str>)], ex
         r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":10}},"layers":[{}]{extra}}}"#,
         layers.join(",")
     ))
+}
+
+/// An `[[access]]` rule: `users` may do `actions` on `repositories` (globs).
+pub fn rule(repositories: &[&str], users: &[&str], actions: &[Action]) -> AccessRule {
+    AccessRule {
+        repositories: repositories.iter().map(|s| s.to_string()).collect(),
+        users: users.iter().map(|s| s.to_string()).collect(),
+        groups: Vec::new(),
+        actions: actions.to_vec(),
+    }
 }
 
 /// The OCI error code of an error response (and checks the body shape).
