@@ -128,6 +128,33 @@ async fn https_with_passwords_and_client_certificates() {
         StatusCode::FORBIDDEN,
         "a valid certificate for a user the rules do not name"
     );
+    // The web UI's sign-in over TLS: the session cookie is Secure.
+    let no_redirects = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.pem.as_bytes()).unwrap())
+        .resolve("localhost", "127.0.0.1:0".parse().unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let form = no_redirects
+        .get(url("/ui/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let at = form.find(r#"name="csrf" value=""#).unwrap() + r#"name="csrf" value=""#.len();
+    let csrf = form[at..].split('"').next().unwrap();
+    let signed_in = no_redirects
+        .post(url("/ui/login"))
+        .form(&[("username", "bob"), ("password", "b-pass"), ("csrf", csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+    let cookie = signed_in.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.contains("; Secure") && cookie.contains("HttpOnly"), "{cookie}");
+
     // A certificate from another CA does not get a connection at all.
     let stranger = TestCa::new();
     let forged = client(&ca, Some(stranger.client("alice")));
