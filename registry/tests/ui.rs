@@ -412,7 +412,7 @@ async fn the_root_redirects_assets_are_cached_pages_compressed_and_the_ui_can_be
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_file_browser_shows_layers_the_union_files_and_downloads() {
     let dir = tempfile::tempdir().unwrap();
-    let (_open, r, content) = seeded(dir.path()).await;
+    let (open, r, content) = seeded(dir.path()).await;
     let alice = sign_in(&r, "alice", "a-pass").await;
     let image = format!("/ui/r/library/busybox@{}", content.busybox.digest);
 
@@ -549,6 +549,23 @@ async fn the_file_browser_shows_layers_the_union_files_and_downloads() {
         StatusCode::NOT_FOUND,
         "the foreign layer"
     );
+
+    // Not a tar, or an index: a clear error, no panic (the shared reader's limits are tested
+    // with the runtime's unpacker).
+    let garbage = open
+        .push_real_image(
+            "evil/app",
+            None,
+            common::images::config("linux", "amd64", None, serde_json::json!({})),
+            &[common::images::Layer::Tar(b"\x1f\x8b\x08\x00 not really gzip")],
+            serde_json::json!({}),
+        )
+        .await;
+    let (status, html) = page(&r, Some(&alice), &format!("/ui/r/evil/app@{}?files=", garbage.digest)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("cannot be listed"), "{html}");
+    let (status, _) = page(&r, Some(&alice), "/ui/r/windows/servercore:ltsc2022?files=").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "an index has no files");
 
     // Someone who may not pull the repository sees none of it.
     let bob = sign_in(&r, "bob", "b-pass").await;

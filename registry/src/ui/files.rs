@@ -80,10 +80,10 @@ impl Ui {
         let repository = self.readable(visitor, name)?;
         let (digest, _, manifest) = self.manifest(&repository, &Reference::parse(reference)?).await?;
         if manifest.is_index() {
-            return Err(ApiError::new(
-                Code::Unsupported,
-                "an index has no files: choose one of its platforms",
-            ));
+            return Err(
+                ApiError::new(Code::Unsupported, "an index has no files: choose one of its platforms")
+                    .with_status(http::StatusCode::UNPROCESSABLE_ENTITY),
+            );
         }
         let windows = self.config(&manifest).await?.is_some_and(|c| c.os() == "windows");
         Ok(Image {
@@ -204,10 +204,10 @@ impl Ui {
                 .cloned()
                 .ok_or_else(|| not_in_image(target))?,
             _ => {
-                return Err(ApiError::new(
-                    Code::Unsupported,
-                    format!("{path} is not a regular file"),
-                ));
+                return Err(
+                    ApiError::new(Code::Unsupported, format!("{path} is not a regular file"))
+                        .with_status(http::StatusCode::UNPROCESSABLE_ENTITY),
+                );
             }
         };
         Ok((entry, content))

@@ -228,6 +228,7 @@ fn tar_stream(reader: ChannelReader) -> Result<Box<dyn Read>, TarError> {
 
 fn unreadable(digest: &Digest, e: impl std::fmt::Display) -> ApiError {
     ApiError::new(Code::Unsupported, format!("layer {digest} cannot be listed: {e}"))
+        .with_status(http::StatusCode::UNPROCESSABLE_ENTITY)
 }
 
 /// File lists of layers: in memory, in storage, or built.
@@ -251,7 +252,14 @@ impl Layers {
             .entry(digest.clone())
             .or_default()
             .clone();
-        let _building = gate.lock().await;
+        let building = gate.lock().await;
+        let result = self.load_or_build(blobs, digest).await;
+        drop(building);
+        self.building.lock().expect("layers").remove(digest);
+        result
+    }
+
+    async fn load_or_build(&self, blobs: &BlobStore, digest: &Digest) -> ApiResult<Arc<LayerIndex>> {
         if let Some(index) = self.cached.lock().expect("layers").0.get(digest) {
             return Ok(index.clone());
         }
@@ -271,7 +279,6 @@ impl Layers {
         }
         cached.1 += index.entries.len();
         cached.0.insert(digest.clone(), index.clone());
-        self.building.lock().expect("layers").remove(digest);
         Ok(index)
     }
 }
