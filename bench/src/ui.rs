@@ -10,7 +10,19 @@
 //! Blobs go up as monolithic uploads (`POST /v2/<name>/blobs/uploads/?digest=` with the body,
 //! answered 201), with C images in flight (32 unless told). Every answer is checked; the
 //! first failure stops the run. Prints one JSON line: repositories, tags, requests, seconds.
+//!
+//! For the file browser:
+//! - `ui-bench tree URL [--dirs D] [--files F]` pushes `bench/files:tree`, an image of one
+//!   plain-tar layer holding D directories `d000`.. (200 unless told) of F files `f000`.. (100
+//!   unless told) of a few bytes each, built in memory. Prints one JSON line: digest (the
+//!   manifest's), layer, layer_size, entries.
+//! - `ui-bench big-tar FILE [--files N] [--mib M]` writes a plain tar of N files `r0000.bin`..
+//!   (1024 unless told) of M MiB (1 unless told) of pseudo-random bytes to FILE, one file's
+//!   bytes in memory at a time. Prints one JSON line: files, bytes, seconds.
+//! - `ui-bench image URL REPO TAG LAYER_DIGEST LAYER_SIZE` pushes a config and the manifest of
+//!   an image of that one (already pushed) layer at `REPO:TAG`. Prints one JSON line: digest.
 
+use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -65,8 +77,8 @@ impl Pusher {
         Ok(Pushed { digest, size })
     }
 
-    /// An OCI image manifest naming `config` and `layer`, at `repo:tag`.
-    async fn manifest(&self, repo: &str, tag: &str, config: &Pushed, layer: &Pushed) -> Result<(), String> {
+    /// An OCI image manifest naming `config` and `layer`, at `repo:tag`; its digest.
+    async fn manifest(&self, repo: &str, tag: &str, config: &Pushed, layer: &Pushed) -> Result<String, String> {
         let manifest = json!({
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
@@ -74,6 +86,7 @@ impl Pusher {
             "layers": [{"mediaType": OCI_LAYER, "digest": layer.digest, "size": layer.size}],
         })
         .to_string();
+        let digest = sha256(manifest.as_bytes()).to_string();
         let url = format!("{}/v2/{repo}/manifests/{tag}", self.base);
         self.requests.fetch_add(1, Ordering::Relaxed);
         let answer = self
@@ -89,7 +102,7 @@ impl Pusher {
             let body = answer.text().await.unwrap_or_default();
             return Err(format!("PUT {url} answered {status}: {body}"));
         }
-        Ok(())
+        Ok(digest)
     }
 }
 
@@ -107,6 +120,19 @@ fn config(created: Option<u64>) -> Bytes {
     Bytes::from(config.to_string())
 }
 
+fn pusher(base: &str, concurrency: usize) -> Result<Pusher, String> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .map_err(|e| e.to_string())?;
+    Ok(Pusher {
+        http,
+        base: base.trim_end_matches('/').to_owned(),
+        requests: AtomicU64::new(0),
+    })
+}
+
 async fn fill(base: &str, args: &[String]) -> Result<(), String> {
     let repositories = flag(args, "--repositories", 10_000);
     let tags = flag(args, "--tags", 1_000);
@@ -114,16 +140,7 @@ async fn fill(base: &str, args: &[String]) -> Result<(), String> {
     if tags > 86_400 {
         return Err("--tags takes at most 86400".into());
     }
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(120))
-        .pool_max_idle_per_host(concurrency)
-        .build()
-        .map_err(|e| e.to_string())?;
-    let pusher = &Pusher {
-        http,
-        base: base.trim_end_matches('/').to_owned(),
-        requests: AtomicU64::new(0),
-    };
+    let pusher = &pusher(base, concurrency)?;
     let started = Instant::now();
 
     futures::stream::iter(0..repositories)
@@ -133,7 +150,7 @@ async fn fill(base: &str, args: &[String]) -> Result<(), String> {
             let layer = pusher
                 .blob(&repo, Bytes::from(format!("the layer of {repo}\n")))
                 .await?;
-            pusher.manifest(&repo, "latest", &config, &layer).await
+            pusher.manifest(&repo, "latest", &config, &layer).await.map(drop)
         })
         .buffer_unordered(concurrency)
         .try_collect::<()>()
@@ -148,7 +165,10 @@ async fn fill(base: &str, args: &[String]) -> Result<(), String> {
         futures::stream::iter(0..tags)
             .map(|i| async move {
                 let config = pusher.blob(repo, config(Some(i))).await?;
-                pusher.manifest(repo, &format!("t{i:04}"), &config, layer).await
+                pusher
+                    .manifest(repo, &format!("t{i:04}"), &config, layer)
+                    .await
+                    .map(drop)
             })
             .buffer_unordered(concurrency)
             .try_collect::<()>()
@@ -168,12 +188,130 @@ async fn fill(base: &str, args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// A tar header of a regular file (`size` bytes) or a directory, with a fixed time and owner
+/// so a layer's digest depends on its names and bytes only.
+fn header(path: &str, dir: bool, size: u64) -> Result<tar::Header, String> {
+    let mut h = tar::Header::new_ustar();
+    h.set_path(path).map_err(|e| format!("{path}: {e}"))?;
+    h.set_entry_type(if dir {
+        tar::EntryType::Directory
+    } else {
+        tar::EntryType::Regular
+    });
+    h.set_size(size);
+    h.set_mode(if dir { 0o755 } else { 0o644 });
+    h.set_mtime(1_704_067_200); // 2024-01-01T00:00:00Z
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_cksum();
+    Ok(h)
+}
+
+/// `bench/files:tree`: one layer of `--dirs` directories of `--files` small files each.
+async fn tree(base: &str, args: &[String]) -> Result<(), String> {
+    let dirs = flag(args, "--dirs", 200);
+    let files = flag(args, "--files", 100);
+    if dirs > 1000 || files > 1000 {
+        return Err("--dirs and --files take at most 1000".into());
+    }
+    let mut tar = tar::Builder::new(Vec::new());
+    for d in 0..dirs {
+        let dir = format!("d{d:03}");
+        tar.append(&header(&format!("{dir}/"), true, 0)?, std::io::empty())
+            .map_err(|e| e.to_string())?;
+        for f in 0..files {
+            let path = format!("{dir}/f{f:03}");
+            let content = format!("{path}\n");
+            tar.append(&header(&path, false, content.len() as u64)?, content.as_bytes())
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    let layer = Bytes::from(tar.into_inner().map_err(|e| e.to_string())?);
+
+    let repo = "bench/files";
+    let pusher = pusher(base, 1)?;
+    let config = pusher.blob(repo, config(None)).await?;
+    let layer = pusher.blob(repo, layer).await?;
+    let digest = pusher.manifest(repo, "tree", &config, &layer).await?;
+    println!(
+        "{}",
+        json!({
+            "digest": digest,
+            "layer": layer.digest,
+            "layer_size": layer.size,
+            "entries": dirs * (files + 1),
+        })
+    );
+    Ok(())
+}
+
+/// xorshift64*: pseudo-random bytes at memory speed (incompressible enough for a layer).
+fn fill_random(buf: &mut [u8], seed: u64) {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    for chunk in buf.chunks_mut(8) {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        let word = x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes();
+        chunk.copy_from_slice(&word[..chunk.len()]);
+    }
+}
+
+/// A big plain-tar layer written to `file`, one file's bytes in memory at a time.
+fn big_tar(file: &str, args: &[String]) -> Result<(), String> {
+    let files = flag(args, "--files", 1024);
+    let mib = flag(args, "--mib", 1);
+    if files > 10_000 {
+        return Err("--files takes at most 10000".into());
+    }
+    let started = Instant::now();
+    let size = mib << 20;
+    let mut buf = vec![0u8; usize::try_from(size).map_err(|e| e.to_string())?];
+    let out = std::fs::File::create(file).map_err(|e| format!("{file}: {e}"))?;
+    let mut tar = tar::Builder::new(std::io::BufWriter::with_capacity(1 << 20, out));
+    for i in 0..files {
+        fill_random(&mut buf, i + 1);
+        tar.append(&header(&format!("r{i:04}.bin"), false, size)?, &buf[..])
+            .map_err(|e| format!("{file}: {e}"))?;
+    }
+    let mut out = tar.into_inner().map_err(|e| format!("{file}: {e}"))?;
+    out.flush().map_err(|e| format!("{file}: {e}"))?;
+    let bytes = out.get_ref().metadata().map_err(|e| format!("{file}: {e}"))?.len();
+    println!(
+        "{}",
+        json!({"files": files, "bytes": bytes, "seconds": started.elapsed().as_secs_f64()})
+    );
+    Ok(())
+}
+
+/// A config and the manifest of an image whose one layer is already pushed.
+async fn image(base: &str, args: &[String]) -> Result<(), String> {
+    let [repo, tag, digest, size] = &args[2..] else {
+        return Err("image takes REPO TAG LAYER_DIGEST LAYER_SIZE".into());
+    };
+    let layer = Pushed {
+        digest: digest.clone(),
+        size: size.parse().map_err(|_| format!("LAYER_SIZE {size} is not a number"))?,
+    };
+    let pusher = pusher(base, 1)?;
+    let config = pusher.blob(repo, config(None)).await?;
+    let digest = pusher.manifest(repo, tag, &config, &layer).await?;
+    println!("{}", json!({ "digest": digest }));
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: ui-bench fill URL [--repositories N] [--tags T] [--concurrency C]";
+    let usage = "usage: ui-bench fill URL [--repositories N] [--tags T] [--concurrency C]\n\
+                 \x20      ui-bench tree URL [--dirs D] [--files F]\n\
+                 \x20      ui-bench big-tar FILE [--files N] [--mib M]\n\
+                 \x20      ui-bench image URL REPO TAG LAYER_DIGEST LAYER_SIZE";
     let result = match (args.first().map(String::as_str), args.get(1)) {
         (Some("fill"), Some(base)) => fill(base, &args).await,
+        (Some("tree"), Some(base)) => tree(base, &args).await,
+        (Some("big-tar"), Some(file)) => big_tar(file, &args),
+        (Some("image"), Some(base)) => image(base, &args).await,
         _ => {
             eprintln!("{usage}");
             std::process::exit(2);
