@@ -313,12 +313,12 @@ impl Context {
 
     /// `strata tags REPO`.
     pub async fn tags(&self, repo: &Reference) -> Result<Vec<String>> {
-        self.client(&repo.registry).await?.tags(&repo.repository).await
+        Ok(self.client(&repo.registry).await?.tags(&repo.repository).await?)
     }
 
     /// `strata catalog REGISTRY`.
     pub async fn catalog(&self, registry: &str) -> Result<Vec<String>> {
-        self.client(registry).await?.catalog().await
+        Ok(self.client(registry).await?.catalog().await?)
     }
 
     /// `strata delete IMAGE`: deletes the manifest the reference names (by digest).

@@ -169,6 +169,32 @@ impl From<strata_storage::oci::LayoutError> for ClientError {
     }
 }
 
+impl From<strata_distribution::DistributionError> for ClientError {
+    fn from(e: strata_distribution::DistributionError) -> Self {
+        use strata_distribution::DistributionError as D;
+        match e {
+            D::NotFound(what) => ClientError::NotFound(what),
+            D::Auth(why) => ClientError::Auth(why),
+            D::Integrity(why) => ClientError::Integrity(why),
+            D::Registry {
+                method,
+                url,
+                status,
+                message,
+            } => ClientError::Registry {
+                method,
+                url,
+                status,
+                message,
+            },
+            D::Network { context, source } => ClientError::Network { context, source },
+            D::Io { context, source } => ClientError::Io { context, source },
+            D::Protocol(why) => ClientError::Protocol(why),
+            other => ClientError::Protocol(other.to_string()),
+        }
+    }
+}
+
 impl From<strata_storage::Error> for ClientError {
     fn from(e: strata_storage::Error) -> Self {
         match e {

@@ -9,10 +9,7 @@ use strata_storage::{Digest, RepositoryName, Tag, digest::parse_digest};
 
 use crate::error::{ClientError, Result};
 
-/// Docker Hub's canonical registry name.
-pub const DOCKER_HUB: &str = "docker.io";
-/// The host Docker Hub's API is served from.
-pub const DOCKER_HUB_API: &str = "registry-1.docker.io";
+pub use strata_distribution::{DOCKER_HUB, DOCKER_HUB_API};
 
 /// A fully qualified image reference.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -15,11 +15,18 @@ fn root() -> PathBuf {
 /// registry's and the client's tests use `strata-tests`' helpers, a dev-dependency only).
 const ALLOWED: &[(&str, &[&str])] = &[
     ("storage", &[]),
+    ("distribution", &["strata-storage"]),
     ("runtime", &["strata-storage"]),
     ("registry", &["strata-storage", "strata-tests"]),
     (
         "client",
-        &["strata-storage", "strata-runtime", "strata-registry", "strata-tests"],
+        &[
+            "strata-storage",
+            "strata-distribution",
+            "strata-runtime",
+            "strata-registry",
+            "strata-tests",
+        ],
     ),
     ("tests", &["strata-storage", "strata-registry"]),
     ("bench", &["strata-storage"]),

@@ -8,10 +8,10 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Map, Value, json};
 
-use super::credentials::Credentials;
 use super::helper;
 use crate::error::{ClientError, Result};
 use crate::reference::DOCKER_HUB;
+use strata_distribution::Credentials;
 
 /// The key Docker Hub credentials are stored under (what `docker login` writes).
 const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";

@@ -5,8 +5,8 @@ use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
-use super::credentials::Credentials;
 use crate::error::{ClientError, Result};
+use strata_distribution::Credentials;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]

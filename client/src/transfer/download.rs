@@ -130,7 +130,7 @@ async fn download_session(
     let fetched_before = have;
     let mut stalls = 0;
     while have < size {
-        let outcome = match client.get_blob(repo, digest, have).await {
+        let outcome = match client.get_blob(repo, digest, have).await.map_err(ClientError::from) {
             Ok(download) if download.start <= have => {
                 let error = Arc::new(Mutex::new(None));
                 let stream = Tolerant {

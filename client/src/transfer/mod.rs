@@ -479,7 +479,11 @@ impl Engine<'_> {
                         None => client.start_upload(repo).await?,
                     };
                     let stream = self.source_blob(d, &digest).await?;
-                    match client.put_blob(repo, &session, &digest, size, stream).await {
+                    match client
+                        .put_blob(repo, &session, &digest, size, stream)
+                        .await
+                        .map_err(ClientError::from)
+                    {
                         Ok(()) => {}
                         Err(ClientError::Registry { status: 413, .. }) => {
                             tracing::info!(%digest, "the registry refused the blob whole (413); sending chunks");

@@ -190,7 +190,7 @@ impl ChunkedUpload<'_> {
                     client.patch_stream(repo, &session, offset, len, body)
                 );
                 pumped?;
-                match patched {
+                match patched.map_err(ClientError::from) {
                     Ok((next, confirmed)) => {
                         sent += confirmed.saturating_sub(offset);
                         let moved = confirmed != offset + len;

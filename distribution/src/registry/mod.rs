@@ -21,8 +21,9 @@ use strata_storage::RepositoryName;
 pub use blobs::{BlobDownload, UploadLocation};
 pub use manifests::{FetchedManifest, MANIFEST_ACCEPT};
 
-use crate::auth::{Authenticator, Credentials};
-use crate::error::{ClientError, Result};
+use crate::auth::Authenticator;
+use crate::credentials::Credentials;
+use crate::error::{DistributionError, Result};
 
 /// How to reach registries.
 #[derive(Debug, Clone)]
@@ -67,9 +68,10 @@ pub fn is_loopback(host: &str) -> bool {
 /// Adds the CA certificates (`*.crt`) and the client certificate (`*.cert` + `*.key` of the
 /// same stem) of `dir` to `builder`.
 fn certificates(mut builder: reqwest::ClientBuilder, dir: &std::path::Path) -> Result<reqwest::ClientBuilder> {
-    let entries = std::fs::read_dir(dir).map_err(|e| ClientError::io(format!("--cert-dir {}", dir.display()), e))?;
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| DistributionError::io(format!("--cert-dir {}", dir.display()), e))?;
     let read = |path: &std::path::Path| {
-        std::fs::read(path).map_err(|e| ClientError::io(format!("read {}", path.display()), e))
+        std::fs::read(path).map_err(|e| DistributionError::io(format!("read {}", path.display()), e))
     };
     let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
     paths.sort();
@@ -78,7 +80,7 @@ fn certificates(mut builder: reqwest::ClientBuilder, dir: &std::path::Path) -> R
             Some("crt") => {
                 let pem = read(path)?;
                 for cert in reqwest::Certificate::from_pem_bundle(&pem)
-                    .map_err(|e| ClientError::network(format!("{}: not PEM certificates", path.display()), e))?
+                    .map_err(|e| DistributionError::network(format!("{}: not PEM certificates", path.display()), e))?
                 {
                     builder = builder.add_root_certificate(cert);
                 }
@@ -88,7 +90,7 @@ fn certificates(mut builder: reqwest::ClientBuilder, dir: &std::path::Path) -> R
                 let mut pem = read(path)?;
                 pem.extend(read(&key)?);
                 let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
-                    ClientError::network(
+                    DistributionError::network(
                         format!("{} and {}: not a certificate and key", path.display(), key.display()),
                         e,
                     )
@@ -138,8 +140,8 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 impl RegistryClient {
     /// A client for `host` (`docker.io` is reached at `registry-1.docker.io`).
     pub fn new(host: &str, credentials: Option<Credentials>, options: ClientOptions) -> Result<Self> {
-        let api_host = if host == crate::reference::DOCKER_HUB {
-            crate::reference::DOCKER_HUB_API
+        let api_host = if host == crate::DOCKER_HUB {
+            crate::DOCKER_HUB_API
         } else {
             host
         };
@@ -158,7 +160,7 @@ impl RegistryClient {
         }
         let http = builder
             .build()
-            .map_err(|e| ClientError::network("build HTTP client", e))?;
+            .map_err(|e| DistributionError::network("build HTTP client", e))?;
         Ok(RegistryClient {
             http,
             base: std::sync::RwLock::new(format!("{scheme}://{api_host}")),
@@ -207,7 +209,7 @@ impl RegistryClient {
         // reports the certificate instead of a confusing plain-HTTP failure.
         let speaks_tls = match probe {
             Ok(_) => true,
-            Err(e) => ClientError::network("", e).chain().contains("certificate"),
+            Err(e) => DistributionError::network("", e).chain().contains("certificate"),
         };
         if speaks_tls {
             tracing::debug!(%host, "the loopback registry answers HTTPS");
@@ -275,7 +277,7 @@ impl RegistryClient {
                     tracing::debug!(%method, %url, error = %e, ?wait, "retrying");
                     tokio::time::sleep(wait).await;
                 }
-                Err(e) => return Err(ClientError::network(format!("{method} {url}"), e)),
+                Err(e) => return Err(DistributionError::network(format!("{method} {url}"), e)),
             }
         }
     }
@@ -290,7 +292,7 @@ impl RegistryClient {
     }
 
     /// Turns a non-success response into an error (404 → not found, 401/403 → auth).
-    pub(crate) async fn error(response: Response, what: &str) -> ClientError {
+    pub(crate) async fn error(response: Response, what: &str) -> DistributionError {
         let status = response.status();
         let method = String::new();
         let url = response.url().to_string();
@@ -301,7 +303,7 @@ impl RegistryClient {
         if let Some(e) = &first
             && e.code == "DIGEST_INVALID"
         {
-            return ClientError::Integrity(format!(
+            return DistributionError::Integrity(format!(
                 "{what}: the registry found the content does not match its digest ({})",
                 e.message
             ));
@@ -310,11 +312,11 @@ impl RegistryClient {
             .map(|e| format!("{}: {}", e.code, e.message))
             .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(200)]).trim().to_owned());
         match status {
-            StatusCode::NOT_FOUND => ClientError::NotFound(format!("{what} ({message})")),
+            StatusCode::NOT_FOUND => DistributionError::NotFound(format!("{what} ({message})")),
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                ClientError::Auth(format!("{what}: {status} {message}"))
+                DistributionError::Auth(format!("{what}: {status} {message}"))
             }
-            _ => ClientError::Registry {
+            _ => DistributionError::Registry {
                 method,
                 url,
                 status: status.as_u16(),
@@ -351,7 +353,7 @@ impl RegistryClient {
             let page: Page = response
                 .json()
                 .await
-                .map_err(|e| ClientError::network("read tags", e))?;
+                .map_err(|e| DistributionError::network("read tags", e))?;
             out.extend(page.tags.unwrap_or_default());
         }
         Ok(out)
@@ -377,7 +379,7 @@ impl RegistryClient {
             let page: Page = response
                 .json()
                 .await
-                .map_err(|e| ClientError::network("read catalog", e))?;
+                .map_err(|e| DistributionError::network("read catalog", e))?;
             out.extend(page.repositories);
         }
         Ok(out)

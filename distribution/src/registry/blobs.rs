@@ -7,7 +7,7 @@ use http::{StatusCode, header};
 use strata_storage::{ByteStream, Digest, RepositoryName};
 
 use super::{RegistryClient, pull_scope, push_scope};
-use crate::error::{ClientError, Result};
+use crate::error::{DistributionError, Result};
 
 /// A blob body being downloaded.
 pub struct BlobDownload {
@@ -60,10 +60,12 @@ impl RegistryClient {
             .headers()
             .get(header::LOCATION)
             .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| ClientError::Protocol(format!("{} started an upload without a Location", self.host())))?;
+            .ok_or_else(|| {
+                DistributionError::Protocol(format!("{} started an upload without a Location", self.host()))
+            })?;
         let url = url::Url::parse(response.url().as_str())
             .and_then(|base| base.join(location))
-            .map_err(|e| ClientError::Protocol(format!("bad upload Location {location:?}: {e}")))?;
+            .map_err(|e| DistributionError::Protocol(format!("bad upload Location {location:?}: {e}")))?;
         let min_chunk = response
             .headers()
             .get("oci-chunk-min-length")

@@ -5,7 +5,7 @@ use http::header;
 use strata_storage::{Algorithm, Digest, RepositoryName, digest::parse_digest};
 
 use super::{RegistryClient, pull_scope, push_scope};
-use crate::error::{ClientError, Result};
+use crate::error::{DistributionError, Result};
 
 pub use strata_storage::oci::media::MANIFEST_ACCEPT;
 
@@ -58,16 +58,16 @@ impl RegistryClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_digest(v).ok());
         if response.content_length().is_some_and(|n| n as usize > MAX_MANIFEST) {
-            return Err(ClientError::Integrity(format!(
+            return Err(DistributionError::Integrity(format!(
                 "manifest {repo}:{reference} is larger than 8 MiB"
             )));
         }
         let bytes = response
             .bytes()
             .await
-            .map_err(|e| ClientError::network("read manifest", e))?;
+            .map_err(|e| DistributionError::network("read manifest", e))?;
         if bytes.len() > MAX_MANIFEST {
-            return Err(ClientError::Integrity(format!(
+            return Err(DistributionError::Integrity(format!(
                 "manifest {repo}:{reference} is larger than 8 MiB"
             )));
         }
@@ -77,9 +77,11 @@ impl RegistryClient {
         };
         let digest = match &expected {
             Some(e) => {
-                let actual = Algorithm::of(e)?.digest_of(&bytes);
+                let actual = Algorithm::of(e)
+                    .map_err(|e| DistributionError::Protocol(e.to_string()))?
+                    .digest_of(&bytes);
                 if &actual != e {
-                    return Err(ClientError::Integrity(format!(
+                    return Err(DistributionError::Integrity(format!(
                         "manifest {repo}:{reference} hashes to {actual}, not {e}"
                     )));
                 }
@@ -114,7 +116,7 @@ impl RegistryClient {
             .get("docker-content-digest")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_digest(v).ok())
-            .ok_or_else(|| ClientError::Protocol(format!("{} sent no Docker-Content-Digest", self.host())))?;
+            .ok_or_else(|| DistributionError::Protocol(format!("{} sent no Docker-Content-Digest", self.host())))?;
         let media_type = media_type_of(h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()), b"");
         let size = response.content_length().unwrap_or(0);
         Ok(Some((digest, media_type, size)))
@@ -149,7 +151,7 @@ impl RegistryClient {
                 if theirs != ours.as_ref()
                     && parse_digest(theirs).is_ok_and(|d| Algorithm::of(&d).ok() == Some(Algorithm::Sha256)) =>
             {
-                Err(ClientError::Integrity(format!(
+                Err(DistributionError::Integrity(format!(
                     "registry stored the manifest as {theirs}, we sent {ours}"
                 )))
             }
