@@ -45,6 +45,37 @@ pub struct Config {
     pub gc: Gc,
     /// The web UI at `/ui/`.
     pub ui: Ui,
+    /// Registries this one caches (pull-through): `[[upstream]]` tables.
+    #[serde(rename = "upstream")]
+    pub upstreams: Vec<Upstream>,
+}
+
+/// One registry this one mirrors: requests for `<prefix>/<name>` (or for `<name>` with
+/// `?ns=<name of this upstream>`) are answered from the cache, fetching what is missing from
+/// `url`. Cached repositories are read-only to clients.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Upstream {
+    /// The registry's name in references and in containerd's `?ns=` (`docker.io`).
+    pub name: String,
+    /// Its API (`https://registry-1.docker.io`; `http://` for plain HTTP).
+    pub url: String,
+    /// The first path component of the repositories that mirror it here (`dockerhub`).
+    pub prefix: String,
+    /// Upstream user (with `password_file`); none: anonymous (tokens are still fetched).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// A file holding the upstream password.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// How long a cached tag is served before it is checked upstream again (digests are
+    /// immutable and never checked). Default 10 minutes.
+    #[serde(default = "default_tag_ttl", with = "humantime_serde")]
+    pub tag_ttl: Duration,
+}
+
+fn default_tag_ttl() -> Duration {
+    Duration::from_secs(600)
 }
 
 /// The web UI (`/ui/`, and `/` redirects there).
@@ -421,6 +452,7 @@ impl Default for Config {
             access: Vec::new(),
             gc: Gc::default(),
             ui: Ui::default(),
+            upstreams: Vec::new(),
         }
     }
 }

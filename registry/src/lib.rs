@@ -40,6 +40,7 @@ pub mod state;
 pub mod tls;
 mod ui;
 pub mod upkeep;
+pub mod upstream;
 mod watch;
 
 pub use app::{AppState, SharedState, app, run};

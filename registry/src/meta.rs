@@ -140,12 +140,23 @@ impl Metadata {
 
     /// The digest `tag` points at, if the tag exists.
     pub async fn tag(&self, name: &RepositoryName, tag: &Tag) -> Result<Option<Digest>> {
+        Ok(self.tag_written(name, tag).await?.map(|(digest, _)| digest))
+    }
+
+    /// The digest `tag` points at and when the tag was last written (a pull-through cache
+    /// rewrites its tags each time it checks them upstream), if the tag exists.
+    pub async fn tag_written(&self, name: &RepositoryName, tag: &Tag) -> Result<Option<(Digest, SystemTime)>> {
         let key = layout::tag(name, tag);
-        let Some(raw) = absent_is_none(self.backend.get_bytes(&key).await)? else {
-            return Ok(None);
+        let got = match self.backend.get(&key, None).await {
+            Ok(got) => got,
+            Err(Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
         };
+        let written = got.meta.modified;
+        let raw = strata_storage::stream::collect(got.body).await?;
         let text = std::str::from_utf8(&raw).map_err(|e| corrupt(&key, e))?;
-        parse_digest(text.trim()).map(Some).map_err(|e| corrupt(&key, e))
+        let digest = parse_digest(text.trim()).map_err(|e| corrupt(&key, e))?;
+        Ok(Some((digest, written)))
     }
 
     /// Removes `tag` ([`Error::NotFound`] if absent).

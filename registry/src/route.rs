@@ -61,6 +61,19 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    /// The same endpoint on repository `name` (a mirror's `?ns=` names the local repository).
+    pub fn renamed(self, name: RepositoryName) -> Self {
+        match self {
+            Endpoint::Tags(_) => Endpoint::Tags(name),
+            Endpoint::Manifest(_, r) => Endpoint::Manifest(name, r),
+            Endpoint::Blob(_, d) => Endpoint::Blob(name, d),
+            Endpoint::UploadStart(_) => Endpoint::UploadStart(name),
+            Endpoint::Upload(_, id) => Endpoint::Upload(name, id),
+            Endpoint::Referrers(_, d) => Endpoint::Referrers(name, d),
+            other => other,
+        }
+    }
+
     /// Parses the path after `/v2/` of a request with `method`: a `GET` or `HEAD` of a
     /// manifest whose reference is neither a valid tag nor a digest is 404 `MANIFEST_UNKNOWN`
     /// (nothing can exist there, and clients and the conformance tests expect that), while a

@@ -43,6 +43,8 @@ pub struct AppState {
     pub readiness: crate::health::Readiness,
     /// Web UI sign-ins and CSRF tokens.
     pub sessions: crate::auth::session::Sessions,
+    /// The registries this one caches.
+    pub upstreams: crate::upstream::Upstreams,
 }
 
 /// Shared state handle.
@@ -87,6 +89,7 @@ impl AppState {
         let tls = config.tls.as_ref().map(TlsState::open).transpose()?.map(Arc::new);
         let secret = auth.as_ref().and_then(|a| a.tokens()).and_then(|t| t.derived_secret());
         let sessions = crate::auth::session::Sessions::new(secret, config.ui.session_ttl);
+        let upstreams = crate::upstream::Upstreams::new(&config.upstreams)?;
         Ok(Arc::new(AppState {
             auth,
             tls,
@@ -99,6 +102,7 @@ impl AppState {
             bodies: BodyBudget::new(config.limits.buffered_body_bytes),
             readiness: Default::default(),
             sessions,
+            upstreams,
             config,
         }))
     }

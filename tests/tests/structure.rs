@@ -17,7 +17,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("storage", &[]),
     ("distribution", &["strata-storage"]),
     ("runtime", &["strata-storage"]),
-    ("registry", &["strata-storage", "strata-tests"]),
+    ("registry", &["strata-storage", "strata-distribution", "strata-tests"]),
     (
         "client",
         &[

@@ -83,7 +83,17 @@ impl RegistryClient {
         let response = self.send(&pull_scope(repo), true, |c| c.head(self.url(&path))).await?;
         match response.status() {
             StatusCode::NOT_FOUND => Ok(None),
-            s if s.is_success() => Ok(Some(response.content_length().unwrap_or(0))),
+            // reqwest's content_length() is the body's, which a HEAD has none of: read the header.
+            s if s.is_success() => Ok(Some(
+                response
+                    .headers()
+                    .get(header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse().ok())
+                    .ok_or_else(|| {
+                        DistributionError::Protocol(format!("HEAD of blob {digest} gave no Content-Length"))
+                    })?,
+            )),
             _ => Err(Self::error(response, &format!("blob {repo}@{digest}")).await),
         }
     }

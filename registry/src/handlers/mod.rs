@@ -5,6 +5,7 @@ pub(crate) mod admin;
 mod blobs;
 mod listing;
 pub(crate) mod manifests;
+mod proxy;
 mod uploads;
 
 use std::pin::Pin;
@@ -108,6 +109,17 @@ async fn respond(state: SharedState, endpoint: ApiResult<Endpoint>, request: Req
             );
         }
     };
+    // containerd and docker mirrors name the upstream in `?ns=`: its local mirror repository.
+    let endpoint = match (request.uri().query(), endpoint.repository()) {
+        (Some(query), Some(name)) if !state.upstreams.is_empty() => {
+            let ns = url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "ns");
+            match ns.and_then(|(_, ns)| state.upstreams.local_name(&ns, name)) {
+                Some(local) => endpoint.renamed(local),
+                None => endpoint,
+            }
+        }
+        _ => endpoint,
+    };
     let info = RequestInfo {
         kind: endpoint.kind(),
         repository: endpoint.repository().map(|n| n.to_string()),
@@ -205,6 +217,31 @@ async fn route(ctx: Ctx, endpoint: Endpoint) -> ApiResult<Response> {
 }
 
 async fn handle(ctx: Ctx, endpoint: Endpoint) -> ApiResult<Response> {
+    use Endpoint as E;
+    let method = ctx.method.clone();
+    let state = ctx.state.clone();
+    if let Some((upstream, remote)) = endpoint.repository().and_then(|name| state.upstreams.route(name)) {
+        match (endpoint, method) {
+            (E::Manifest(name, reference), m @ (Method::GET | Method::HEAD)) => {
+                return proxy::manifest(ctx, upstream, name, remote, reference, m == Method::HEAD).await;
+            }
+            (E::Blob(name, digest), m @ (Method::GET | Method::HEAD)) => {
+                return proxy::blob(ctx, upstream, name, remote, digest, m == Method::HEAD).await;
+            }
+            (endpoint @ (E::Tags(_) | E::Referrers(..)), Method::GET) => return local(ctx, endpoint).await,
+            _ => {
+                return Err(ApiError::new(
+                    crate::error::Code::Denied,
+                    format!("this repository mirrors {}: it is read-only", upstream.name),
+                ));
+            }
+        }
+    }
+    local(ctx, endpoint).await
+}
+
+/// What this registry stores (everything but the mirrors' manifests and blobs).
+async fn local(ctx: Ctx, endpoint: Endpoint) -> ApiResult<Response> {
     use Endpoint as E;
     let method = ctx.method.clone();
     match (endpoint, method) {

@@ -1,0 +1,234 @@
+//! The pull-through cache, with another strata registry (in process) as the upstream: cold and
+//! warm pulls by tag, digest and `?ns=`, mirrors read-only, tags revalidated after their TTL and
+//! served stale when the upstream is gone, a corrupt upstream blob stored nowhere and refused
+//! to the client, concurrent cold pulls sharing one upstream download.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::TestRegistry;
+use common::images::{Layer, config};
+use reqwest::{Method, StatusCode};
+use strata_registry::Config;
+use strata_storage::testing::FsFixture;
+
+const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json";
+
+/// A cache of `upstream` under prefix `mirror`, named `upstream.test`, tags kept for `ttl`.
+async fn cache_of(upstream: &TestRegistry, ttl: Duration) -> TestRegistry {
+    let config = Config {
+        upstreams: vec![strata_registry::config::Upstream {
+            name: "upstream.test".into(),
+            url: upstream.base.clone(),
+            prefix: "mirror".into(),
+            username: None,
+            password_file: None,
+            tag_ttl: ttl,
+        }],
+        ..Config::default()
+    };
+    TestRegistry::start(Arc::new(FsFixture::new()), config).await
+}
+
+async fn manifest(r: &TestRegistry, path: &str) -> (StatusCode, Option<String>) {
+    let response = r
+        .request(Method::GET, path)
+        .header("accept", MANIFEST_ACCEPT)
+        .send()
+        .await
+        .unwrap();
+    let digest = response
+        .headers()
+        .get("docker-content-digest")
+        .map(|d| d.to_str().unwrap().to_owned());
+    (response.status(), digest)
+}
+
+/// Upstream GETs of blobs so far, from its metrics.
+async fn upstream_blob_gets(upstream: &TestRegistry) -> u64 {
+    let metrics = upstream.get("/metrics").await.text().await.unwrap();
+    metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("strata_http_requests_total{")
+                && l.contains("endpoint=\"blob\"")
+                && l.contains("method=\"GET\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pulls_go_through_the_cache_which_stays_read_only_and_serves_when_the_upstream_is_gone() {
+    let upstream = TestRegistry::fs().await;
+    let layer = vec![7u8; 3 << 20];
+    let image = upstream
+        .push_real_image(
+            "library/app",
+            Some("1.0"),
+            config("linux", "amd64", None, serde_json::json!({})),
+            &[Layer::Tar(&layer)],
+            serde_json::json!({}),
+        )
+        .await;
+    let cache = cache_of(&upstream, Duration::from_secs(3600)).await;
+
+    // Cold: by tag through the prefix, by digest, and with containerd's ?ns=.
+    let (status, digest) = manifest(&cache, "/v2/mirror/library/app/manifests/1.0").await;
+    assert_eq!(
+        (status, digest.as_deref()),
+        (StatusCode::OK, Some(image.digest.to_string().as_str()))
+    );
+    let (status, _) = manifest(&cache, &format!("/v2/mirror/library/app/manifests/{}", image.digest)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, digest) = manifest(&cache, "/v2/library/app/manifests/1.0?ns=upstream.test").await;
+    assert_eq!(
+        (status, digest.as_deref()),
+        (StatusCode::OK, Some(image.digest.to_string().as_str()))
+    );
+    let layer_digest = strata_storage::digest::sha256(&layer);
+    let blob = cache.get(&format!("/v2/mirror/library/app/blobs/{layer_digest}")).await;
+    assert_eq!(blob.status(), StatusCode::OK);
+    let got = blob.bytes().await.unwrap();
+    assert_eq!(
+        (got.len(), strata_storage::digest::sha256(&got)),
+        (layer.len(), layer_digest.clone())
+    );
+    let before = upstream_blob_gets(&upstream).await;
+
+    // Warm: no upstream request; and the cache is read-only to clients.
+    let again = cache
+        .get(&format!("/v2/library/app/blobs/{layer_digest}?ns=upstream.test"))
+        .await;
+    assert_eq!(again.bytes().await.unwrap().len(), layer.len());
+    assert_eq!(upstream_blob_gets(&upstream).await, before, "served from the cache");
+    for (method, path) in [
+        (Method::POST, "/v2/mirror/library/app/blobs/uploads/"),
+        (Method::PUT, "/v2/mirror/library/app/manifests/evil"),
+        (Method::DELETE, "/v2/mirror/library/app/manifests/1.0"),
+    ] {
+        let refused = cache.request(method.clone(), path).body("{}").send().await.unwrap();
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{method} {path}");
+    }
+    let tags: serde_json::Value = cache
+        .get("/v2/mirror/library/app/tags/list")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tags["tags"], serde_json::json!(["1.0"]));
+
+    // The upstream gone: what is cached still pulls; what is not says the upstream is down.
+    let missing = upstream.push_blob("library/app", vec![9u8; 100]).await;
+    drop(upstream);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        manifest(&cache, "/v2/mirror/library/app/manifests/1.0").await.0,
+        StatusCode::OK
+    );
+    let blob = cache.get(&format!("/v2/mirror/library/app/blobs/{layer_digest}")).await;
+    assert_eq!(blob.bytes().await.unwrap().len(), layer.len());
+    let down = cache.get(&format!("/v2/mirror/library/app/blobs/{missing}")).await;
+    assert_eq!(down.status(), StatusCode::BAD_GATEWAY);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tags_are_rechecked_after_their_ttl_and_served_stale_when_the_upstream_fails() {
+    let upstream = TestRegistry::fs().await;
+    let first = upstream
+        .push_real_image(
+            "team/app",
+            Some("latest"),
+            config("linux", "amd64", None, serde_json::json!({"created": "1"})),
+            &[Layer::Tar(b"one")],
+            serde_json::json!({}),
+        )
+        .await;
+    let cache = cache_of(&upstream, Duration::from_secs(2)).await;
+    let path = "/v2/mirror/team/app/manifests/latest";
+    assert_eq!(manifest(&cache, path).await.1, Some(first.digest.to_string()));
+
+    let second = upstream
+        .push_real_image(
+            "team/app",
+            Some("latest"),
+            config("linux", "amd64", None, serde_json::json!({"created": "2"})),
+            &[Layer::Tar(b"two")],
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(
+        manifest(&cache, path).await.1,
+        Some(first.digest.to_string()),
+        "within the TTL"
+    );
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(
+        manifest(&cache, path).await.1,
+        Some(second.digest.to_string()),
+        "after the TTL"
+    );
+
+    drop(upstream);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(
+        manifest(&cache, path).await,
+        (StatusCode::OK, Some(second.digest.to_string())),
+        "stale, served"
+    );
+    assert_eq!(
+        manifest(&cache, "/v2/mirror/team/other/manifests/latest").await.0,
+        StatusCode::BAD_GATEWAY
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_upstream_blob_is_stored_nowhere_and_concurrent_pulls_share_one_download() {
+    let fixture = Arc::new(FsFixture::new());
+    let upstream = TestRegistry::start(fixture.clone(), Config::default()).await;
+    let layer: Vec<u8> = (0..16u32 << 20).map(|i| (i % 251) as u8).collect();
+    upstream
+        .push_real_image(
+            "team/big",
+            Some("v1"),
+            config("linux", "amd64", None, serde_json::json!({})),
+            &[Layer::Tar(&layer)],
+            serde_json::json!({}),
+        )
+        .await;
+    let digest = strata_storage::digest::sha256(&layer);
+    let cache = cache_of(&upstream, Duration::from_secs(3600)).await;
+    let path = format!("/v2/mirror/team/big/blobs/{digest}");
+
+    // The upstream's copy goes bad (same size): the client's download fails, nothing is kept.
+    let hex = digest.to_string().split_once(':').unwrap().1.to_owned();
+    let file = fixture.root().join("blobs/sha256").join(&hex[..2]).join(&hex);
+    let good = std::fs::read(&file).unwrap();
+    let mut bad = good.clone();
+    bad[1000] ^= 0xff;
+    std::fs::write(&file, &bad).unwrap();
+    let response = cache.get(&path).await;
+    assert_eq!(response.status(), StatusCode::OK, "headers go before the bytes");
+    assert!(
+        response.bytes().await.is_err(),
+        "the body ends in an error, not a wrong blob"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!cache.state.blobs.exists(&digest).await.unwrap(), "nothing stored");
+
+    // Repaired: 8 pulls at once, one upstream download, every client gets the right bytes.
+    std::fs::write(&file, &good).unwrap();
+    let before = upstream_blob_gets(&upstream).await;
+    let pulls: Vec<_> = (0..8)
+        .map(|_| {
+            let request = cache.request(Method::GET, &path);
+            tokio::spawn(async move { request.send().await.unwrap().bytes().await.unwrap() })
+        })
+        .collect();
+    for pull in pulls {
+        assert_eq!(strata_storage::digest::sha256(&pull.await.unwrap()), digest);
+    }
+    assert_eq!(upstream_blob_gets(&upstream).await - before, 1, "one upstream download");
+}
