@@ -135,6 +135,28 @@ async fn pulls_go_through_the_cache_which_stays_read_only_and_serves_when_the_up
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_blob_over_the_size_limit_is_not_fetched() {
+    let upstream = TestRegistry::fs().await;
+    let big = upstream.push_blob("team/app", vec![1u8; 4096]).await;
+    let mut config = Config {
+        upstreams: vec![strata_registry::config::Upstream {
+            name: "upstream.test".into(),
+            url: upstream.base.clone(),
+            prefix: "mirror".into(),
+            username: None,
+            password_file: None,
+            tag_ttl: Duration::from_secs(60),
+        }],
+        ..Config::default()
+    };
+    config.limits.max_blob_bytes = 1024;
+    let cache = TestRegistry::start(Arc::new(FsFixture::new()), config).await;
+    let refused = cache.get(&format!("/v2/mirror/team/app/blobs/{big}")).await;
+    assert_eq!(refused.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(!cache.state.blobs.exists(&big).await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tags_are_rechecked_after_their_ttl_and_served_stale_when_the_upstream_fails() {
     let upstream = TestRegistry::fs().await;
     let first = upstream

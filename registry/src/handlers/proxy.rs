@@ -208,6 +208,14 @@ pub(crate) async fn blob(
         .await
         .map_err(|e| upstream_error(upstream, e))?
         .ok_or_else(|| blob_unknown(&digest))?;
+    let max = state.config.limits.max_blob_bytes;
+    if max > 0 && size > max {
+        return Err(ApiError::new(
+            Code::SizeInvalid,
+            format!("the upstream's blob is {size} bytes, over the limit of {max}"),
+        )
+        .with_status(StatusCode::PAYLOAD_TOO_LARGE));
+    }
     let download = upstream
         .client
         .get_blob(&remote, &digest, 0)
