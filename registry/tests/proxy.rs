@@ -1,7 +1,9 @@
 //! The pull-through cache, with another strata registry (in process) as the upstream: cold and
 //! warm pulls by tag, digest and `?ns=`, mirrors read-only, tags revalidated after their TTL and
 //! served stale when the upstream is gone, a corrupt upstream blob stored nowhere and refused
-//! to the client, concurrent cold pulls sharing one upstream download.
+//! to the client, concurrent cold pulls sharing one upstream download, an upstream behind
+//! Bearer tokens, the size limit; and real clients through it: skopeo, and containerd with the
+//! cache as its mirror in `hosts.toml`.
 
 mod common;
 
@@ -253,4 +255,226 @@ async fn a_corrupt_upstream_blob_is_stored_nowhere_and_concurrent_pulls_share_on
         assert_eq!(strata_storage::digest::sha256(&pull.await.unwrap()), digest);
     }
     assert_eq!(upstream_blob_gets(&upstream).await - before, 1, "one upstream download");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_that_needs_a_bearer_token_is_signed_in_to() {
+    use strata_registry::config::{Action, Auth, Token};
+    let dir = tempfile::tempdir().unwrap();
+    let open = TestRegistry::fs().await;
+    let image = open
+        .push_real_image(
+            "team/app",
+            Some("v1"),
+            config("linux", "amd64", None, serde_json::json!({})),
+            &[Layer::Tar(b"secret layer")],
+            serde_json::json!({}),
+        )
+        .await;
+    let htpasswd = dir.path().join("htpasswd");
+    std::fs::write(&htpasswd, format!("puller:{}\n", bcrypt::hash("p-pass", 4).unwrap())).unwrap();
+    let secured = open
+        .replica(Config {
+            auth: Some(Auth {
+                htpasswd: Some(htpasswd),
+                token: Some(Token {
+                    key: Some(dir.path().join("token.pem")),
+                    ..Token::default()
+                }),
+                ..Auth::default()
+            }),
+            access: vec![common::rule(&["team/**"], &["puller"], &[Action::Pull])],
+            ..Config::default()
+        })
+        .await;
+    let mirror = |password: &str| {
+        let file = dir.path().join(format!("password-{password}"));
+        std::fs::write(&file, format!("{password}\n")).unwrap();
+        Config {
+            upstreams: vec![strata_registry::config::Upstream {
+                name: "upstream.test".into(),
+                url: secured.base.clone(),
+                prefix: "mirror".into(),
+                username: Some("puller".into()),
+                password_file: Some(file),
+                tag_ttl: Duration::from_secs(60),
+            }],
+            ..Config::default()
+        }
+    };
+    let cache = TestRegistry::start(Arc::new(FsFixture::new()), mirror("p-pass")).await;
+    assert_eq!(
+        manifest(&cache, "/v2/mirror/team/app/manifests/v1").await,
+        (StatusCode::OK, Some(image.digest.to_string()))
+    );
+    let refused = TestRegistry::start(Arc::new(FsFixture::new()), mirror("wrong")).await;
+    assert_eq!(
+        manifest(&refused, "/v2/mirror/team/app/manifests/v1").await.0,
+        StatusCode::FORBIDDEN
+    );
+}
+
+/// Runs a command; panics with its output unless it succeeds.
+async fn run(program: &str, args: &[&str]) -> String {
+    let output = tokio::process::Command::new(program)
+        .args(args)
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("run {program} (scripts/test installs it): {e}"));
+    assert!(
+        output.status.success(),
+        "{program} {} failed:\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skopeo_pulls_through_the_cache_cold_and_warm() {
+    let upstream = TestRegistry::fs().await;
+    let layer = vec![3u8; 1 << 20];
+    let image = upstream
+        .push_real_image(
+            "team/app",
+            Some("v1"),
+            config("linux", "amd64", None, serde_json::json!({})),
+            &[Layer::Tar(&layer)],
+            serde_json::json!({}),
+        )
+        .await;
+    let cache = cache_of(&upstream, Duration::from_secs(3600)).await;
+    let host = cache.base.trim_start_matches("http://").to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let layer_file = strata_storage::digest::sha256(&layer)
+        .to_string()
+        .replace("sha256:", "");
+    let mut fetched = Vec::new();
+    for layout in ["cold", "warm"] {
+        let dest = format!("oci:{}:v1", dir.path().join(layout).display());
+        run(
+            "skopeo",
+            &[
+                "copy",
+                "--preserve-digests",
+                "--src-tls-verify=false",
+                &format!("docker://{host}/mirror/team/app:v1"),
+                &dest,
+            ],
+        )
+        .await;
+        let index: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join(layout).join("index.json")).unwrap()).unwrap();
+        assert_eq!(index["manifests"][0]["digest"], image.digest.to_string(), "{layout}");
+        let blob = std::fs::read(dir.path().join(layout).join("blobs/sha256").join(&layer_file)).unwrap();
+        assert!(blob == layer, "{layout}: the layer's bytes");
+        fetched.push(upstream_blob_gets(&upstream).await);
+    }
+    assert_eq!(fetched[0], fetched[1], "the warm pull fetched nothing upstream");
+}
+
+/// containerd (Debian's, started here with its own root and socket), stopped on drop.
+struct Containerd {
+    child: std::process::Child,
+    socket: std::path::PathBuf,
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn containerd(dir: &std::path::Path) -> Containerd {
+    let socket = dir.join("containerd.sock");
+    let config = dir.join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "version = 2\nroot = {:?}\nstate = {:?}\n[grpc]\n  address = {:?}\n",
+            dir.join("root"),
+            dir.join("state"),
+            socket
+        ),
+    )
+    .unwrap();
+    let child = std::process::Command::new("containerd")
+        .arg("--config")
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join("containerd.log")).unwrap())
+        .spawn()
+        .expect("containerd (apt-get install containerd; scripts/test installs it)");
+    for _ in 0..100 {
+        if socket.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(socket.exists(), "containerd started");
+    Containerd { child, socket }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn containerd_uses_the_cache_as_a_mirror_through_hosts_toml() {
+    let upstream = TestRegistry::fs().await;
+    let layer = vec![5u8; 1 << 20];
+    let image = upstream
+        .push_real_image(
+            "team/app",
+            Some("v1"),
+            config("linux", "amd64", None, serde_json::json!({})),
+            &[Layer::Tar(&layer)],
+            serde_json::json!({}),
+        )
+        .await;
+    let cache = cache_of(&upstream, Duration::from_secs(3600)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = containerd(dir.path()).await;
+    // containerd's mirror configuration: upstream.test is reached through the cache, which it
+    // asks for /v2/team/app/...?ns=upstream.test.
+    let hosts = dir.path().join("hosts/upstream.test");
+    std::fs::create_dir_all(&hosts).unwrap();
+    std::fs::write(
+        hosts.join("hosts.toml"),
+        format!(
+            "server = \"https://upstream.test\"\n[host.\"{}\"]\n  capabilities = [\"pull\", \"resolve\"]\n",
+            cache.base
+        ),
+    )
+    .unwrap();
+    let socket = daemon.socket.to_str().unwrap().to_owned();
+    let hosts_dir = dir.path().join("hosts").to_str().unwrap().to_owned();
+    run(
+        "ctr",
+        &[
+            "--address",
+            &socket,
+            "content",
+            "fetch",
+            "--hosts-dir",
+            &hosts_dir,
+            "upstream.test/team/app:v1",
+        ],
+    )
+    .await;
+    let listed = run("ctr", &["--address", &socket, "content", "ls", "-q"]).await;
+    assert!(listed.contains(&image.digest.to_string()), "{listed}");
+    assert!(
+        listed.contains(&strata_storage::digest::sha256(&layer).to_string()),
+        "{listed}"
+    );
+    // The cache has it now, under the mirror's name.
+    assert!(
+        cache
+            .state
+            .blobs
+            .exists(&strata_storage::digest::sha256(&layer))
+            .await
+            .unwrap()
+    );
+    let (status, _) = manifest(&cache, "/v2/mirror/team/app/manifests/v1").await;
+    assert_eq!(status, StatusCode::OK);
 }
