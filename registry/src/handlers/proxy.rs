@@ -86,11 +86,11 @@ async fn fetch_manifest(
     remote: &RepositoryName,
     reference: &str,
 ) -> ApiResult<Digest> {
-    let fetched = upstream
-        .client
-        .manifest(remote, reference)
-        .await
-        .map_err(|e| upstream_error(upstream, e))?;
+    let fetched = upstream.client.manifest(remote, reference).await.map_err(|e| {
+        state.metrics.upstream(&upstream.name, "manifest", "error", 0);
+        upstream_error(upstream, e)
+    })?;
+    state.metrics.upstream(&upstream.name, "manifest", "fetched", 0);
     let digest = fetched.digest.clone();
     if !gc::guard::prepare(state, name, &digest).await? {
         return Err(busy());
@@ -129,7 +129,10 @@ async fn refresh_tag(
         return Ok(());
     }
     let now = match upstream.client.head_manifest(remote, tag.as_str()).await {
-        Ok(Some((digest, _, _))) => digest,
+        Ok(Some((digest, _, _))) => {
+            state.metrics.upstream(&upstream.name, "tag_check", "fetched", 0);
+            digest
+        }
         Ok(None) => {
             return Err(ApiError::new(
                 Code::ManifestUnknown,
@@ -137,11 +140,15 @@ async fn refresh_tag(
             ));
         }
         Err(e) if cached.is_some() => {
+            state.metrics.upstream(&upstream.name, "tag_check", "stale", 0);
             tracing::warn!(repository = %name, %tag, upstream = upstream.name, error = %e.chain(),
                 "the upstream cannot be checked: serving the cached tag");
             return Ok(());
         }
-        Err(e) => return Err(upstream_error(upstream, e)),
+        Err(e) => {
+            state.metrics.upstream(&upstream.name, "tag_check", "error", 0);
+            return Err(upstream_error(upstream, e));
+        }
     };
     if state.meta.revision(name, &now).await?.is_none() {
         let fetched = fetch_manifest(state, upstream, name, remote, now.as_ref()).await?;

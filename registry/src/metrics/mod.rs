@@ -58,6 +58,15 @@ struct KindLabels {
     kind: &'static str,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct UpstreamLabels {
+    upstream: String,
+    /// `manifest`, `blob`, `tag_check`.
+    kind: &'static str,
+    /// `fetched`, `error`, `stale` (a cached tag served because the upstream failed).
+    result: &'static str,
+}
+
 /// The registry's metrics. Shared by all requests.
 #[derive(Debug)]
 pub struct Metrics {
@@ -82,6 +91,10 @@ pub struct Metrics {
     storage_ready: Gauge,
     /// Replaced whole after each cycle, so repositories that vanished leave the output.
     storage_bytes: Arc<Mutex<BTreeMap<String, u64>>>,
+    /// What the pull-through cache asked its upstreams, and how it went.
+    upstream: Family<UpstreamLabels, Counter>,
+    /// Bytes fetched from upstreams.
+    upstream_bytes: Counter,
 }
 
 impl Default for Metrics {
@@ -185,6 +198,17 @@ impl Metrics {
         );
         let storage_bytes = Arc::default();
         registry.register_collector(Box::new(StorageBytes(Arc::clone(&storage_bytes))));
+        let upstream = Family::default();
+        registry.register(
+            "strata_upstream_requests",
+            "Pull-through cache requests to upstreams, by upstream, kind and result (stale: a cached tag served because the upstream failed)",
+            upstream.clone(),
+        );
+        let upstream_bytes = counter(
+            &mut registry,
+            "strata_upstream_bytes",
+            "Blob bytes fetched from upstreams",
+        );
         Metrics {
             registry,
             requests,
@@ -198,6 +222,8 @@ impl Metrics {
             gc_cycles,
             gc_deleted,
             gc_freed_bytes,
+            upstream,
+            upstream_bytes,
             gc_last_duration,
             storage_ready,
             storage_bytes,
@@ -238,6 +264,19 @@ impl Metrics {
             SessionEvent::Cancelled => &self.sessions_cancelled,
         };
         counter.inc();
+    }
+
+    /// Counts one pull-through request to `upstream`: `kind` (`manifest`, `blob`, `tag_check`),
+    /// `result` (`fetched`, `error`, `stale`), and the blob bytes it brought.
+    pub fn upstream(&self, upstream: &str, kind: &'static str, result: &'static str, bytes: u64) {
+        self.upstream
+            .get_or_create(&UpstreamLabels {
+                upstream: upstream.to_owned(),
+                kind,
+                result,
+            })
+            .inc();
+        self.upstream_bytes.inc_by(bytes);
     }
 
     /// Records a finished garbage-collection cycle (a dry run only updates storage bytes).
