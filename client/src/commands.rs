@@ -107,6 +107,38 @@ impl Context {
         Ok(client)
     }
 
+    /// Clients for the configured mirrors, each asking for `registry`'s content (`?ns=`), in
+    /// order of preference.
+    pub async fn mirror_clients(&self, registry: &str) -> Result<Vec<Arc<RegistryClient>>> {
+        let mut clients = Vec::new();
+        for mirror in &self.client_options.mirrors {
+            let key = format!("mirror {mirror} for {registry}");
+            if let Some(c) = self.clients.lock().expect("clients").get(&key) {
+                clients.push(c.clone());
+                continue;
+            }
+            let (plain, host) = match mirror.split_once("://") {
+                Some(("http", host)) => (true, host),
+                Some(("https", host)) => (false, host),
+                Some((scheme, _)) => {
+                    return Err(ClientError::Usage(format!(
+                        "mirror {mirror:?}: scheme {scheme} is not http or https"
+                    )));
+                }
+                None => (false, mirror.as_str()),
+            };
+            let host = host.trim_end_matches('/');
+            let mut options = self.client_options.clone();
+            options.plain_http |= plain;
+            let creds = DockerConfig::load(&self.docker_config)?.credentials(host).await?;
+            let client = Arc::new(RegistryClient::new(host, creds, options)?.for_namespace(registry));
+            client.detect_scheme().await;
+            self.clients.lock().expect("clients").insert(key, client.clone());
+            clients.push(client);
+        }
+        Ok(clients)
+    }
+
     async fn endpoint(&self, target: &Target) -> Result<Endpoint> {
         match target {
             Target::Registry(reference) => Ok(Endpoint::Registry {
@@ -146,12 +178,11 @@ impl Context {
     /// `strata pull --no-unpack`: an image from a registry into the local store, named by its
     /// full reference.
     pub async fn download(&self, image: &Reference, options: &Options) -> Result<Report> {
-        let src = self.endpoint(&Target::Registry(image.clone())).await?;
         let dst = Endpoint::Layout {
             layout: self.store()?,
             name: Some(image.to_string()),
         };
-        transfer::copy(&src, &dst, options).await
+        self.copy_from_mirrors(image, &dst, options).await
     }
 
     /// `strata pull`: an image from a registry into the local store, its layers unpacked into
@@ -161,6 +192,25 @@ impl Context {
     #[cfg(feature = "runtime")]
     pub async fn pull(&self, image: &Reference, options: &Options) -> Result<Report> {
         Ok(self.pull_image(image, options).await?.0)
+    }
+
+    /// Copies `image` into `dest` through the first configured mirror that serves it, else
+    /// from its registry.
+    async fn copy_from_mirrors(&self, image: &Reference, dest: &Endpoint, options: &Options) -> Result<Report> {
+        for mirror in self.mirror_clients(&image.registry).await? {
+            let src = Endpoint::Registry {
+                client: mirror.clone(),
+                reference: image.clone(),
+            };
+            match transfer::copy(&src, dest, options).await {
+                Ok(report) => return Ok(report),
+                Err(e) => {
+                    tracing::warn!(mirror = mirror.host(), error = %e.chain(), "the mirror failed; trying the next, then the registry");
+                }
+            }
+        }
+        let src = self.endpoint(&Target::Registry(image.clone())).await?;
+        transfer::copy(&src, dest, options).await
     }
 
     /// [`Context::pull`], also returning the image it unpacked (manifest and config as read).
@@ -173,12 +223,11 @@ impl Context {
         use strata_runtime::image;
         let store = self.store()?;
         let _lease = store.lease().await?;
-        let src = self.endpoint(&Target::Registry(image.clone())).await?;
         let unnamed = Endpoint::Layout {
             layout: store.clone(),
             name: None,
         };
-        let report = transfer::copy(&src, &unnamed, options).await?;
+        let report = self.copy_from_mirrors(image, &unnamed, options).await?;
         let digest = strata_storage::digest::parse_digest(&report.digest)?;
         let bytes = store
             .read_blob(&digest, strata_storage::oci::layout::MAX_SMALL_BLOB)

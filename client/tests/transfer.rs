@@ -959,3 +959,73 @@ async fn images_go_through_docker_archives_both_ways() {
         "scratch layouts removed"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pulls_go_through_a_mirror_and_fall_back_to_the_registry() {
+    // The origin, and a strata pull-through cache of it (named by the origin's host, as
+    // `?ns=` names it).
+    let origin = LocalRegistry::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    let image = write_layout(&src, "v1", &[vec![Entry::File("etc/motd", b"hello\n".to_vec(), 0o644)]]);
+    let host = origin.addr.to_string();
+    let publisher = context(&work.path().join("publisher"));
+    publisher
+        .copy(
+            &target(&format!("oci:{}:v1", src.display())),
+            &target(&format!("{host}/team/app:v1")),
+            &Options::default(),
+        )
+        .await
+        .unwrap();
+    let mirror = LocalRegistry::start_with(strata_registry::Config {
+        upstreams: vec![strata_registry::config::Upstream {
+            name: host.clone(),
+            url: format!("http://{host}"),
+            prefix: "origin".into(),
+            username: None,
+            password_file: None,
+            tag_ttl: Duration::from_secs(600),
+        }],
+        ..strata_registry::Config::default()
+    })
+    .await;
+    let with_mirrors = |mirrors: Vec<String>, name: &str| {
+        context_with(
+            &work.path().join(name),
+            ClientOptions {
+                backoff: Duration::from_millis(20),
+                attempts: 2,
+                mirrors,
+                ..Default::default()
+            },
+        )
+    };
+
+    // Through the mirror: it now holds the image under its own name.
+    let ctx = with_mirrors(vec![format!("http://{}", mirror.addr)], "through");
+    let pulled = ctx
+        .download(&reference(&format!("{host}/team/app:v1")), &Options::default())
+        .await
+        .unwrap();
+    assert_eq!(pulled.digest, image.manifest.to_string());
+    let cached = reqwest::Client::new()
+        .get(format!("http://{}/v2/origin/team/app/manifests/v1", mirror.addr))
+        .header("accept", "application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cached.status(), 200, "the mirror cached it");
+
+    // A dead mirror first: the next one (here: the registry itself) serves.
+    let dead = format!("http://127.0.0.1:{}", {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    });
+    let ctx = with_mirrors(vec![dead], "fallback");
+    let pulled = ctx
+        .download(&reference(&format!("{host}/team/app:v1")), &Options::default())
+        .await
+        .unwrap();
+    assert_eq!(pulled.digest, image.manifest.to_string());
+}

@@ -38,6 +38,10 @@ pub struct ClientOptions {
     pub attempts: u32,
     /// First retry delay; doubled each time, with jitter.
     pub backoff: Duration,
+    /// Mirrors to pull through before the registry itself (`http://host:port` or
+    /// `https://host`), asked with `?ns=<registry>` as containerd asks; pulls fall back to
+    /// the registry when every mirror fails.
+    pub mirrors: Vec<String>,
 }
 
 impl Default for ClientOptions {
@@ -48,6 +52,7 @@ impl Default for ClientOptions {
             cert_dir: None,
             attempts: 5,
             backoff: Duration::from_millis(200),
+            mirrors: Vec::new(),
         }
     }
 }
@@ -112,6 +117,8 @@ pub struct RegistryClient {
     host: String,
     auth: Authenticator,
     options: ClientOptions,
+    /// As a mirror: the registry every request names in `?ns=`.
+    namespace: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -167,7 +174,14 @@ impl RegistryClient {
             host: host.to_owned(),
             auth: Authenticator::new(credentials),
             options,
+            namespace: None,
         })
+    }
+
+    /// This client as a mirror of `registry`: every API request carries `?ns=<registry>`.
+    pub fn for_namespace(mut self, registry: &str) -> Self {
+        self.namespace = Some(registry.to_owned());
+        self
     }
 
     /// The registry host this client talks to.
@@ -182,9 +196,15 @@ impl RegistryClient {
 
     pub(crate) fn url(&self, path: &str) -> String {
         if path.starts_with("http://") || path.starts_with("https://") {
-            path.to_owned()
-        } else {
-            format!("{}{path}", self.base())
+            return path.to_owned();
+        }
+        match &self.namespace {
+            Some(ns) if path.starts_with("/v2/") && path != "/v2/" => {
+                let sep = if path.contains('?') { '&' } else { '?' };
+                let ns: String = url::form_urlencoded::byte_serialize(ns.as_bytes()).collect();
+                format!("{}{path}{sep}ns={ns}", self.base())
+            }
+            _ => format!("{}{path}", self.base()),
         }
     }
 

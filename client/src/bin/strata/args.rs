@@ -66,6 +66,11 @@ pub(crate) struct RegistryArgs {
     /// (*.cert with its *.key), as skopeo's --cert-dir and docker's certs.d hold them.
     #[arg(long, value_name = "DIR")]
     pub(crate) cert_dir: Option<PathBuf>,
+    /// A mirror to pull through first (repeatable, in order; `http://host:port` or
+    /// `https://host`), asked with `?ns=REGISTRY` as containerd asks; the registry itself when
+    /// every mirror fails. Also `STRATA_MIRRORS` (comma-separated).
+    #[arg(long = "mirror", value_name = "URL", env = "STRATA_MIRRORS", value_delimiter = ',')]
+    pub(crate) mirrors: Vec<String>,
 }
 
 impl RegistryArgs {
@@ -74,6 +79,7 @@ impl RegistryArgs {
             plain_http: self.plain_http,
             insecure: self.insecure,
             cert_dir: self.cert_dir.clone(),
+            mirrors: self.mirrors.clone(),
             ..Default::default()
         }
     }
