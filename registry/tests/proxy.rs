@@ -18,20 +18,24 @@ use strata_storage::testing::FsFixture;
 
 const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json";
 
-/// A cache of `upstream` under prefix `mirror`, named `upstream.test`, tags kept for `ttl`.
-async fn cache_of(upstream: &TestRegistry, ttl: Duration) -> TestRegistry {
-    let config = Config {
+/// `url` mirrored under prefix `mirror`, named `upstream.test`, tags kept for `ttl`.
+fn mirror_of(url: &str, ttl: Duration) -> Config {
+    Config {
         upstreams: vec![strata_registry::config::Upstream {
             name: "upstream.test".into(),
-            url: upstream.base.clone(),
+            url: url.to_owned(),
             prefix: "mirror".into(),
             username: None,
             password_file: None,
             tag_ttl: ttl,
         }],
         ..Config::default()
-    };
-    TestRegistry::start(Arc::new(FsFixture::new()), config).await
+    }
+}
+
+/// A cache of `upstream` (see [`mirror_of`]).
+async fn cache_of(upstream: &TestRegistry, ttl: Duration) -> TestRegistry {
+    TestRegistry::start(Arc::new(FsFixture::new()), mirror_of(&upstream.base, ttl)).await
 }
 
 async fn manifest(r: &TestRegistry, path: &str) -> (StatusCode, Option<String>) {
@@ -140,17 +144,7 @@ async fn pulls_go_through_the_cache_which_stays_read_only_and_serves_when_the_up
 async fn an_upstream_blob_over_the_size_limit_is_not_fetched() {
     let upstream = TestRegistry::fs().await;
     let big = upstream.push_blob("team/app", vec![1u8; 4096]).await;
-    let mut config = Config {
-        upstreams: vec![strata_registry::config::Upstream {
-            name: "upstream.test".into(),
-            url: upstream.base.clone(),
-            prefix: "mirror".into(),
-            username: None,
-            password_file: None,
-            tag_ttl: Duration::from_secs(60),
-        }],
-        ..Config::default()
-    };
+    let mut config = mirror_of(&upstream.base, Duration::from_secs(60));
     config.limits.max_blob_bytes = 1024;
     let cache = TestRegistry::start(Arc::new(FsFixture::new()), config).await;
     let refused = cache.get(&format!("/v2/mirror/team/app/blobs/{big}")).await;
@@ -290,17 +284,10 @@ async fn an_upstream_that_needs_a_bearer_token_is_signed_in_to() {
     let mirror = |password: &str| {
         let file = dir.path().join(format!("password-{password}"));
         std::fs::write(&file, format!("{password}\n")).unwrap();
-        Config {
-            upstreams: vec![strata_registry::config::Upstream {
-                name: "upstream.test".into(),
-                url: secured.base.clone(),
-                prefix: "mirror".into(),
-                username: Some("puller".into()),
-                password_file: Some(file),
-                tag_ttl: Duration::from_secs(60),
-            }],
-            ..Config::default()
-        }
+        let mut config = mirror_of(&secured.base, Duration::from_secs(60));
+        config.upstreams[0].username = Some("puller".into());
+        config.upstreams[0].password_file = Some(file);
+        config
     };
     let cache = TestRegistry::start(Arc::new(FsFixture::new()), mirror("p-pass")).await;
     assert_eq!(
