@@ -986,6 +986,8 @@ async fn pulls_go_through_a_mirror_and_fall_back_to_the_registry() {
             username: None,
             password_file: None,
             tag_ttl: Duration::from_secs(600),
+            on_demand: true,
+            sync: Vec::new(),
         }],
         ..strata_registry::Config::default()
     })

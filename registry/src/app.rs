@@ -65,6 +65,7 @@ pub async fn run(
     let reload = tokio::spawn(reload_users(state.clone()));
     let certificates = tokio::spawn(reload_tls(state.clone()));
     let collector = tokio::spawn(crate::gc::background(state.clone()));
+    let sync = tokio::spawn(handlers::sync_upstreams(state.clone()));
     let probed = state.clone();
     let readiness = tokio::spawn(async move {
         let interval = probed.config.server.readiness_interval;
@@ -79,7 +80,7 @@ pub async fn run(
         shutdown,
     )
     .await;
-    for task in [purge, sweep, reload, certificates, collector, readiness] {
+    for task in [purge, sweep, reload, certificates, collector, readiness, sync] {
         task.abort();
     }
     result

@@ -72,10 +72,36 @@ pub struct Upstream {
     /// immutable and never checked). Default 10 minutes.
     #[serde(default = "default_tag_ttl", with = "humantime_serde")]
     pub tag_ttl: Duration,
+    /// Whether pulls fetch what is not cached (default on); off: only what `sync` fetched
+    /// is served.
+    #[serde(default = "default_on_demand")]
+    pub on_demand: bool,
+    /// Repositories and tags fetched ahead of pulls, on a schedule.
+    #[serde(default)]
+    pub sync: Vec<SyncRule>,
+}
+
+/// Tags of upstream repositories to keep cached: checked every `every` (one replica per
+/// round), with everything their images need.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncRule {
+    /// Upstream repository names (`library/busybox`).
+    pub repositories: Vec<String>,
+    /// A regular expression tags must match; none: every tag.
+    #[serde(default)]
+    pub tags: Option<String>,
+    /// How often.
+    #[serde(with = "humantime_serde")]
+    pub every: Duration,
 }
 
 fn default_tag_ttl() -> Duration {
     Duration::from_secs(600)
+}
+
+fn default_on_demand() -> bool {
+    true
 }
 
 /// The web UI (`/ui/`, and `/` redirects there).

@@ -25,6 +25,10 @@ pub struct Upstream {
     pub prefix: String,
     /// How long a cached tag is served before it is checked again.
     pub tag_ttl: Duration,
+    /// Whether pulls fetch what is not cached.
+    pub on_demand: bool,
+    /// What to keep cached on a schedule.
+    pub sync: Vec<Sync>,
     /// The client that reaches it.
     pub client: RegistryClient,
     /// Blobs being fetched now: one download per blob in this process.
@@ -47,6 +51,17 @@ impl Upstream {
     pub fn done(&self, digest: &Digest) {
         self.fetching.lock().expect("fetching").remove(digest);
     }
+}
+
+/// A compiled `sync` rule.
+#[derive(Debug)]
+pub struct Sync {
+    /// Upstream repository names.
+    pub repositories: Vec<RepositoryName>,
+    /// Tags to keep (none: all).
+    pub tags: Option<regex::Regex>,
+    /// How often.
+    pub every: Duration,
 }
 
 /// Every configured upstream.
@@ -94,10 +109,31 @@ impl Upstreams {
                 ..ClientOptions::default()
             };
             let client = RegistryClient::new(&host, credentials, options).map_err(|e| format!("{what}: {e}"))?;
+            let mut sync = Vec::new();
+            for rule in &c.sync {
+                let repositories = rule
+                    .repositories
+                    .iter()
+                    .map(|r| RepositoryName::parse(r).map_err(|e| format!("{what}: sync repository {r:?}: {e}")))
+                    .collect::<Result<_, _>>()?;
+                let tags = rule
+                    .tags
+                    .as_deref()
+                    .map(regex::Regex::new)
+                    .transpose()
+                    .map_err(|e| format!("{what}: sync tags: {e}"))?;
+                sync.push(Sync {
+                    repositories,
+                    tags,
+                    every: rule.every.max(Duration::from_secs(1)),
+                });
+            }
             list.push(Upstream {
                 name: c.name.clone(),
                 prefix: c.prefix.clone(),
                 tag_ttl: c.tag_ttl,
+                on_demand: c.on_demand,
+                sync,
                 client,
                 fetching: Mutex::default(),
             });
@@ -123,6 +159,11 @@ impl Upstreams {
         RepositoryName::parse(&format!("{}/{name}", upstream.prefix)).ok()
     }
 
+    /// Every upstream.
+    pub fn iter(&self) -> impl Iterator<Item = &Upstream> {
+        self.list.iter()
+    }
+
     /// Whether any upstream is configured.
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()
@@ -142,6 +183,8 @@ mod tests {
                 username: None,
                 password_file: None,
                 tag_ttl: Duration::from_secs(600),
+                on_demand: true,
+                sync: Vec::new(),
             },
             config::Upstream {
                 name: "ghcr.io".into(),
@@ -150,6 +193,8 @@ mod tests {
                 username: None,
                 password_file: None,
                 tag_ttl: Duration::from_secs(600),
+                on_demand: true,
+                sync: Vec::new(),
             },
         ])
         .unwrap()

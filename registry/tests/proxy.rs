@@ -28,6 +28,8 @@ fn mirror_of(url: &str, ttl: Duration) -> Config {
             username: None,
             password_file: None,
             tag_ttl: ttl,
+            on_demand: true,
+            sync: Vec::new(),
         }],
         ..Config::default()
     }
@@ -464,4 +466,54 @@ async fn containerd_uses_the_cache_as_a_mirror_through_hosts_toml() {
     );
     let (status, _) = manifest(&cache, "/v2/mirror/team/app/manifests/v1").await;
     assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_keeps_chosen_tags_cached_and_without_on_demand_nothing_else_is_fetched() {
+    let upstream = TestRegistry::fs().await;
+    let mut pushed = Vec::new();
+    for (tag, seed) in [("1.0", "a"), ("1.1", "b"), ("2.0", "c")] {
+        let layer = format!("layer {seed}").into_bytes();
+        let image = upstream
+            .push_real_image(
+                "team/app",
+                Some(tag),
+                config("linux", "amd64", None, serde_json::json!({ "created": seed })),
+                &[Layer::Tar(&layer)],
+                serde_json::json!({}),
+            )
+            .await;
+        pushed.push((tag, image.digest, strata_storage::digest::sha256(&layer)));
+    }
+    let mut config = mirror_of(&upstream.base, Duration::from_secs(3600));
+    config.upstreams[0].on_demand = false;
+    config.upstreams[0].sync = vec![strata_registry::config::SyncRule {
+        repositories: vec!["team/app".into()],
+        tags: Some(r"^1\.".into()),
+        every: Duration::from_secs(1),
+    }];
+    let cache = TestRegistry::start(Arc::new(FsFixture::new()), config).await;
+    // The first round runs at start; give it a moment, then take the upstream away.
+    let started = std::time::Instant::now();
+    while !cache.state.blobs.exists(&pushed[1].2).await.unwrap() {
+        assert!(started.elapsed() < Duration::from_secs(10), "sync never cached 1.1");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(upstream);
+    for (tag, digest, layer) in &pushed[..2] {
+        assert_eq!(
+            manifest(&cache, &format!("/v2/mirror/team/app/manifests/{tag}")).await,
+            (StatusCode::OK, Some(digest.to_string())),
+            "{tag} synced"
+        );
+        let blob = cache.get(&format!("/v2/mirror/team/app/blobs/{layer}")).await;
+        assert_eq!(blob.status(), StatusCode::OK, "{tag}'s layer synced");
+    }
+    // 2.0 matches no rule, and pulls do not fetch.
+    assert_eq!(
+        manifest(&cache, "/v2/mirror/team/app/manifests/2.0").await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert!(!cache.state.blobs.exists(&pushed[2].2).await.unwrap());
 }

@@ -85,6 +85,11 @@ impl Ctx {
     }
 }
 
+/// Keeps the upstreams' `sync` rules' tags cached, on their schedules (runs until aborted).
+pub(crate) async fn sync_upstreams(state: SharedState) {
+    proxy::sync_forever(state).await;
+}
+
 /// `/v2` and `/v2/`: the API version check.
 pub(crate) async fn dispatch_root(State(state): State<SharedState>, request: Request) -> Response {
     respond(state, Ok(Endpoint::Base), request).await

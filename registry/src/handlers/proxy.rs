@@ -66,13 +66,18 @@ pub(crate) async fn manifest(
     head: bool,
 ) -> ApiResult<Response> {
     let state = ctx.state.clone();
-    match &reference {
-        Reference::Digest(digest) => {
-            if state.meta.revision(&name, digest).await?.is_none() {
-                fetch_manifest(&state, upstream, &name, &remote, digest.as_ref()).await?;
+    // Without on-demand fetches, what sync cached is all there is.
+    if upstream.on_demand {
+        match &reference {
+            Reference::Digest(digest) => {
+                if state.meta.revision(&name, digest).await?.is_none() {
+                    fetch_manifest(&state, upstream, &name, &remote, digest.as_ref()).await?;
+                }
+            }
+            Reference::Tag(tag) => {
+                refresh_tag(&state, upstream, &name, &remote, tag, false).await?;
             }
         }
-        Reference::Tag(tag) => refresh_tag(&state, upstream, &name, &remote, tag).await?,
     }
     manifests::get(ctx, name, reference, head).await
 }
@@ -114,19 +119,22 @@ async fn fetch_manifest(
     Ok(digest)
 }
 
-/// Makes the cached `tag` current: kept while younger than the TTL, else checked upstream.
+/// Makes the cached `tag` current: kept while younger than the TTL (unless `force`), else
+/// checked upstream; the digest it names now.
 async fn refresh_tag(
     state: &AppState,
     upstream: &Upstream,
     name: &RepositoryName,
     remote: &RepositoryName,
     tag: &Tag,
-) -> ApiResult<()> {
+    force: bool,
+) -> ApiResult<Digest> {
     let cached = state.meta.tag_written(name, tag).await?;
-    if let Some((_, written)) = &cached
+    if let Some((digest, written)) = &cached
+        && !force
         && written.elapsed().is_ok_and(|age| age < upstream.tag_ttl)
     {
-        return Ok(());
+        return Ok(digest.clone());
     }
     let now = match upstream.client.head_manifest(remote, tag.as_str()).await {
         Ok(Some((digest, _, _))) => {
@@ -143,7 +151,7 @@ async fn refresh_tag(
             state.metrics.upstream(&upstream.name, "tag_check", "stale", 0);
             tracing::warn!(repository = %name, %tag, upstream = upstream.name, error = %e.chain(),
                 "the upstream cannot be checked: serving the cached tag");
-            return Ok(());
+            return Ok(cached.map(|(digest, _)| digest).expect("cached"));
         }
         Err(e) => {
             state.metrics.upstream(&upstream.name, "tag_check", "error", 0);
@@ -165,7 +173,7 @@ async fn refresh_tag(
     if cached.as_ref().is_some_and(|(before, _)| *before != now) {
         tracing::info!(repository = %name, %tag, digest = %now, "the upstream moved a tag");
     }
-    Ok(())
+    Ok(now)
 }
 
 /// `GET`/`HEAD` of a blob of a mirroring repository.
@@ -178,7 +186,7 @@ pub(crate) async fn blob(
     head: bool,
 ) -> ApiResult<Response> {
     let state = ctx.state.clone();
-    if state.meta.blob_linked(&name, &digest).await? {
+    if state.meta.blob_linked(&name, &digest).await? || !upstream.on_demand {
         return blobs::get(ctx, name, digest, head).await;
     }
     if head {
@@ -306,4 +314,120 @@ async fn store_and_send(
         let _ = tx.send(Ok(last)).await;
     }
     Ok(())
+}
+
+/// Caches blob `digest` of `name` without a client waiting (sync).
+async fn cache_blob(
+    state: &AppState,
+    upstream: &Upstream,
+    name: &RepositoryName,
+    remote: &RepositoryName,
+    digest: &Digest,
+) -> ApiResult<()> {
+    if state.meta.blob_linked(name, digest).await? {
+        return Ok(());
+    }
+    let gate = upstream.gate(digest);
+    let fetching = gate.lock().await;
+    let result = async {
+        if !gc::guard::prepare(state, name, digest).await? {
+            return Err(busy());
+        }
+        if state.blobs.exists(digest).await? {
+            return Ok(state.meta.link_blob(name, digest).await?);
+        }
+        let size = upstream
+            .client
+            .blob_size(remote, digest)
+            .await
+            .map_err(|e| upstream_error(upstream, e))?
+            .ok_or_else(|| blob_unknown(digest))?;
+        let download = upstream
+            .client
+            .get_blob(remote, digest, 0)
+            .await
+            .map_err(|e| upstream_error(upstream, e))?;
+        // Nobody listens: every send fails and the store goes on alone.
+        let (tx, _) = tokio::sync::mpsc::channel(1);
+        let stored = store_and_send(state, name, digest, size, download.body, &tx).await;
+        let result = if stored.is_ok() { "fetched" } else { "error" };
+        state.metrics.upstream(&upstream.name, "blob", result, size);
+        Ok(stored?)
+    }
+    .await;
+    drop(fetching);
+    upstream.done(digest);
+    result
+}
+
+/// One round of `rule` of `upstream`: every matching tag of its repositories checked, and
+/// everything their images need (every platform of an index) cached. How many tags.
+pub(crate) async fn sync(state: &AppState, upstream: &Upstream, rule: &crate::upstream::Sync) -> ApiResult<usize> {
+    let mut synced = 0;
+    for remote in &rule.repositories {
+        let name = RepositoryName::parse(&format!("{}/{remote}", upstream.prefix))?;
+        let tags = upstream
+            .client
+            .tags(remote)
+            .await
+            .map_err(|e| upstream_error(upstream, e))?;
+        for tag in tags
+            .iter()
+            .filter(|t| rule.tags.as_ref().is_none_or(|re| re.is_match(t)))
+        {
+            let Ok(tag) = Tag::parse(tag) else { continue };
+            let digest = refresh_tag(state, upstream, &name, remote, &tag, true).await?;
+            let mut manifests = vec![digest];
+            while let Some(digest) = manifests.pop() {
+                if state.meta.revision(&name, &digest).await?.is_none() {
+                    fetch_manifest(state, upstream, &name, remote, digest.as_ref()).await?;
+                }
+                let bytes = state.blobs.read_limited(&digest, 8 << 20).await?;
+                let Ok(manifest) = Manifest::parse(&bytes, None) else {
+                    continue;
+                };
+                manifests.extend(manifest.manifests.iter().map(|d| d.digest.clone()));
+                for blob in manifest
+                    .config
+                    .iter()
+                    .chain(&manifest.layers)
+                    .filter(|d| d.urls.is_empty())
+                {
+                    cache_blob(state, upstream, &name, remote, &blob.digest).await?;
+                }
+            }
+            synced += 1;
+        }
+    }
+    Ok(synced)
+}
+
+/// Runs every sync rule of every upstream on its schedule, one replica per round (leases
+/// `_upkeep/sync-<prefix>-<n>`).
+pub(crate) async fn sync_forever(state: crate::state::SharedState) {
+    let holder = format!("{:016x}", rand::random::<u64>());
+    let mut rounds = tokio::task::JoinSet::new();
+    for (u, upstream) in state.upstreams.iter().enumerate() {
+        for r in 0..upstream.sync.len() {
+            let (state, holder) = (state.clone(), holder.clone());
+            rounds.spawn(async move {
+                let upstream = state.upstreams.iter().nth(u).expect("upstream");
+                let rule = &upstream.sync[r];
+                let key = strata_storage::layout::upkeep_lease(&format!("sync-{}-{r}", upstream.prefix));
+                loop {
+                    let now = std::time::SystemTime::now();
+                    match gc::lease::take(&state, &key, &holder, now, rule.every.mul_f64(0.9)).await {
+                        Ok(true) => match sync(&state, upstream, rule).await {
+                            Ok(n) => tracing::info!(upstream = upstream.name, tags = n, "synced"),
+                            Err(e) => tracing::warn!(upstream = upstream.name, error = %e.message, "sync failed"),
+                        },
+                        Ok(false) => {}
+                        Err(e) => tracing::warn!(upstream = upstream.name, error = %e, "sync lease"),
+                    }
+                    tokio::time::sleep(rule.every).await;
+                }
+            });
+        }
+    }
+    while rounds.join_next().await.is_some() {}
 }
