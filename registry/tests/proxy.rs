@@ -54,6 +54,24 @@ async fn manifest(r: &TestRegistry, path: &str) -> (StatusCode, Option<String>) 
     (response.status(), digest)
 }
 
+/// Pushes a linux/amd64 image of one layer to `r` (config `extra` merged in).
+async fn linux_image(
+    r: &TestRegistry,
+    repository: &str,
+    tag: &str,
+    extra: serde_json::Value,
+    layer: &[u8],
+) -> common::images::Pushed {
+    r.push_real_image(
+        repository,
+        Some(tag),
+        config("linux", "amd64", None, extra),
+        &[Layer::Tar(layer)],
+        serde_json::json!({}),
+    )
+    .await
+}
+
 /// Upstream GETs of blobs so far, from its metrics.
 async fn upstream_blob_gets(upstream: &TestRegistry) -> u64 {
     let metrics = upstream.get("/metrics").await.text().await.unwrap();
@@ -72,15 +90,7 @@ async fn upstream_blob_gets(upstream: &TestRegistry) -> u64 {
 async fn pulls_go_through_the_cache_which_stays_read_only_and_serves_when_the_upstream_is_gone() {
     let upstream = TestRegistry::fs().await;
     let layer = vec![7u8; 3 << 20];
-    let image = upstream
-        .push_real_image(
-            "library/app",
-            Some("1.0"),
-            config("linux", "amd64", None, serde_json::json!({})),
-            &[Layer::Tar(&layer)],
-            serde_json::json!({}),
-        )
-        .await;
+    let image = linux_image(&upstream, "library/app", "1.0", serde_json::json!({}), &layer).await;
     let cache = cache_of(&upstream, Duration::from_secs(3600)).await;
 
     // Cold: by tag through the prefix, by digest, and with containerd's ?ns=.
@@ -157,28 +167,26 @@ async fn an_upstream_blob_over_the_size_limit_is_not_fetched() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tags_are_rechecked_after_their_ttl_and_served_stale_when_the_upstream_fails() {
     let upstream = TestRegistry::fs().await;
-    let first = upstream
-        .push_real_image(
-            "team/app",
-            Some("latest"),
-            config("linux", "amd64", None, serde_json::json!({"created": "1"})),
-            &[Layer::Tar(b"one")],
-            serde_json::json!({}),
-        )
-        .await;
+    let first = linux_image(
+        &upstream,
+        "team/app",
+        "latest",
+        serde_json::json!({"created": "1"}),
+        b"one",
+    )
+    .await;
     let cache = cache_of(&upstream, Duration::from_secs(2)).await;
     let path = "/v2/mirror/team/app/manifests/latest";
     assert_eq!(manifest(&cache, path).await.1, Some(first.digest.to_string()));
 
-    let second = upstream
-        .push_real_image(
-            "team/app",
-            Some("latest"),
-            config("linux", "amd64", None, serde_json::json!({"created": "2"})),
-            &[Layer::Tar(b"two")],
-            serde_json::json!({}),
-        )
-        .await;
+    let second = linux_image(
+        &upstream,
+        "team/app",
+        "latest",
+        serde_json::json!({"created": "2"}),
+        b"two",
+    )
+    .await;
     assert_eq!(
         manifest(&cache, path).await.1,
         Some(first.digest.to_string()),
@@ -209,15 +217,7 @@ async fn a_corrupt_upstream_blob_is_stored_nowhere_and_concurrent_pulls_share_on
     let fixture = Arc::new(FsFixture::new());
     let upstream = TestRegistry::start(fixture.clone(), Config::default()).await;
     let layer: Vec<u8> = (0..16u32 << 20).map(|i| (i % 251) as u8).collect();
-    upstream
-        .push_real_image(
-            "team/big",
-            Some("v1"),
-            config("linux", "amd64", None, serde_json::json!({})),
-            &[Layer::Tar(&layer)],
-            serde_json::json!({}),
-        )
-        .await;
+    linux_image(&upstream, "team/big", "v1", serde_json::json!({}), &layer).await;
     let digest = strata_storage::digest::sha256(&layer);
     let cache = cache_of(&upstream, Duration::from_secs(3600)).await;
     let path = format!("/v2/mirror/team/big/blobs/{digest}");
@@ -258,15 +258,7 @@ async fn an_upstream_that_needs_a_bearer_token_is_signed_in_to() {
     use strata_registry::config::{Action, Auth, Token};
     let dir = tempfile::tempdir().unwrap();
     let open = TestRegistry::fs().await;
-    let image = open
-        .push_real_image(
-            "team/app",
-            Some("v1"),
-            config("linux", "amd64", None, serde_json::json!({})),
-            &[Layer::Tar(b"secret layer")],
-            serde_json::json!({}),
-        )
-        .await;
+    let image = linux_image(&open, "team/app", "v1", serde_json::json!({}), b"secret layer").await;
     let htpasswd = dir.path().join("htpasswd");
     std::fs::write(&htpasswd, format!("puller:{}\n", bcrypt::hash("p-pass", 4).unwrap())).unwrap();
     let secured = open
@@ -324,15 +316,7 @@ async fn run(program: &str, args: &[&str]) -> String {
 async fn skopeo_pulls_through_the_cache_cold_and_warm() {
     let upstream = TestRegistry::fs().await;
     let layer = vec![3u8; 1 << 20];
-    let image = upstream
-        .push_real_image(
-            "team/app",
-            Some("v1"),
-            config("linux", "amd64", None, serde_json::json!({})),
-            &[Layer::Tar(&layer)],
-            serde_json::json!({}),
-        )
-        .await;
+    let image = linux_image(&upstream, "team/app", "v1", serde_json::json!({}), &layer).await;
     let cache = cache_of(&upstream, Duration::from_secs(3600)).await;
     let host = cache.base.trim_start_matches("http://").to_owned();
     let dir = tempfile::tempdir().unwrap();
@@ -410,15 +394,7 @@ async fn containerd(dir: &std::path::Path) -> Containerd {
 async fn containerd_uses_the_cache_as_a_mirror_through_hosts_toml() {
     let upstream = TestRegistry::fs().await;
     let layer = vec![5u8; 1 << 20];
-    let image = upstream
-        .push_real_image(
-            "team/app",
-            Some("v1"),
-            config("linux", "amd64", None, serde_json::json!({})),
-            &[Layer::Tar(&layer)],
-            serde_json::json!({}),
-        )
-        .await;
+    let image = linux_image(&upstream, "team/app", "v1", serde_json::json!({}), &layer).await;
     let cache = cache_of(&upstream, Duration::from_secs(3600)).await;
     let dir = tempfile::tempdir().unwrap();
     let daemon = containerd(dir.path()).await;
@@ -474,15 +450,14 @@ async fn sync_keeps_chosen_tags_cached_and_without_on_demand_nothing_else_is_fet
     let mut pushed = Vec::new();
     for (tag, seed) in [("1.0", "a"), ("1.1", "b"), ("2.0", "c")] {
         let layer = format!("layer {seed}").into_bytes();
-        let image = upstream
-            .push_real_image(
-                "team/app",
-                Some(tag),
-                config("linux", "amd64", None, serde_json::json!({ "created": seed })),
-                &[Layer::Tar(&layer)],
-                serde_json::json!({}),
-            )
-            .await;
+        let image = linux_image(
+            &upstream,
+            "team/app",
+            tag,
+            serde_json::json!({ "created": seed }),
+            &layer,
+        )
+        .await;
         pushed.push((tag, image.digest, strata_storage::digest::sha256(&layer)));
     }
     let mut config = mirror_of(&upstream.base, Duration::from_secs(3600));
