@@ -492,3 +492,80 @@ async fn sync_keeps_chosen_tags_cached_and_without_on_demand_nothing_else_is_fet
     );
     assert!(!cache.state.blobs.exists(&pushed[2].2).await.unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_collection_and_retention_apply_to_mirrors_like_any_repository() {
+    let upstream = TestRegistry::fs().await;
+    let old = linux_image(
+        &upstream,
+        "team/app",
+        "old",
+        serde_json::json!({ "created": "1" }),
+        b"old layer",
+    )
+    .await;
+    let new = linux_image(
+        &upstream,
+        "team/app",
+        "new",
+        serde_json::json!({ "created": "2" }),
+        b"new layer",
+    )
+    .await;
+    let mut config = mirror_of(&upstream.base, Duration::from_secs(3600));
+    config.gc.interval = Duration::ZERO;
+    config.gc.grace = Duration::ZERO;
+    config.gc.claim_ttl = Duration::from_secs(1);
+    config.gc.lease = Duration::from_secs(1);
+    config.gc.delete_untagged = true;
+    config.gc.retention = vec![strata_registry::config::Retention {
+        repositories: vec!["mirror/**".into()],
+        keep_last: Some(1),
+        keep_tags: None,
+        delete_older_than: None,
+    }];
+    let cache = TestRegistry::start(Arc::new(FsFixture::new()), config).await;
+    let old_layer = strata_storage::digest::sha256(b"old layer");
+    let new_layer = strata_storage::digest::sha256(b"new layer");
+    for (tag, layer) in [("old", &old_layer), ("new", &new_layer)] {
+        assert_eq!(
+            manifest(&cache, &format!("/v2/mirror/team/app/manifests/{tag}"))
+                .await
+                .0,
+            StatusCode::OK
+        );
+        let blob = cache.get(&format!("/v2/mirror/team/app/blobs/{layer}")).await;
+        assert_eq!(blob.bytes().await.unwrap().len(), 9);
+        tokio::time::sleep(Duration::from_millis(1100)).await; // distinct push times
+    }
+    tokio::time::sleep(Duration::from_millis(2300)).await; // past the claims
+    let report = strata_registry::gc::cycle(&cache.state, "test", false).await.unwrap();
+    assert!(!report.skipped);
+    // Retention keeps the newest tag of the mirror; the old image goes, cached blobs included.
+    assert!(cache.state.blobs.exists(&new_layer).await.unwrap());
+    assert!(!cache.state.blobs.exists(&old_layer).await.unwrap(), "{report:?}");
+    assert!(
+        cache
+            .state
+            .meta
+            .revision(
+                &strata_storage::RepositoryName::parse("mirror/team/app").unwrap(),
+                &old.digest
+            )
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        cache
+            .state
+            .meta
+            .revision(
+                &strata_storage::RepositoryName::parse("mirror/team/app").unwrap(),
+                &new.digest
+            )
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
