@@ -107,6 +107,22 @@ async fn a_killed_monolithic_push_leaves_a_multipart_upload_the_sweep_aborts() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Its record names the upload once CreateMultipartUpload answered (a kill before that
+    // leaves a record without an id, which only ListMultipartUploads, missing in the test
+    // server, could resolve).
+    let recorded = || {
+        std::fs::read_dir(server.data_dir().join("killed/_multipart")).is_ok_and(|dir| {
+            dir.flatten()
+                .any(|e| std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains("\"upload_id\":\"")))
+        })
+    };
+    while !recorded() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the upload was never recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // The registry dies mid-body (nothing runs its cleanup).
     drop(registry);
     let _ = push.await;
