@@ -115,6 +115,15 @@ async fn pulls_go_through_the_cache_which_stays_read_only_and_serves_when_the_up
         (layer.len(), layer_digest.clone())
     );
     let before = upstream_blob_gets(&upstream).await;
+    let metrics = cache.get("/metrics").await.text().await.unwrap();
+    let fetched = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("strata_upstream_bytes_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    assert!(
+        fetched.is_some_and(|b| b >= layer.len() as f64),
+        "the blob's bytes are counted: {fetched:?}"
+    );
 
     // Warm: no upstream request; and the cache is read-only to clients.
     let again = cache

@@ -217,33 +217,19 @@ pub(crate) async fn blob(
         state.meta.link_blob(&name, &digest).await?;
         return blobs::get(ctx, name, digest, false).await;
     }
-    let size = upstream
-        .client
-        .blob_size(&remote, &digest)
-        .await
-        .map_err(|e| upstream_error(upstream, e))?
-        .ok_or_else(|| blob_unknown(&digest))?;
-    let max = state.config.limits.max_blob_bytes;
-    if max > 0 && size > max {
-        return Err(ApiError::new(
-            Code::SizeInvalid,
-            format!("the upstream's blob is {size} bytes, over the limit of {max}"),
-        )
-        .with_status(StatusCode::PAYLOAD_TOO_LARGE));
-    }
-    let download = upstream
-        .client
-        .get_blob(&remote, &digest, 0)
-        .await
-        .map_err(|e| upstream_error(upstream, e))?;
-    if !gc::guard::prepare(&state, &name, &digest).await? {
-        return Err(busy());
-    }
+    let (size, body) = match start_fetch(&state, upstream, &name, &remote, &digest).await {
+        Ok(started) => started,
+        Err(e) => {
+            drop(fetching);
+            upstream.done(&digest);
+            return Err(e);
+        }
+    };
     let (tx, mut rx) = tokio::sync::mpsc::channel::<strata_storage::Result<Bytes>>(CLIENT_CHUNKS);
     let (repository, wanted) = (name.clone(), digest.clone());
     let upstream_name = upstream.name.clone();
     tokio::spawn(async move {
-        let stored = store_and_send(&state, &repository, &wanted, size, download.body, &tx).await;
+        let stored = store_and_send(&state, &upstream_name, &repository, &wanted, size, body, &tx).await;
         match stored {
             Ok(()) => {
                 tracing::info!(repository = %repository, upstream = upstream_name, digest = %wanted, size, "cached a blob");
@@ -268,6 +254,40 @@ pub(crate) async fn blob(
         .expect("response"))
 }
 
+/// Starts fetching blob `digest` for `name`: its size (within `limits.max_blob_bytes`), the
+/// download, and the claim under the GC protocol that keeps what is stored.
+async fn start_fetch(
+    state: &AppState,
+    upstream: &Upstream,
+    name: &RepositoryName,
+    remote: &RepositoryName,
+    digest: &Digest,
+) -> ApiResult<(u64, strata_storage::ByteStream)> {
+    let size = upstream
+        .client
+        .blob_size(remote, digest)
+        .await
+        .map_err(|e| upstream_error(upstream, e))?
+        .ok_or_else(|| blob_unknown(digest))?;
+    let max = state.config.limits.max_blob_bytes;
+    if max > 0 && size > max {
+        return Err(ApiError::new(
+            Code::SizeInvalid,
+            format!("the upstream's blob is {size} bytes, over the limit of {max}"),
+        )
+        .with_status(StatusCode::PAYLOAD_TOO_LARGE));
+    }
+    let download = upstream
+        .client
+        .get_blob(remote, digest, 0)
+        .await
+        .map_err(|e| upstream_error(upstream, e))?;
+    if !gc::guard::prepare(state, name, digest).await? {
+        return Err(busy());
+    }
+    Ok((size, download.body))
+}
+
 fn blob_unknown(digest: &Digest) -> ApiError {
     ApiError::new(Code::BlobUnknown, "blob unknown to registry or upstream")
         .with_detail(serde_json::json!({ "digest": digest.to_string() }))
@@ -276,6 +296,21 @@ fn blob_unknown(digest: &Digest) -> ApiError {
 /// Writes the upstream's chunks to storage and passes each on to the client after it is
 /// written; the last one only after the blob verified. A client that went away stops nothing.
 async fn store_and_send(
+    state: &AppState,
+    upstream: &str,
+    name: &RepositoryName,
+    digest: &Digest,
+    size: u64,
+    body: strata_storage::ByteStream,
+    tx: &tokio::sync::mpsc::Sender<strata_storage::Result<Bytes>>,
+) -> strata_storage::Result<()> {
+    let stored = store_and_send_inner(state, name, digest, size, body, tx).await;
+    let result = if stored.is_ok() { "fetched" } else { "error" };
+    state.metrics.upstream(upstream, "blob", result, size);
+    stored
+}
+
+async fn store_and_send_inner(
     state: &AppState,
     name: &RepositoryName,
     digest: &Digest,
@@ -330,29 +365,16 @@ async fn cache_blob(
     let gate = upstream.gate(digest);
     let fetching = gate.lock().await;
     let result = async {
-        if !gc::guard::prepare(state, name, digest).await? {
-            return Err(busy());
-        }
         if state.blobs.exists(digest).await? {
+            if !gc::guard::prepare(state, name, digest).await? {
+                return Err(busy());
+            }
             return Ok(state.meta.link_blob(name, digest).await?);
         }
-        let size = upstream
-            .client
-            .blob_size(remote, digest)
-            .await
-            .map_err(|e| upstream_error(upstream, e))?
-            .ok_or_else(|| blob_unknown(digest))?;
-        let download = upstream
-            .client
-            .get_blob(remote, digest, 0)
-            .await
-            .map_err(|e| upstream_error(upstream, e))?;
+        let (size, body) = start_fetch(state, upstream, name, remote, digest).await?;
         // Nobody listens: every send fails and the store goes on alone.
         let (tx, _) = tokio::sync::mpsc::channel(1);
-        let stored = store_and_send(state, name, digest, size, download.body, &tx).await;
-        let result = if stored.is_ok() { "fetched" } else { "error" };
-        state.metrics.upstream(&upstream.name, "blob", result, size);
-        Ok(stored?)
+        Ok(store_and_send(state, &upstream.name, name, digest, size, body, &tx).await?)
     }
     .await;
     drop(fetching);
