@@ -122,6 +122,16 @@ async fn every_visitor_sees_only_what_they_may_pull() {
         .unwrap();
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
 
+    // Where anonymous pulls are allowed, anonymous visitors see everything they could pull.
+    let mut config = secured(dir.path());
+    config.auth.as_mut().unwrap().anonymous = vec![strata_registry::config::Action::Pull];
+    let public = r.replica(config).await;
+    let (_, list) = api(&public, None, "/ui/api/repositories").await;
+    assert_eq!(
+        names(&list),
+        ["evil/app", "library/busybox", "secret/app", "windows/servercore"]
+    );
+
     // A forged or tampered cookie is nobody.
     let forged = format!("{alice}x");
     let (_, list) = api(&r, Some(&forged), "/ui/api/repositories").await;

@@ -166,12 +166,17 @@ impl Ui {
             }
         }
         let mut layers = Vec::new();
-        for d in &image.layers {
+        for (i, d) in image.layers.iter().enumerate() {
+            // The layers up to the one shown were looked up for their lists already.
+            let stored = match indexes.get(i) {
+                Some(index) => index.is_some(),
+                None => self.app.meta.blob_linked(&image.repository, &d.digest).await?,
+            };
             layers.push(LayerRef {
                 digest: d.digest.to_string(),
                 media_type: d.media_type.clone(),
                 size: d.size,
-                stored: self.app.meta.blob_linked(&image.repository, &d.digest).await?,
+                stored,
             });
         }
         Ok(FilesView {
