@@ -24,6 +24,8 @@ pub struct Context {
     pub client_options: ClientOptions,
     /// Where docker credentials live.
     pub docker_config: PathBuf,
+    /// Mirrors from the settings file, tried after those in `client_options`.
+    pub mirrors: Vec<crate::settings::Mirror>,
     clients: Mutex<HashMap<String, Arc<RegistryClient>>>,
 }
 
@@ -78,8 +80,16 @@ impl Context {
             home,
             client_options,
             docker_config,
+            mirrors: Vec::new(),
             clients: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same context with mirrors from the settings file.
+    #[must_use]
+    pub fn with_mirrors(mut self, mirrors: Vec<crate::settings::Mirror>) -> Self {
+        self.mirrors = mirrors;
+        self
     }
 
     /// The local image store (an OCI layout in `STRATA_HOME/store`).
@@ -108,10 +118,12 @@ impl Context {
     }
 
     /// Clients for the configured mirrors, each asking for `registry`'s content (`?ns=`), in
-    /// order of preference.
+    /// order of preference: those given in `client_options`, then the settings file's that
+    /// serve `registry`.
     pub async fn mirror_clients(&self, registry: &str) -> Result<Vec<Arc<RegistryClient>>> {
         let mut clients = Vec::new();
-        for mirror in &self.client_options.mirrors {
+        let configured = self.mirrors.iter().filter(|m| m.serves(registry)).map(|m| &m.url);
+        for mirror in self.client_options.mirrors.iter().chain(configured) {
             let key = format!("mirror {mirror} for {registry}");
             if let Some(c) = self.clients.lock().expect("clients").get(&key) {
                 clients.push(c.clone());

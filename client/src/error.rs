@@ -148,13 +148,6 @@ impl ClientError {
     pub(crate) fn stopped(what: &str, e: tokio::task::JoinError) -> Self {
         ClientError::io(what, std::io::Error::other(e))
     }
-
-    pub(crate) fn network(context: impl Into<String>, source: reqwest::Error) -> Self {
-        ClientError::Network {
-            context: context.into(),
-            source,
-        }
-    }
 }
 
 impl From<strata_storage::oci::LayoutError> for ClientError {

@@ -26,6 +26,7 @@ pub mod layers;
 pub mod progress;
 pub mod reference;
 pub mod registry;
+pub mod settings;
 pub mod transfer;
 
 pub use error::{ClientError, Result};

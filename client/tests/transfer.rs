@@ -1030,4 +1030,57 @@ async fn pulls_go_through_a_mirror_and_fall_back_to_the_registry() {
         .await
         .unwrap();
     assert_eq!(pulled.digest, image.manifest.to_string());
+
+    // Mirrors from the settings file serve the registries they name, and only those.
+    // The catalog lists what the mirror holds without asking its upstream.
+    let cached = |repository: &str| {
+        let (url, name) = (
+            format!("http://{}/v2/_catalog", mirror.addr),
+            format!("origin/team/{repository}"),
+        );
+        async move {
+            let catalog: serde_json::Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+            catalog["repositories"].as_array().unwrap().iter().any(|r| *r == name)
+        }
+    };
+    for (repository, registries, through) in [
+        ("elsewhere", vec!["registry.elsewhere.example".to_owned()], false),
+        ("named", vec![host.clone()], true),
+        ("every", vec![], true),
+    ] {
+        publisher
+            .copy(
+                &target(&format!("oci:{}:v1", src.display())),
+                &target(&format!("{host}/team/{repository}:v1")),
+                &Options::default(),
+            )
+            .await
+            .unwrap();
+        let ctx = with_mirrors(vec![], repository).with_mirrors(vec![strata_client::settings::Mirror {
+            url: format!("http://{}", mirror.addr),
+            registries,
+        }]);
+        let pulled = ctx
+            .download(&reference(&format!("{host}/team/{repository}:v1")), &Options::default())
+            .await
+            .unwrap();
+        assert_eq!(pulled.digest, image.manifest.to_string());
+        assert_eq!(cached(repository).await, through, "{repository}");
+    }
+
+    // The binary reads the file named by STRATA_CONFIG; a broken one is a one-line error.
+    let settings = work.path().join("settings.toml");
+    std::fs::write(&settings, "[[mirror]]\nurl = \"gopher://x\"\n").unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["--home", &work.path().join("cli").display().to_string(), "pull"])
+        .arg(format!("{host}/team/app:v1"))
+        .env("STRATA_CONFIG", &settings)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("settings.toml") && stderr.contains("gopher") && stderr.trim().lines().count() == 1,
+        "{stderr}"
+    );
 }

@@ -7,6 +7,7 @@
 pub mod auth;
 mod credentials;
 mod error;
+pub mod foreign;
 pub mod registry;
 
 pub use credentials::Credentials;

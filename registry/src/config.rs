@@ -436,6 +436,10 @@ pub struct ForeignLayers {
     pub allow: Vec<String>,
     /// Patterns a URL must match none of.
     pub deny: Vec<String>,
+    /// Patterns of the URLs the pull-through cache may download foreign layers from, when
+    /// its upstream does not have them (and `deny` matches none). Default: none, so URLs in
+    /// upstream manifests make the cache fetch nothing (they are the upstream's to choose).
+    pub fetch: Vec<String>,
 }
 
 /// Size limits on requests.
@@ -506,6 +510,7 @@ impl Default for ForeignLayers {
         ForeignLayers {
             allow: vec!["^https://".into()],
             deny: Vec::new(),
+            fetch: Vec::new(),
         }
     }
 }
@@ -718,6 +723,9 @@ impl Config {
         }
         if let Some(deny) = env("STRATA_FOREIGN_LAYERS_DENY") {
             self.foreign_layers.deny = list(deny);
+        }
+        if let Some(fetch) = env("STRATA_FOREIGN_LAYERS_FETCH") {
+            self.foreign_layers.fetch = list(fetch);
         }
         Ok(())
     }

@@ -69,7 +69,7 @@ Configuration (TOML; every key with its default: deploy/registry.example.toml):
   [server]         max_connections, header_read_timeout, idle_timeout, request_timeout,
                    min_body_rate_bytes, body_rate_window, shutdown_timeout, sweep_interval,
                    sweep_age, readiness_interval, reference_cache_ttl
-  [foreign_layers] allow, deny
+  [foreign_layers] allow, deny, fetch
   [tls]            cert, key, client_ca (mutual TLS: the certificate's CN is the user)
   [auth]           htpasswd (bcrypt), groups, anonymous, realm, max_failed_logins, login_window,
                    admin_users, admin_groups (may use /admin/gc)

@@ -51,10 +51,11 @@ pub struct AppState {
 pub type SharedState = Arc<AppState>;
 
 /// Compiled `[foreign_layers]` patterns.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ForeignPolicy {
     allow: Vec<Regex>,
     deny: Vec<Regex>,
+    fetch: Vec<Regex>,
 }
 
 impl ForeignPolicy {
@@ -69,6 +70,7 @@ impl ForeignPolicy {
         Ok(ForeignPolicy {
             allow: compile(&config.allow)?,
             deny: compile(&config.deny)?,
+            fetch: compile(&config.fetch)?,
         })
     }
 
@@ -77,7 +79,16 @@ impl ForeignPolicy {
         !urls.is_empty()
             && urls
                 .iter()
-                .all(|u| self.allow.iter().any(|r| r.is_match(u)) && !self.deny.iter().any(|r| r.is_match(u)))
+                .all(|u| self.allow.iter().any(|r| r.is_match(u)) && !self.denies(u))
+    }
+
+    /// Whether the pull-through cache may download a foreign layer from `url`.
+    pub fn fetches(&self, url: &str) -> bool {
+        self.fetch.iter().any(|r| r.is_match(url)) && !self.denies(url)
+    }
+
+    fn denies(&self, url: &str) -> bool {
+        self.deny.iter().any(|r| r.is_match(url))
     }
 }
 

@@ -578,3 +578,130 @@ async fn garbage_collection_and_retention_apply_to_mirrors_like_any_repository()
             .is_some()
     );
 }
+
+/// Requests per path.
+type Hits = Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>;
+/// Bodies by path.
+type Files = Arc<std::collections::HashMap<&'static str, Vec<u8>>>;
+
+/// Serves `files` (path → body) on 127.0.0.1; its base URL and the requests per path.
+async fn file_server(files: Vec<(&'static str, Vec<u8>)>) -> (String, Hits) {
+    use axum::extract::{Request, State};
+    let hits: Hits = Arc::default();
+    let files: Files = Arc::new(files.into_iter().collect());
+    let app = axum::Router::new()
+        .fallback(
+            |State((files, hits)): State<(Files, Hits)>, request: Request| async move {
+                let path = request.uri().path().to_owned();
+                *hits.lock().unwrap().entry(path.clone()).or_default() += 1;
+                match files.get(path.as_str()) {
+                    Some(body) => (StatusCode::OK, body.clone()),
+                    None => (StatusCode::NOT_FOUND, Vec::new()),
+                }
+            },
+        )
+        .with_state((files, hits.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, hits)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_layers_the_upstream_lacks_come_from_their_urls_only_where_the_policy_allows() {
+    let good = "a foreign base layer ".repeat(100_000);
+    let (corrupt_seed, denied_seed) = ("what the manifest promises", "a layer from a denied host");
+    let (base, hits) = file_server(vec![
+        ("/layers/good", good.clone().into_bytes()),
+        ("/layers/corrupt", b"something else entirely!!!".to_vec()),
+        ("/denied/layer", denied_seed.as_bytes().to_vec()),
+    ])
+    .await;
+    let local = "^http://127\\.0\\.0\\.1:".to_owned();
+    let mut upstream_config = Config::default();
+    upstream_config.foreign_layers.allow = vec![local.clone()];
+    let upstream = TestRegistry::start(Arc::new(FsFixture::new()), upstream_config).await;
+    let urls = ["/layers/good", "/layers/corrupt", "/denied/layer"].map(|p| format!("{base}{p}"));
+    let foreign = |seed: &'static str, url: &'static str| Layer::Foreign {
+        seed,
+        size: seed.len() as u64,
+        url,
+    };
+    let url = |i: usize| -> &'static str { Box::leak(urls[i].clone().into_boxed_str()) };
+    let good_seed: &'static str = Box::leak(good.into_boxed_str());
+    upstream
+        .push_real_image(
+            "windows/base",
+            Some("ltsc"),
+            config("windows", "amd64", Some("10.0.20348.1"), serde_json::json!({})),
+            &[
+                foreign(good_seed, url(0)),
+                foreign(corrupt_seed, url(1)),
+                foreign(denied_seed, url(2)),
+            ],
+            serde_json::json!({}),
+        )
+        .await;
+    let digest = |seed: &str| strata_storage::digest::sha256(seed.as_bytes());
+    let hit = |path: &str| hits.lock().unwrap().get(path).copied().unwrap_or(0);
+
+    // By default the cache fetches nothing the upstream's manifests point at.
+    let closed = cache_of(&upstream, Duration::from_secs(3600)).await;
+    let (status, _) = manifest(&closed, "/v2/mirror/windows/base/manifests/ltsc").await;
+    assert_eq!(status, StatusCode::OK);
+    let refused = closed
+        .get(&format!("/v2/mirror/windows/base/blobs/{}", digest(good_seed)))
+        .await;
+    assert_eq!(refused.status(), StatusCode::NOT_FOUND);
+    assert!(refused.text().await.unwrap().contains("[foreign_layers] fetch"));
+    assert_eq!(hit("/layers/good"), 0);
+
+    let mut open = mirror_of(&upstream.base, Duration::from_secs(3600));
+    open.foreign_layers.fetch = vec![local];
+    open.foreign_layers.deny = vec!["/denied/".into()];
+    let cache = TestRegistry::start(Arc::new(FsFixture::new()), open).await;
+    let (status, _) = manifest(&cache, "/v2/mirror/windows/base/manifests/ltsc").await;
+    assert_eq!(status, StatusCode::OK);
+    let path = format!("/v2/mirror/windows/base/blobs/{}", digest(good_seed));
+    let head = cache.head(&path).await;
+    assert_eq!(
+        (
+            head.status(),
+            head.headers().get("content-length").unwrap().to_str().unwrap()
+        ),
+        (StatusCode::OK, good_seed.len().to_string().as_str())
+    );
+    assert_eq!(hit("/layers/good"), 0, "a HEAD fetches nothing");
+    for round in 1..=2 {
+        let got = cache.get(&path).await;
+        assert_eq!(got.status(), StatusCode::OK);
+        let body = got.bytes().await.unwrap();
+        assert_eq!(
+            strata_storage::digest::sha256(&body),
+            digest(good_seed),
+            "round {round}"
+        );
+    }
+    assert_eq!(hit("/layers/good"), 1, "fetched once, then served from the cache");
+
+    // A denied URL is not asked; a corrupt one is stored nowhere.
+    let denied = cache
+        .get(&format!("/v2/mirror/windows/base/blobs/{}", digest(denied_seed)))
+        .await;
+    assert_eq!(denied.status(), StatusCode::NOT_FOUND);
+    assert_eq!(hit("/denied/layer"), 0);
+    let corrupt_path = format!("/v2/mirror/windows/base/blobs/{}", digest(corrupt_seed));
+    for attempt in 1..=2 {
+        let response = cache.get(&corrupt_path).await;
+        let whole = match response.bytes().await {
+            Ok(body) => strata_storage::digest::sha256(&body) == digest(corrupt_seed),
+            Err(_) => false,
+        };
+        assert!(!whole, "attempt {attempt}: the corrupt layer is not served as if whole");
+    }
+    assert_eq!(
+        hit("/layers/corrupt"),
+        2,
+        "nothing was stored, so the second pull asked again"
+    );
+}

@@ -542,35 +542,12 @@ impl Engine<'_> {
 
     /// Fetches a foreign layer from its URLs (https only, without credentials).
     async fn fetch_foreign(&self, d: &Descriptor, digest: &Digest, layout: &OciLayout) -> Result<u64> {
-        let urls = &d.urls;
-        // https all the way: a redirect to plain http is refused.
-        let policy = reqwest::redirect::Policy::custom(|attempt| {
-            if attempt.url().scheme() != "https" {
-                attempt.error("a foreign layer redirected to a non-https URL")
-            } else if attempt.previous().len() >= 10 {
-                attempt.error("too many redirects")
-            } else {
-                attempt.follow()
-            }
-        });
-        let http = reqwest::Client::builder()
-            .redirect(policy)
-            .build()
-            .map_err(|e| ClientError::network("build HTTP client", e))?;
-        let mut last = ClientError::NotFound(format!("foreign layer {digest}: no https URL"));
-        for url in urls.iter().filter(|u| u.starts_with("https://")) {
-            match http.get(url).send().await {
-                Ok(r) if r.status().is_success() => {
-                    let body: ByteStream = Box::pin(r.bytes_stream().map_err(strata_storage::Error::input));
-                    let verified = VerifyingStream::new(body, digest.clone(), Some(d.size))?;
-                    layout.blobs().put(digest, Some(d.size), Box::pin(verified)).await?;
-                    return Ok(d.size);
-                }
-                Ok(r) => last = ClientError::Protocol(format!("{url}: {}", r.status())),
-                Err(e) => last = ClientError::network(format!("GET {url}"), e),
-            }
-        }
-        Err(last)
+        // https all the way, redirects included.
+        let https: strata_distribution::foreign::UrlPolicy = Arc::new(|u: &str| u.starts_with("https://"));
+        let opened = strata_distribution::foreign::open(&d.urls, &https).await?;
+        let verified = VerifyingStream::new(opened.body, digest.clone(), Some(d.size))?;
+        layout.blobs().put(digest, Some(d.size), Box::pin(verified)).await?;
+        Ok(d.size)
     }
 
     async fn put_manifest(&self, m: &Manifest, tag: Option<&str>) -> Result<()> {

@@ -17,6 +17,7 @@ use clap::Parser;
 use strata_client::ClientError;
 use strata_client::auth::DockerConfig;
 use strata_client::commands::{Context, default_home};
+use strata_client::settings::Settings;
 
 /// Runs one command; the exit code on success (a container's, or 0).
 async fn run(cli: Cli) -> Result<i32, ClientError> {
@@ -24,7 +25,8 @@ async fn run(cli: Cli) -> Result<i32, ClientError> {
     let global = &cli.global;
     let home = global.home.clone().unwrap_or_else(|| default_home(env));
     let client_options = cli.command.registry_args().client_options();
-    let ctx = Context::new(home, client_options, DockerConfig::default_path(env));
+    let settings = Settings::load(&Settings::default_path(env))?;
+    let ctx = Context::new(home, client_options, DockerConfig::default_path(env)).with_mirrors(settings.mirrors);
     match &cli.command {
         Command::Layer(command) => local::layer(&ctx, global, command).await.map(|()| 0),
         Command::Fs(command) => local::fs(&ctx, global, command).map(|()| 0),

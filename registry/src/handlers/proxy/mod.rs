@@ -12,6 +12,8 @@
 //!   complete-looking wrong blob, and nothing is stored. The store goes on if the client leaves.
 //!   One fetch per blob at a time in this process: other pulls of it wait, then read the stored
 //!   blob.
+//! - **Foreign layers** the upstream lacks come from their URLs when the policy allows
+//!   ([`foreign`]).
 //! - Every stored object is claimed under the GC protocol first, like a push.
 
 use axum::body::Body;
@@ -29,6 +31,8 @@ use crate::meta::Revision;
 use crate::route::Reference;
 use crate::state::AppState;
 use crate::upstream::Upstream;
+
+mod foreign;
 
 /// Chunks in flight between the fetch and the client.
 const CLIENT_CHUNKS: usize = 16;
@@ -190,13 +194,8 @@ pub(crate) async fn blob(
         return blobs::get(ctx, name, digest, head).await;
     }
     if head {
-        // A HEAD does not fetch: it says what the upstream has.
-        let size = upstream
-            .client
-            .blob_size(&remote, &digest)
-            .await
-            .map_err(|e| upstream_error(upstream, e))?
-            .ok_or_else(|| blob_unknown(&digest))?;
+        // A HEAD does not fetch: it says what the upstream (or a foreign layer's URL) has.
+        let size = locate(&state, upstream, &name, &remote, &digest).await?.size();
         return Ok(Response::builder()
             .status(StatusCode::OK)
             .header("docker-content-digest", digest.to_string())
@@ -254,8 +253,53 @@ pub(crate) async fn blob(
         .expect("response"))
 }
 
+/// Where a blob that is not cached comes from.
+enum Source {
+    /// The upstream has it; its size.
+    Upstream(u64),
+    /// A foreign layer of a cached manifest, from a URL the policy lets the cache fetch.
+    Foreign(Box<strata_storage::oci::Descriptor>),
+}
+
+impl Source {
+    fn size(&self) -> u64 {
+        match self {
+            Source::Upstream(size) => *size,
+            Source::Foreign(layer) => layer.size,
+        }
+    }
+}
+
+/// Finds where blob `digest` of `name` can be fetched from.
+async fn locate(
+    state: &AppState,
+    upstream: &Upstream,
+    name: &RepositoryName,
+    remote: &RepositoryName,
+    digest: &Digest,
+) -> ApiResult<Source> {
+    if let Some(size) = upstream
+        .client
+        .blob_size(remote, digest)
+        .await
+        .map_err(|e| upstream_error(upstream, e))?
+    {
+        return Ok(Source::Upstream(size));
+    }
+    match foreign::descriptor(state, name, digest).await? {
+        Some(layer) if layer.urls.iter().any(|u| state.foreign.fetches(u)) => Ok(Source::Foreign(Box::new(layer))),
+        Some(_) => Err(ApiError::new(
+            Code::BlobUnknown,
+            "a foreign layer the upstream does not have, and [foreign_layers] fetch allows none of its URLs",
+        )
+        .with_detail(serde_json::json!({ "digest": digest.to_string() }))),
+        None => Err(blob_unknown(digest)),
+    }
+}
+
 /// Starts fetching blob `digest` for `name`: its size (within `limits.max_blob_bytes`), the
-/// download, and the claim under the GC protocol that keeps what is stored.
+/// download (from the upstream, or a foreign layer's URL), and the claim under the GC
+/// protocol that keeps what is stored.
 async fn start_fetch(
     state: &AppState,
     upstream: &Upstream,
@@ -263,12 +307,8 @@ async fn start_fetch(
     remote: &RepositoryName,
     digest: &Digest,
 ) -> ApiResult<(u64, strata_storage::ByteStream)> {
-    let size = upstream
-        .client
-        .blob_size(remote, digest)
-        .await
-        .map_err(|e| upstream_error(upstream, e))?
-        .ok_or_else(|| blob_unknown(digest))?;
+    let source = locate(state, upstream, name, remote, digest).await?;
+    let size = source.size();
     let max = state.config.limits.max_blob_bytes;
     if max > 0 && size > max {
         return Err(ApiError::new(
@@ -277,15 +317,32 @@ async fn start_fetch(
         )
         .with_status(StatusCode::PAYLOAD_TOO_LARGE));
     }
-    let download = upstream
-        .client
-        .get_blob(remote, digest, 0)
-        .await
-        .map_err(|e| upstream_error(upstream, e))?;
+    let body = match &source {
+        Source::Upstream(_) => {
+            upstream
+                .client
+                .get_blob(remote, digest, 0)
+                .await
+                .map_err(|e| upstream_error(upstream, e))?
+                .body
+        }
+        Source::Foreign(layer) => {
+            let opened = foreign::open(state, layer).await.map_err(|e| {
+                state.metrics.upstream(&upstream.name, "foreign", "error", 0);
+                ApiError::new(
+                    Code::Unavailable,
+                    format!("the foreign layer cannot be fetched: {}", e.chain()),
+                )
+                .with_status(StatusCode::BAD_GATEWAY)
+            })?;
+            tracing::info!(repository = %name, %digest, url = opened.url, "fetching a foreign layer");
+            opened.body
+        }
+    };
     if !gc::guard::prepare(state, name, digest).await? {
         return Err(busy());
     }
-    Ok((size, download.body))
+    Ok((size, body))
 }
 
 fn blob_unknown(digest: &Digest) -> ApiError {
