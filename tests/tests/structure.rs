@@ -16,13 +16,15 @@ fn root() -> PathBuf {
 const ALLOWED: &[(&str, &[&str])] = &[
     ("storage", &[]),
     ("distribution", &["strata-storage"]),
-    ("runtime", &["strata-storage"]),
-    ("registry", &["strata-storage", "strata-distribution", "strata-tests"]),
+    ("hive", &[]),
+    ("runtime", &["strata-storage", "strata-hive"]),
+    ("registry", &["strata-storage", "strata-distribution", "strata-hive", "strata-tests"]),
     (
         "client",
         &[
             "strata-storage",
             "strata-distribution",
+            "strata-hive",
             "strata-runtime",
             "strata-registry",
             "strata-tests",

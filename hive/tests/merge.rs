@@ -1,0 +1,199 @@
+//! Hives written and read back exactly, and the layered-key merge over the synthetic base and
+//! three delta hives (`strata_hive::testing::scenario`): added keys and values, changed values,
+//! value and key tombstones, supersede-local, supersede-tree with a tombstone inside, class
+//! inheritance, non-ASCII and case-insensitive names, big (`db`) values, the newest last-write.
+
+use strata_hive::testing::{binary, class, dword, key, multi, qword, scenario, sz};
+use strata_hive::{Change, Hive, Key, MergedKey, Semantics, Stack, Value, WriteOptions, diff, fold, write};
+
+fn options(layered: bool) -> WriteOptions {
+    WriteOptions {
+        layered,
+        file_name: "SOFTWARE".into(),
+        timestamp: 133_000_000_000_000_000,
+    }
+}
+
+/// `key` with its subkeys in the order a hive stores them (by upper-cased name).
+fn sorted(mut key: Key) -> Key {
+    key.subkeys = key.subkeys.into_iter().map(sorted).collect();
+    key.subkeys
+        .sort_by(|a, b| fold(&a.name).encode_utf16().cmp(fold(&b.name).encode_utf16()));
+    key
+}
+
+fn stack(layers: usize) -> Stack {
+    let (base, deltas) = scenario();
+    let mut hives = vec![Hive::parse(write(&base, &options(false)).unwrap()).unwrap()];
+    for delta in deltas.iter().take(layers) {
+        hives.push(Hive::parse(write(delta, &options(true)).unwrap()).unwrap());
+    }
+    Stack::new(hives)
+}
+
+fn open<'s>(stack: &'s Stack, path: &str) -> Option<MergedKey<'s>> {
+    let names: Vec<&str> = path.split('\\').filter(|p| !p.is_empty()).collect();
+    stack.open(&names).unwrap()
+}
+
+fn values(stack: &Stack, path: &str) -> Vec<Value> {
+    open(stack, path)
+        .unwrap_or_else(|| panic!("{path} exists"))
+        .values()
+        .unwrap()
+}
+
+fn subkeys(stack: &Stack, path: &str) -> Vec<String> {
+    open(stack, path)
+        .unwrap()
+        .subkeys()
+        .unwrap()
+        .iter()
+        .map(MergedKey::name)
+        .collect()
+}
+
+#[test]
+fn every_hive_written_reads_back_exactly() {
+    let (base, deltas) = scenario();
+    for (hive, layered) in [
+        (base, false),
+        (deltas[0].clone(), true),
+        (deltas[1].clone(), true),
+        (deltas[2].clone(), true),
+    ] {
+        let bytes = write(&hive, &options(layered)).unwrap();
+        assert_eq!(bytes.len() % 4096, 0);
+        let read = Hive::parse(bytes).unwrap();
+        assert_eq!(read.minor_version(), if layered { 6 } else { 5 });
+        assert_eq!(read.is_layered(), layered);
+        let mut expected = sorted(hive);
+        if !layered {
+            // A base hive has no layered semantics to keep.
+            expected.inherit_class = false;
+        }
+        assert_eq!(Key::load(&read.root().unwrap()).unwrap(), expected);
+    }
+
+    // Many subkeys (an ri over lh lists), big and empty values, every type.
+    let many: Vec<Key> = (0..1500)
+        .map(|i| key(&format!("k{i:04}"), vec![dword("i", i)], vec![]))
+        .collect();
+    let root = key(
+        "ROOT",
+        vec![
+            binary("exactly one segment", 16_344, 1),
+            binary("one byte more", 16_345, 2),
+            binary("four", 4, 3),
+            binary("empty", 0, 4),
+            binary("", 5, 5),
+            multi("multi", &["x", "ÿ", "鍵"]),
+            qword("q", u64::MAX),
+        ],
+        many,
+    );
+    let read = Hive::parse(write(&root, &options(false)).unwrap()).unwrap();
+    assert_eq!(Key::load(&read.root().unwrap()).unwrap(), sorted(root));
+}
+
+#[test]
+fn the_merge_follows_the_layered_key_rules() {
+    let s = stack(3);
+    // Added key and values, a changed value (nearest wins), a value tombstone.
+    assert_eq!(values(&s, "Added"), [dword("v", 1)]);
+    assert_eq!(
+        values(&s, "Vendor\\App"),
+        [
+            dword("Count", 1),
+            qword("New", 0x1122_3344_5566_7788),
+            sz("Version", "3.0")
+        ]
+    );
+    // A key tombstone hides the subtree below it; a later layer makes the key anew.
+    assert_eq!(values(&s, "Vendor\\Old"), [dword("Fresh", 1)]);
+    assert!(subkeys(&s, "Vendor\\Old").is_empty(), "Deep stays deleted");
+    assert!(open(&s, "Vendor\\Old\\Deep").is_none());
+    // Supersede-tree with a tombstone inside: only the delta's subtree.
+    assert_eq!(values(&s, "Tree"), [sz("T", "delta")]);
+    assert_eq!(subkeys(&s, "Tree"), ["A"]);
+    assert_eq!(values(&s, "Tree\\A"), [dword("a", 2)]);
+    assert!(open(&s, "Tree\\B").is_none() && open(&s, "Tree\\C").is_none());
+    // Supersede-local: its own values only, the subkeys below still there.
+    assert_eq!(values(&s, "Local"), [sz("L1", "delta")]);
+    assert_eq!(subkeys(&s, "Local"), ["Kid"]);
+    assert_eq!(values(&s, "Local\\Kid"), [sz("k", "base")]);
+    // Class: inherited from below, or the nearest layer's own.
+    assert_eq!(open(&s, "Vendor").unwrap().class().unwrap(), Some(class("VendorClass")));
+    assert_eq!(open(&s, "Classy").unwrap().class().unwrap(), Some(class("DeltaClass")));
+    // Non-ASCII names, found in any case; the nearest layer's spelling.
+    let key = open(&s, "КЛЮЧ").unwrap();
+    assert_eq!(key.name(), "ключ");
+    assert_eq!(key.values().unwrap(), [sz("Имя", "новое")]);
+    assert_eq!(key.value("имя").unwrap(), Some(sz("Имя", "новое")));
+    assert!(open(&s, "vendor\\APP").is_some());
+    // Big values from base and delta.
+    assert_eq!(
+        values(&s, "Big"),
+        [binary("Blob", 100_000, 7), binary("Blob2", 40_000, 9)]
+    );
+    // The newest last-write time of the key's layers.
+    assert_eq!(open(&s, "Vendor\\App").unwrap().last_written(), 132_000_000_000_000_030);
+    assert_eq!(
+        subkeys(&s, ""),
+        ["Added", "Big", "Classy", "Lists", "Local", "Tree", "Vendor", "ключ"]
+    );
+
+    // Fewer layers: what the image looked like then.
+    let s1 = stack(1);
+    assert_eq!(values(&s1, "Vendor\\App")[2], sz("Version", "2.0"));
+    assert!(open(&s1, "Vendor\\Old").is_none());
+    assert_eq!(subkeys(&s1, "Tree"), ["A", "B", "C"]);
+}
+
+#[test]
+fn a_walk_and_a_diff_see_the_merged_registry() {
+    let s = stack(3);
+    let root = s.root().unwrap().unwrap();
+    let mut seen = Vec::new();
+    root.walk(&mut |k, depth| {
+        seen.push((depth, k.name()));
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(seen.len(), 13, "{seen:?}");
+    let merged = root.to_key().unwrap();
+    assert_eq!(merged.subkey("Tree").unwrap().subkeys.len(), 1);
+
+    let before = stack(0);
+    let changes = diff(before.root().unwrap().as_ref(), Some(&root), "").unwrap();
+    let has = |wanted: &Change| changes.contains(wanted);
+    assert!(has(&Change::KeyAdded("Added".into())));
+    assert!(has(&Change::ValueAdded("Added".into(), dword("v", 1))));
+    assert!(has(&Change::ValueChanged(
+        "Vendor\\App".into(),
+        sz("Version", "1.0"),
+        sz("Version", "3.0")
+    )));
+    assert!(has(&Change::ValueDeleted("Vendor\\App".into(), sz("Path", "C:\\App"))));
+    assert!(has(&Change::KeyDeleted("Vendor\\Old\\Deep".into())));
+    assert!(has(&Change::ValueDeleted("Vendor\\Old".into(), sz("X", "1"))));
+    assert!(has(&Change::KeyDeleted("Tree\\B".into())));
+    assert!(has(&Change::ValueDeleted("Local".into(), sz("L2", "base"))));
+    assert!(
+        !changes
+            .iter()
+            .any(|c| matches!(c, Change::KeyAdded(p) if p.contains("Tree\\C")))
+    );
+    assert_eq!(diff(Some(&root), Some(&root), "").unwrap(), []);
+}
+
+#[test]
+fn a_merged_delta_round_trips_through_the_writer() {
+    // write → read → merge is exact: a delta written from a merged view, stacked on nothing,
+    // gives the same view.
+    let s = stack(3);
+    let merged = s.root().unwrap().unwrap().to_key().unwrap();
+    let again = Stack::new(vec![Hive::parse(write(&merged, &options(true)).unwrap()).unwrap()]);
+    assert_eq!(again.root().unwrap().unwrap().to_key().unwrap(), merged);
+    assert_eq!(merged.semantics, Semantics::Normal);
+}
