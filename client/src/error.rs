@@ -80,6 +80,11 @@ pub enum ClientError {
     #[cfg(feature = "runtime")]
     #[error(transparent)]
     Containers(strata_runtime::container::ContainerError),
+    /// A registry hive of a Windows image could not be read, or a registry path or value
+    /// given is not valid.
+    #[cfg(feature = "runtime")]
+    #[error("registry: {0}")]
+    Hive(#[from] strata_hive::HiveError),
     /// An error with every cause spelled out and advice after it ([`ClientError::advise`]).
     #[error("{message}")]
     Advised {
@@ -100,6 +105,8 @@ impl ClientError {
             ClientError::Integrity(_) => 5,
             ClientError::BadLayer { .. } => 6,
             ClientError::Advised { code, .. } => *code,
+            #[cfg(feature = "runtime")]
+            ClientError::Hive(strata_hive::HiveError::Invalid(_)) => 2,
             ClientError::Image(strata_storage::oci::OciError::Platform { .. }) => 2,
             ClientError::Image(strata_storage::oci::OciError::NoMatch { .. }) => 3,
             ClientError::Registry { status: 404, .. } => 3,

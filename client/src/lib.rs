@@ -22,6 +22,8 @@ pub mod commands;
 pub mod containers;
 pub mod error;
 #[cfg(feature = "runtime")]
+pub mod hives;
+#[cfg(feature = "runtime")]
 pub mod layers;
 pub mod progress;
 pub mod reference;

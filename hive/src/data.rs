@@ -138,11 +138,7 @@ pub fn parse_data(kind: u32, text: &str) -> Result<Vec<u8>> {
     Ok(match kind {
         REG_SZ | REG_EXPAND_SZ | REG_LINK => utf16z(text),
         REG_MULTI_SZ => {
-            let mut out: Vec<u8> = text
-                .split("\\0")
-                .filter(|s| !s.is_empty())
-                .flat_map(utf16z)
-                .collect();
+            let mut out: Vec<u8> = text.split("\\0").filter(|s| !s.is_empty()).flat_map(utf16z).collect();
             out.extend_from_slice(&[0, 0]);
             out
         }

@@ -475,6 +475,19 @@ impl LayerStore {
         serde_json::from_slice(&raw).map_err(|e| StoreError::Invalid(format!("{}: {e}", path.display())))
     }
 
+    /// The layer directories of image `name`, base first.
+    pub fn image_dirs(&self, name: &str) -> Result<Vec<PathBuf>> {
+        self.image(name)?
+            .chain
+            .iter()
+            .map(|c| {
+                strata_storage::digest::parse_digest(c)
+                    .map(|d| self.layer_dir(&d))
+                    .map_err(|e| StoreError::Invalid(format!("image {name}: chain id {c}: {e}")))
+            })
+            .collect()
+    }
+
     /// Every image recorded in the store.
     pub fn images(&self) -> Result<Vec<ImageLayers>> {
         let dir = self.root.join("images");

@@ -90,15 +90,7 @@ impl Union {
         if image.os != "windows" {
             return LinuxUnion::open(store, name).map(Union::Linux);
         }
-        let dirs = image
-            .chain
-            .iter()
-            .map(|c| {
-                strata_storage::digest::parse_digest(c)
-                    .map(|d| store.layer_dir(&d))
-                    .map_err(|e| StoreError::Invalid(format!("image {name}: chain id {c}: {e}")))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let dirs = store.image_dirs(name)?;
         WindowsUnion::open(&dirs)
             .map(Union::Windows)
             .map_err(|e| StoreError::Invalid(format!("image {name}: Windows layer metadata: {e}")))

@@ -18,7 +18,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("distribution", &["strata-storage"]),
     ("hive", &[]),
     ("runtime", &["strata-storage", "strata-hive"]),
-    ("registry", &["strata-storage", "strata-distribution", "strata-hive", "strata-tests"]),
+    (
+        "registry",
+        &["strata-storage", "strata-distribution", "strata-hive", "strata-tests"],
+    ),
     (
         "client",
         &[

@@ -21,6 +21,7 @@
 pub(crate) mod beneath;
 mod import;
 mod names;
+pub mod registry;
 pub mod scratch;
 mod union;
 

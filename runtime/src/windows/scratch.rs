@@ -196,6 +196,40 @@ fn copy_tree(
     Ok(())
 }
 
+/// Records file `path` (written at that name in the scratch layer `upper`, `size` bytes) as
+/// changed now, keeping the metadata of the entry it replaces in the scratch layer.
+pub(crate) fn record_file(upper: &Path, path: &str, size: u64) -> Result<()> {
+    let mut records = load(upper)?;
+    let key = fold_key(path);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs().to_string())
+        .ok();
+    match records.iter_mut().find(|r| fold_key(&r.path) == key) {
+        Some(r) => {
+            r.size = size;
+            r.mtime = now;
+            r.kind = RecordKind::File;
+        }
+        None => records.push(Record {
+            path: path.to_owned(),
+            disk: None,
+            kind: RecordKind::File,
+            attributes: ATTR_ARCHIVE,
+            size,
+            mtime: now,
+            creation_time: None,
+            security_descriptor: None,
+            sddl: None,
+            target: None,
+            eas: BTreeMap::new(),
+            streams: Vec::new(),
+            pax: Vec::new(),
+        }),
+    }
+    save(upper, &records)
+}
+
 /// PAX time `secs[.frac]` of a record's mtime, as whole seconds for the USTAR field.
 fn secs(mtime: Option<&str>) -> u64 {
     mtime

@@ -409,6 +409,10 @@ pub(crate) enum Command {
     /// Read an unpacked image's files: the union of its layers.
     #[command(subcommand)]
     Fs(FsCommand),
+    /// Read the registry of Windows images and containers (each hive's base under the delta
+    /// hives of the layers above), and edit a Windows container's.
+    #[command(subcommand)]
+    Reg(RegCommand),
 }
 
 impl Command {
@@ -631,6 +635,63 @@ fn read_profile(path: &str) -> Result<String, ClientError> {
         return Err(ClientError::Usage(format!("seccomp profile {path}: larger than 1 MiB")));
     }
     Ok(text)
+}
+
+/// `strata reg`. Keys are written as Windows writes them: `HKLM\SOFTWARE\…`, `HKLM\SYSTEM\…`,
+/// `HKLM\SAM`, `HKLM\SECURITY`, `HKU\.DEFAULT\…`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum RegCommand {
+    /// Show a key's values and subkeys, like `reg query`.
+    Query {
+        /// Unpacked Windows image, or Windows container.
+        target: String,
+        /// The key.
+        key: String,
+        /// Every key below it too, with its values.
+        #[arg(short = 'r', long)]
+        recursive: bool,
+        /// The registry as of layer N (0: the base layer alone).
+        #[arg(long, value_name = "N")]
+        layer: Option<usize>,
+    },
+    /// Keys and values added, changed and deleted from one image (or container) to another.
+    Diff {
+        /// The image before.
+        a: String,
+        /// The image after.
+        b: String,
+        /// Only at and below this key (default: every hive).
+        key: Option<String>,
+    },
+    /// Set a value in a Windows container's registry, like `reg add /v NAME /t TYPE /d DATA`.
+    Set {
+        /// The container.
+        container: String,
+        /// The key (made when missing).
+        key: String,
+        /// The value's name (`@` for the key's default value).
+        name: String,
+        /// REG_SZ, REG_EXPAND_SZ, REG_MULTI_SZ (strings separated by \0), REG_DWORD,
+        /// REG_QWORD (decimal or 0x hex), REG_BINARY (hex bytes), REG_NONE.
+        #[arg(value_name = "TYPE")]
+        kind: String,
+        /// The data.
+        data: String,
+    },
+    /// Delete a key and everything below it from a Windows container's registry, or one value
+    /// of it with `/v NAME` (or `--value NAME`).
+    Delete {
+        /// The container.
+        container: String,
+        /// The key.
+        key: String,
+        /// Delete only this value of the key.
+        #[arg(long, value_name = "NAME")]
+        value: Option<String>,
+        /// `/v NAME`, as `reg delete` takes it.
+        #[arg(hide = true, num_args = 0..=2, allow_hyphen_values = true)]
+        rest: Vec<String>,
+    },
 }
 
 /// `strata volume`.

@@ -7,6 +7,7 @@ mod containers;
 mod images;
 mod local;
 mod output;
+mod reg;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -30,6 +31,7 @@ async fn run(cli: Cli) -> Result<i32, ClientError> {
     match &cli.command {
         Command::Layer(command) => local::layer(&ctx, global, command).await.map(|()| 0),
         Command::Fs(command) => local::fs(&ctx, global, command).map(|()| 0),
+        Command::Reg(command) => reg::run(&ctx, global, command).map(|()| 0),
         Command::Volume(command) => local::volume(&ctx, global, command).map(|()| 0),
         Command::Import { source, image, make } => local::import(&ctx, global, source, image, make).await.map(|()| 0),
         Command::Run { .. }

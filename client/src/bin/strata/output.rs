@@ -39,6 +39,15 @@ fn stdout_failed(e: &std::io::Error) -> ! {
     std::process::exit(1);
 }
 
+/// Writes to a buffered stdout (many lines at once: `reg query -r`), flushed at the end.
+pub(crate) fn buffered<T>(write: impl FnOnce(&mut dyn Write) -> std::io::Result<T>) -> T {
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+    match write(&mut out).and_then(|t| out.flush().map(|()| t)) {
+        Ok(t) => t,
+        Err(e) => stdout_failed(&e),
+    }
+}
+
 /// Copies `from` to stdout (file contents, logs, raw manifests).
 pub(crate) fn copy_to_stdout(from: &mut impl Read) {
     let mut out = std::io::stdout().lock();
