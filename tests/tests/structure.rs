@@ -34,7 +34,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     ("tests", &["strata-storage", "strata-registry"]),
-    ("bench", &["strata-storage"]),
+    ("bench", &["strata-storage", "strata-hive"]),
 ];
 
 #[test]

@@ -125,7 +125,9 @@ impl<'a> Edit<'a> {
         let root = match layer_file(upper, &delta_path(hive))? {
             Some(bytes) => {
                 let parsed = parse(bytes, &format!("the container's {}", delta_path(hive)))?;
-                let root = parsed.root().map_err(|e| hive_error("the container's delta hive", &e))?;
+                let root = parsed
+                    .root()
+                    .map_err(|e| hive_error("the container's delta hive", &e))?;
                 Key::load(&root).map_err(|e| hive_error("the container's delta hive", &e))?
             }
             None => {
