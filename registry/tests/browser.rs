@@ -150,7 +150,7 @@ return out;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_visitor_browses_signs_in_deletes_and_sees_only_their_own() {
     let dir = tempfile::tempdir().unwrap();
-    let (_open, r, _) = seeded(dir.path()).await;
+    let (open, r, _) = seeded(dir.path()).await;
     let base = r.base.clone();
     let (_driver, client) = browser().await;
 
@@ -287,6 +287,41 @@ async fn a_visitor_browses_signs_in_deletes_and_sees_only_their_own() {
         .await
         .unwrap();
     assert_eq!(text(&client, "#content").await, "127.0.0.1 localhost");
+    assert_eq!(
+        client.execute("return typeof window.pwned", vec![]).await.unwrap(),
+        json!("undefined")
+    );
+
+    // A Windows image's registry: from its files to a key, the values merged from its layers;
+    // a hostile value name stays text.
+    common::images::push_registry_image(&open, "windows/registry", "v1").await;
+    client
+        .goto(&format!("{base}/ui/r/windows/registry:v1?files="))
+        .await
+        .unwrap();
+    for link in ["Its registry", "Vendor", "App"] {
+        client
+            .find(Locator::LinkText(link))
+            .await
+            .unwrap_or_else(|e| panic!("{link}: {e}"))
+            .click()
+            .await
+            .unwrap();
+    }
+    assert_eq!(first_cells(&client, "values").await, ["Count", "New", "Version"]);
+    assert!(text(&client, "#values").await.contains("3.0"));
+    shot(&client, "06-registry").await;
+    client
+        .goto(&format!(
+            "{base}/ui/r/windows/registry:v1?registry=HKLM%5CSOFTWARE%5CHostile"
+        ))
+        .await
+        .unwrap();
+    assert!(
+        text(&client, "#values")
+            .await
+            .contains("<script>window.pwned=1</script>")
+    );
     assert_eq!(
         client.execute("return typeof window.pwned", vec![]).await.unwrap(),
         json!("undefined")

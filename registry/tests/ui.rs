@@ -587,3 +587,110 @@ async fn the_file_browser_shows_layers_the_union_files_and_downloads() {
         assert_eq!(page(&r, Some(&bob), &path).await.0, StatusCode::NOT_FOUND, "{path}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_registry_of_a_windows_image_is_its_layers_hives_merged() {
+    use common::images::{Layer, TarEntry, config, tar_layer};
+    let dir = tempfile::tempdir().unwrap();
+    let (open, r, _) = seeded(dir.path()).await;
+    let common::images::RegistryImage {
+        pushed: image,
+        base_layer,
+        delta_hives: delta_bytes,
+    } = common::images::push_registry_image(&open, "windows/registry", "v1").await;
+    let alice = sign_in(&r, "alice", "a-pass").await;
+    let at = format!("/ui/r/windows/registry@{}", image.digest);
+
+    // The merged key, its values and subkeys; links from the file browser.
+    let (status, files) = page(&r, Some(&alice), &format!("{at}?files=")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(files.contains("?registry=HKLM%5CSOFTWARE"), "a link to the registry");
+    let (status, app) = page(
+        &r,
+        Some(&alice),
+        &format!("{at}?registry=hklm%5Csoftware%5Cvendor%5Capp"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{app}");
+    assert!(
+        app.contains(">3.0<") && app.contains(">New<") && !app.contains(">Path<"),
+        "{app}"
+    );
+    assert!(app.contains("Merged from 4 hive files"));
+    let (_, root) = page(&r, Some(&alice), &format!("{at}?registry=HKLM%5CSOFTWARE")).await;
+    assert!(root.contains(">Tree<") && root.contains(">ключ<") && !root.contains(">Old<"));
+    // As of layer 2 (base and first delta).
+    let (_, then) = page(
+        &r,
+        Some(&alice),
+        &format!("{at}?layer=2&registry=HKLM%5CSOFTWARE%5CVendor%5CApp"),
+    )
+    .await;
+    assert!(then.contains(">2.0<") && then.contains("as of layer 2"), "{then}");
+    // Names and data from the hive are text.
+    let (_, hostile) = page(&r, Some(&alice), &format!("{at}?registry=HKLM%5CSOFTWARE%5CHostile")).await;
+    assert!(hostile.contains("&lt;script&gt;window.pwned=1&lt;/script&gt;") && !hostile.contains("<script>window"));
+    assert!(hostile.contains("&lt;img src=x onerror=alert(1)&gt;"));
+
+    // The JSON API: the same view.
+    let (status, json) = api(
+        &r,
+        Some(&alice),
+        "/ui/api/registry?repository=windows/registry&reference=v1&key=HKLM%5CSOFTWARE%5CTree",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(json["subkeys"], serde_json::json!(["A"]));
+    assert_eq!(json["values"][0]["data"], "delta");
+    assert_eq!(json["hives"], serde_json::json!(["HKLM\\SOFTWARE"]));
+
+    // Missing keys and hives, a Linux image, a corrupt hive: clear errors.
+    for (path, status) in [
+        (
+            format!("{at}?registry=HKLM%5CSOFTWARE%5CVendor%5COld%5CDeep"),
+            StatusCode::NOT_FOUND,
+        ),
+        (format!("{at}?registry=HKLM%5CSYSTEM"), StatusCode::NOT_FOUND),
+        (format!("{at}?registry=HKCU%5CSoftware"), StatusCode::BAD_REQUEST),
+        (
+            "/ui/r/library/busybox:1.36?registry=HKLM%5CSOFTWARE".to_owned(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ] {
+        assert_eq!(page(&r, Some(&alice), &path).await.0, status, "{path}");
+    }
+    let mut corrupt = delta_bytes[0].clone();
+    let len = corrupt.len();
+    corrupt[4096 + 36..4096 + 40].copy_from_slice(&[0xF0, 0xFF, 0xFF, 0x7F]);
+    corrupt.truncate(len);
+    let corrupt_layer = tar_layer(&[
+        ("Hives/", TarEntry::Dir),
+        ("Hives/SOFTWARE_Delta", TarEntry::File(&corrupt)),
+    ]);
+    let broken = open
+        .push_real_image(
+            "windows/registry",
+            Some("broken"),
+            config("windows", "amd64", Some("10.0.20348.2113"), serde_json::json!({})),
+            &[Layer::Tar(&base_layer), Layer::Tar(&corrupt_layer)],
+            serde_json::json!({}),
+        )
+        .await;
+    let (status, html) = page(
+        &r,
+        Some(&alice),
+        &format!(
+            "/ui/r/windows/registry@{}?registry=HKLM%5CSOFTWARE%5CVendor",
+            broken.digest
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+
+    // Bob may not pull it: nothing of it.
+    let bob = sign_in(&r, "bob", "b-pass").await;
+    assert_eq!(
+        page(&r, Some(&bob), &format!("{at}?registry=HKLM%5CSOFTWARE")).await.0,
+        StatusCode::NOT_FOUND
+    );
+}

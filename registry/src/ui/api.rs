@@ -7,6 +7,7 @@ use axum::extract::{Query, State};
 use serde::Deserialize;
 
 use super::files::{FileView, FilesView};
+use super::hives::RegistryView;
 use super::model::{ImageView, RepositoryPage, TagPage, Ui};
 use super::visitor::Visitor;
 use crate::error::ApiResult;
@@ -94,5 +95,28 @@ pub(super) async fn file(
     let layer = q.layer.unwrap_or(1).saturating_sub(1);
     Ok(Json(
         ui.file(&visitor, &q.repository, &q.reference, layer, &q.path).await?,
+    ))
+}
+
+/// `?repository=&reference=&key=&layer=`
+#[derive(Debug, Deserialize)]
+pub(super) struct RegistryQuery {
+    repository: String,
+    reference: String,
+    key: String,
+    /// From 1 (the bottom layer); none: every layer.
+    layer: Option<usize>,
+}
+
+/// `GET /ui/api/registry?repository=NAME&reference=DIGEST_OR_TAG&key=HKLM\SOFTWARE\…[&layer=N]`
+pub(super) async fn registry(
+    State(ui): State<Ui>,
+    visitor: Visitor,
+    Query(q): Query<RegistryQuery>,
+) -> ApiResult<Json<RegistryView>> {
+    let layer = q.layer.map(|n| n.saturating_sub(1));
+    Ok(Json(
+        ui.registry(&visitor, &q.repository, &q.reference, layer, &q.key)
+            .await?,
     ))
 }

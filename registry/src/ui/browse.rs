@@ -4,8 +4,9 @@
 use maud::{Markup, html};
 
 use super::files::{FileView, FilesView};
+use super::hives::RegistryView;
 use super::layers::EntryKind;
-use super::pages::{dir_link, file_link, layout, link, size};
+use super::pages::{dir_link, file_link, key_link, layout, link, size};
 use super::tree::{Change, mode_string};
 use super::visitor::Visitor;
 
@@ -45,7 +46,10 @@ pub(super) fn files(visitor: &Visitor, view: &FilesView) -> Markup {
             }
         }
         (crumbs(repo, digest, view.layer, &view.path))
-        @if view.windows { p.note { "Windows image: names compare without regard to case." } }
+        @if view.windows {
+            p.note { "Windows image: names compare without regard to case. "
+                a href=(key_link(repo, digest, view.layer, "HKLM\\SOFTWARE")) { "Its registry" } }
+        }
         @if view.layer.is_none() && view.layers.iter().any(|l| !l.stored) {
             p.note { "Foreign layers are not stored here: their files are not shown." }
         }
@@ -108,4 +112,62 @@ pub(super) fn file(visitor: &Visitor, view: &FileView) -> Markup {
         }
     };
     layout(&view.path, visitor, "", &body)
+}
+
+/// A key of a Windows image's registry.
+pub(super) fn registry(visitor: &Visitor, view: &RegistryView) -> Markup {
+    let (repo, digest) = (&view.repository, &view.digest);
+    let parts: Vec<&str> = view.key.split('\\').collect();
+    // The root is two names (HKLM\SOFTWARE); each step below adds one.
+    let steps: Vec<(&str, String)> = (1..parts.len()).map(|i| (parts[i], parts[..=i].join("\\"))).collect();
+    let title = format!("{} of {}@{}", view.key, repo, &digest[..digest.len().min(19)]);
+    let body = html! {
+        nav.crumbs aria-label="Breadcrumb" {
+            a href="/ui/" { "Repositories" } " / " a href=(link(repo, None)) { (repo) } " / "
+            a href=(link(repo, Some(digest))) { code { (&digest[..digest.len().min(19)]) } }
+            " / " a href=(dir_link(repo, digest, view.layer, "")) { "files" }
+        }
+        h1 { (view.key) }
+        nav.layers aria-label="Hives" {
+            @for (i, root) in view.hives.iter().enumerate() {
+                @if i > 0 { " · " }
+                @if view.key.eq_ignore_ascii_case(root) { strong { (root) } } @else { a href=(key_link(repo, digest, view.layer, root)) { (root) } }
+            }
+        }
+        nav.crumbs aria-label="Key" {
+            (parts[0])
+            @for (i, (name, so_far)) in steps.iter().enumerate() {
+                " \\ "
+                @if i + 1 == steps.len() { strong { (name) } } @else { a href=(key_link(repo, digest, view.layer, so_far)) { (name) } }
+            }
+        }
+        p.note {
+            "Merged from " (view.files) " hive file" @if view.files != 1 { "s" }
+            @if let Some(n) = view.layer { ", as of layer " (n + 1) } "."
+            @if let Some(class) = &view.class { " Class: " code { (class) } }
+        }
+        @if view.values.is_empty() { p.empty { "No values." } } @else {
+            table #values {
+                thead { tr { th scope="col" { "Name" } th scope="col" { "Type" } th scope="col" { "Data" } } }
+                tbody {
+                    @for v in &view.values {
+                        tr {
+                            td { @if v.name.is_empty() { em { "(Default)" } } @else { (v.name) } }
+                            td { code { (v.kind) } }
+                            td { code.data { (v.data) } }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "Subkeys" }
+        @if view.subkeys.is_empty() { p.empty { "None." } } @else {
+            ul #subkeys {
+                @for name in &view.subkeys {
+                    li { a href=(key_link(repo, digest, view.layer, &format!("{}\\{name}", view.key))) { (name) } }
+                }
+            }
+        }
+    };
+    layout(&title, visitor, "", &body)
 }

@@ -56,7 +56,7 @@ pub(crate) struct FileView {
     pub(crate) text: Option<String>,
 }
 
-fn foreign(digest: &Digest) -> ApiError {
+pub(super) fn foreign(digest: &Digest) -> ApiError {
     ApiError::new(
         Code::BlobUnknown,
         format!("layer {digest} is not stored here (a foreign layer): its files cannot be shown"),
@@ -68,15 +68,15 @@ fn not_in_image(path: &str) -> ApiError {
 }
 
 /// The image manifest `reference` of `name` and its layers (an index has no files).
-struct Image {
-    repository: RepositoryName,
-    digest: Digest,
-    layers: Vec<Descriptor>,
-    windows: bool,
+pub(super) struct Image {
+    pub(super) repository: RepositoryName,
+    pub(super) digest: Digest,
+    pub(super) layers: Vec<Descriptor>,
+    pub(super) windows: bool,
 }
 
 impl Ui {
-    async fn image_layers(&self, visitor: &Visitor, name: &str, reference: &str) -> ApiResult<Image> {
+    pub(super) async fn image_layers(&self, visitor: &Visitor, name: &str, reference: &str) -> ApiResult<Image> {
         let repository = self.readable(visitor, name)?;
         let (digest, _, manifest) = self.manifest(&repository, &Reference::parse(reference)?).await?;
         if manifest.is_index() {
@@ -96,7 +96,11 @@ impl Ui {
 
     /// The file lists of layers `..=top` (bottom first); none for a layer whose blob is not
     /// here (a foreign layer), which only the union may pass over.
-    async fn indexes(&self, image: &Image, top: usize) -> ApiResult<Vec<Option<std::sync::Arc<LayerIndex>>>> {
+    pub(super) async fn indexes(
+        &self,
+        image: &Image,
+        top: usize,
+    ) -> ApiResult<Vec<Option<std::sync::Arc<LayerIndex>>>> {
         let mut indexes = Vec::with_capacity(top + 1);
         for layer in &image.layers[..=top] {
             indexes.push(if self.app.meta.blob_linked(&image.repository, &layer.digest).await? {
@@ -108,7 +112,7 @@ impl Ui {
         Ok(indexes)
     }
 
-    fn top(image: &Image, layer: Option<usize>) -> ApiResult<usize> {
+    pub(super) fn top(image: &Image, layer: Option<usize>) -> ApiResult<usize> {
         let last = image
             .layers
             .len()

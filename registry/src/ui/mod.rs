@@ -13,6 +13,7 @@ mod api;
 mod assets;
 mod browse;
 mod files;
+mod hives;
 mod layers;
 pub(crate) mod model;
 mod pages;
@@ -54,6 +55,7 @@ pub(crate) fn router<S>(app: SharedState) -> Router<S> {
         .route("/ui/api/image", get(api::image))
         .route("/ui/api/files", get(api::files))
         .route("/ui/api/file", get(api::file))
+        .route("/ui/api/registry", get(api::registry))
         .layer(axum::middleware::from_fn(security_headers))
         .layer(tower_http::compression::CompressionLayer::new())
         .with_state(ui)
@@ -126,6 +128,8 @@ struct ReferenceQuery {
     file: Option<String>,
     /// A file to download.
     download: Option<String>,
+    /// A registry key of a Windows image to show.
+    registry: Option<String>,
 }
 
 /// What `/ui/r/<path>` names: `name`, `name:tag` or `name@digest`.
@@ -174,6 +178,16 @@ async fn reference(
             )
             .await
             .map(|view| browse::file(&visitor, &view)),
+        Some(reference) if query.registry.is_some() => ui
+            .registry(
+                &visitor,
+                name,
+                reference,
+                layer,
+                query.registry.as_deref().unwrap_or(""),
+            )
+            .await
+            .map(|view| browse::registry(&visitor, &view)),
         Some(reference) if query.files.is_some() => ui
             .files(&visitor, name, reference, layer, query.files.as_deref().unwrap_or(""))
             .await

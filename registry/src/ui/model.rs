@@ -43,6 +43,8 @@ pub(crate) struct Ui {
     sizes: Arc<Mutex<HashMap<String, (TagsSeen, u64)>>>,
     /// Layers' file lists.
     pub(super) layers: Arc<super::layers::Layers>,
+    /// Windows images' merged registry hives.
+    pub(super) hives: Arc<super::hives::Hives>,
 }
 
 impl axum::extract::FromRef<Ui> for SharedState {
@@ -224,6 +226,7 @@ impl Ui {
             summaries: Arc::default(),
             sizes: Arc::default(),
             layers: Arc::default(),
+            hives: Arc::default(),
         }
     }
 

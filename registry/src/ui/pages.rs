@@ -45,6 +45,15 @@ pub(super) fn dir_link(repository: &str, digest: &str, layer: Option<usize>, pat
     }
 }
 
+/// The URL of a registry key of a Windows image (`layer`: 0-based; none for all layers).
+pub(super) fn key_link(repository: &str, digest: &str, layer: Option<usize>, key: &str) -> String {
+    let base = link(repository, Some(digest));
+    match layer {
+        Some(n) => format!("{base}?layer={}&registry={}", n + 1, encode(key)),
+        None => format!("{base}?registry={}", encode(key)),
+    }
+}
+
 /// The URL of a file of layer `layer` (0-based), shown or (`download`) downloaded.
 pub(super) fn file_link(repository: &str, digest: &str, layer: usize, path: &str, download: bool) -> String {
     let what = if download { "download" } else { "file" };

@@ -380,3 +380,61 @@ pub async fn seeded(dir: &Path) -> (TestRegistry, TestRegistry, Catalogue) {
     let secured = open.replica(secured(dir)).await;
     (open, secured, content)
 }
+
+/// A Windows image whose layers carry the registry of `strata_hive::testing::scenario` (the
+/// base hive as `Files/Windows/System32/config/SOFTWARE`, each delta as `Hives/software_delta`
+/// in a layer above), plus a key `Hostile` with a script in a value's name and data.
+pub struct RegistryImage {
+    pub pushed: Pushed,
+    /// The base layer's tar.
+    pub base_layer: Vec<u8>,
+    /// The three delta hives' bytes.
+    pub delta_hives: Vec<Vec<u8>>,
+}
+
+/// Pushes a [`RegistryImage`] as `repository:tag`.
+pub async fn push_registry_image(r: &TestRegistry, repository: &str, tag: &str) -> RegistryImage {
+    use strata_hive::testing::{key, scenario, sz};
+    let (mut base, deltas) = scenario();
+    base.subkeys.push(key(
+        "Hostile",
+        vec![sz("<script>window.pwned=1</script>", "<img src=x onerror=alert(1)>")],
+        vec![],
+    ));
+    let hive = |key: &strata_hive::Key, layered: bool| {
+        let options = strata_hive::WriteOptions {
+            layered,
+            ..strata_hive::WriteOptions::default()
+        };
+        strata_hive::write(key, &options).unwrap()
+    };
+    let base_bytes = hive(&base, false);
+    let base_layer = tar_layer(&[
+        ("Files/", TarEntry::Dir),
+        ("Files/Windows/", TarEntry::Dir),
+        ("Files/Windows/System32/", TarEntry::Dir),
+        ("Files/Windows/System32/config/", TarEntry::Dir),
+        ("Files/Windows/System32/config/SOFTWARE", TarEntry::File(&base_bytes)),
+    ]);
+    let delta_hives: Vec<Vec<u8>> = deltas.iter().map(|d| hive(d, true)).collect();
+    let delta_layers: Vec<Vec<u8>> = delta_hives
+        .iter()
+        .map(|b| tar_layer(&[("Hives/", TarEntry::Dir), ("Hives/software_delta", TarEntry::File(b))]))
+        .collect();
+    let mut layers = vec![Layer::Tar(&base_layer)];
+    layers.extend(delta_layers.iter().map(|l| Layer::Tar(l)));
+    let pushed = r
+        .push_real_image(
+            repository,
+            Some(tag),
+            config("windows", "amd64", Some("10.0.20348.2113"), json!({})),
+            &layers,
+            json!({}),
+        )
+        .await;
+    RegistryImage {
+        pushed,
+        base_layer,
+        delta_hives,
+    }
+}
