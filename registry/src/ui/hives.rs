@@ -2,15 +2,13 @@
 //! it (each hive's base in the bottom layer under the delta hives of the layers above), merged
 //! by `strata_hive`, the same resolver `strata reg query` uses. The hive files are read out of
 //! the layer blobs through their file lists; the merged stacks of the last few images looked
-//! at stay in memory.
+//! at stay in memory ([`super::hive_cache`]).
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use serde::Serialize;
 use strata_hive::data::{display, type_name};
 use strata_hive::{Hive, HiveName, RegPath, Stack};
-use strata_storage::Digest;
 
 use super::files::{Image, foreign};
 use super::layers::{EntryKind, LayerIndex};
@@ -20,44 +18,8 @@ use crate::error::{ApiError, ApiResult, Code};
 
 /// Largest hive file read out of a layer.
 const MAX_HIVE: u64 = 256 << 20;
-/// Hive bytes kept in memory across requests.
-const CACHE_BYTES: usize = 512 << 20;
 /// Data shown of one value (the rest is cut).
 const MAX_SHOWN: usize = 4096;
-
-/// Which stack: the image manifest, the top layer, the hive.
-type StackKey = (Digest, usize, HiveName);
-
-/// Merged hive stacks, most recently used last.
-#[derive(Debug, Default)]
-pub(crate) struct Hives {
-    stacks: Mutex<VecDeque<(StackKey, Arc<Stack>)>>,
-}
-
-impl Hives {
-    fn get(&self, key: &StackKey) -> Option<Arc<Stack>> {
-        let mut stacks = self.stacks.lock().expect("hives");
-        let i = stacks.iter().position(|(k, _)| k == key)?;
-        let entry = stacks.remove(i)?;
-        let stack = entry.1.clone();
-        stacks.push_back(entry);
-        Some(stack)
-    }
-
-    fn put(&self, key: StackKey, stack: Arc<Stack>) {
-        let mut stacks = self.stacks.lock().expect("hives");
-        stacks.retain(|(k, _)| *k != key);
-        stacks.push_back((key, stack));
-        let bytes = |s: &VecDeque<(_, Arc<Stack>)>| -> usize {
-            s.iter()
-                .map(|(_, st)| st.hives().iter().map(Hive::len).sum::<usize>())
-                .sum()
-        };
-        while stacks.len() > 1 && bytes(&stacks) > CACHE_BYTES {
-            stacks.pop_front();
-        }
-    }
-}
 
 /// A value as the page shows it.
 #[derive(Debug, Serialize)]

@@ -13,6 +13,7 @@ mod api;
 mod assets;
 mod browse;
 mod files;
+mod hive_cache;
 mod hives;
 mod layers;
 pub(crate) mod model;

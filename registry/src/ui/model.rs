@@ -44,7 +44,7 @@ pub(crate) struct Ui {
     /// Layers' file lists.
     pub(super) layers: Arc<super::layers::Layers>,
     /// Windows images' merged registry hives.
-    pub(super) hives: Arc<super::hives::Hives>,
+    pub(super) hives: Arc<super::hive_cache::Hives>,
 }
 
 impl axum::extract::FromRef<Ui> for SharedState {
