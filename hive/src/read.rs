@@ -206,6 +206,27 @@ impl Hive {
     }
 }
 
+/// The cell at `offset` if it starts with `signature`, holds its `fixed` part, and the name
+/// whose length (u16) is at `name_len_at` fits after it.
+fn named_cell<'h>(
+    hive: &'h Hive,
+    offset: u32,
+    signature: &[u8; 2],
+    fixed: usize,
+    name_len_at: usize,
+) -> Result<&'h [u8]> {
+    let cell = hive.cell(offset)?;
+    let what = String::from_utf8_lossy(signature);
+    if cell.len() < fixed || &cell[..2] != signature {
+        return Err(HiveError::corrupt(offset, format!("not a {what} cell")));
+    }
+    let name_len = u16_at(cell, name_len_at).expect("inside the fixed part") as usize;
+    if fixed + name_len > cell.len() {
+        return Err(HiveError::corrupt(offset, format!("{what} name longer than its cell")));
+    }
+    Ok(cell)
+}
+
 /// A key node (`nk`) of a hive.
 #[derive(Debug, Clone, Copy)]
 pub struct KeyNode<'h> {
@@ -219,16 +240,8 @@ const NK_FIXED: usize = 76;
 
 impl<'h> KeyNode<'h> {
     pub(crate) fn at(hive: &'h Hive, offset: u32) -> Result<Self> {
-        let cell = hive.cell(offset)?;
-        if cell.len() < NK_FIXED || &cell[..2] != b"nk" {
-            return Err(HiveError::corrupt(offset, "not a key node (nk)"));
-        }
-        let node = KeyNode { hive, offset, cell };
-        let name_len = node.u16(72) as usize;
-        if NK_FIXED + name_len > cell.len() {
-            return Err(HiveError::corrupt(offset, "key name longer than its cell"));
-        }
-        Ok(node)
+        let cell = named_cell(hive, offset, b"nk", NK_FIXED, 72)?;
+        Ok(KeyNode { hive, offset, cell })
     }
 
     fn u16(&self, at: usize) -> u16 {
@@ -370,14 +383,7 @@ const VK_FIXED: usize = 20;
 
 impl<'h> ValueNode<'h> {
     fn at(hive: &'h Hive, offset: u32) -> Result<Self> {
-        let cell = hive.cell(offset)?;
-        if cell.len() < VK_FIXED || &cell[..2] != b"vk" {
-            return Err(HiveError::corrupt(offset, "not a value (vk)"));
-        }
-        let name_len = u16_at(cell, 2).expect("fixed") as usize;
-        if VK_FIXED + name_len > cell.len() {
-            return Err(HiveError::corrupt(offset, "value name longer than its cell"));
-        }
+        let cell = named_cell(hive, offset, b"vk", VK_FIXED, 2)?;
         Ok(ValueNode { hive, offset, cell })
     }
 

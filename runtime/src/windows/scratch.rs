@@ -138,21 +138,7 @@ fn copy_tree(
             r.pax.clear();
             r
         }
-        None => Record {
-            path: true_path.clone(),
-            disk: None,
-            kind: RecordKind::File,
-            attributes: ATTR_ARCHIVE,
-            size: 0,
-            mtime: None,
-            creation_time: None,
-            security_descriptor: None,
-            sddl: None,
-            target: None,
-            eas: BTreeMap::new(),
-            streams: Vec::new(),
-            pax: Vec::new(),
-        },
+        None => new_file(&true_path),
     };
     record.disk = (disk != true_path).then(|| disk.clone());
     let mtime = md
@@ -196,6 +182,26 @@ fn copy_tree(
     Ok(())
 }
 
+/// The record of a file new in the scratch layer, as Windows would make it: archive attribute,
+/// no metadata of its own yet.
+fn new_file(path: &str) -> Record {
+    Record {
+        path: path.to_owned(),
+        disk: None,
+        kind: RecordKind::File,
+        attributes: ATTR_ARCHIVE,
+        size: 0,
+        mtime: None,
+        creation_time: None,
+        security_descriptor: None,
+        sddl: None,
+        target: None,
+        eas: BTreeMap::new(),
+        streams: Vec::new(),
+        pax: Vec::new(),
+    }
+}
+
 /// Records file `path` (written at that name in the scratch layer `upper`, `size` bytes) as
 /// changed now, keeping the metadata of the entry it replaces in the scratch layer.
 pub(crate) fn record_file(upper: &Path, path: &str, size: u64) -> Result<()> {
@@ -212,19 +218,9 @@ pub(crate) fn record_file(upper: &Path, path: &str, size: u64) -> Result<()> {
             r.kind = RecordKind::File;
         }
         None => records.push(Record {
-            path: path.to_owned(),
-            disk: None,
-            kind: RecordKind::File,
-            attributes: ATTR_ARCHIVE,
             size,
             mtime: now,
-            creation_time: None,
-            security_descriptor: None,
-            sddl: None,
-            target: None,
-            eas: BTreeMap::new(),
-            streams: Vec::new(),
-            pax: Vec::new(),
+            ..new_file(path)
         }),
     }
     save(upper, &records)
