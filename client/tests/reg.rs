@@ -169,6 +169,20 @@ fn the_registry_of_windows_layers_is_merged_edited_committed_and_travels() {
     let on_image = strata.run(&["reg", "set", &reference, "HKLM\\SOFTWARE\\X", "v", "REG_SZ", "x"]);
     assert!(on_image.stderr.contains("is an image"), "{}", on_image.stderr);
 
+    // Deleted, made again, deleted again: gone, and the image's key stays hidden.
+    strata.ok(&["create", "--name", "win2", &reference]);
+    strata.ok(&["reg", "delete", "win2", "HKLM\\SOFTWARE\\Tree"]);
+    strata.ok(&["reg", "set", "win2", "HKLM\\SOFTWARE\\Tree", "v", "REG_SZ", "x"]);
+    strata.ok(&["reg", "delete", "win2", "HKLM\\SOFTWARE\\Tree"]);
+    assert_eq!(strata.run(&["reg", "query", "win2", "HKLM\\SOFTWARE\\Tree"]).code, 3);
+    // A value only the container set is removed; one from the image is hidden.
+    strata.ok(&["reg", "set", "win2", "HKLM\\SOFTWARE\\Added", "mine", "REG_SZ", "x"]);
+    strata.ok(&["reg", "delete", "win2", "HKLM\\SOFTWARE\\Added", "--value", "mine"]);
+    strata.ok(&["reg", "delete", "win2", "HKLM\\SOFTWARE\\Added", "/v", "V"]);
+    let added = strata.ok(&["reg", "query", "win2", "HKLM\\SOFTWARE\\Added"]);
+    assert!(values_of(&added, "HKLM\\SOFTWARE\\Added").is_empty(), "{added}");
+    strata.ok(&["rm", "win2"]);
+
     let check = |strata: &Strata, target: &str| {
         let app = strata.ok(&["reg", "query", target, "HKLM\\SOFTWARE\\Vendor\\App"]);
         assert_eq!(

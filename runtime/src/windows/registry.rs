@@ -184,11 +184,13 @@ impl<'a> Edit<'a> {
         node
     }
 
-    /// Whether the scratch delta replaces what is below `keys` (a supersede node at or above
-    /// it): then removing a scratch node is enough, no tombstone is needed.
-    fn replaces_below(&self, keys: &[String], local: bool) -> bool {
+    /// Whether the layers below cannot show through at `keys` without the scratch delta's help:
+    /// a supersede-tree node strictly above it, or, for the key's values (`values_of_key`), a
+    /// supersede node at it. Then removing a scratch node or value is enough; otherwise a
+    /// tombstone is needed.
+    fn replaces_below(&self, keys: &[String], values_of_key: bool) -> bool {
         let mut node = &self.root;
-        for (i, name) in keys.iter().enumerate() {
+        for name in keys {
             if node.semantics == Semantics::SupersedeTree {
                 return true;
             }
@@ -196,12 +198,8 @@ impl<'a> Edit<'a> {
                 Some(next) => node = next,
                 None => return false,
             }
-            let last = i + 1 == keys.len();
-            if last && local && node.semantics == Semantics::SupersedeLocal {
-                return true;
-            }
         }
-        node.semantics == Semantics::SupersedeTree
+        values_of_key && matches!(node.semantics, Semantics::SupersedeLocal | Semantics::SupersedeTree)
     }
 
     /// Writes the scratch delta and records it in the scratch layer's sidecar.
