@@ -13,13 +13,31 @@ const CACHE_BYTES: usize = 512 << 20;
 /// Which stack: the image manifest, the top layer, the hive.
 type StackKey = (Digest, usize, HiveName);
 
+/// Stacks built at once (each reads up to 256 MiB of hive files into memory).
+const BUILDS: usize = 2;
+
 /// Merged hive stacks, most recently used last.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Hives {
     stacks: Mutex<VecDeque<(StackKey, Arc<Stack>)>>,
+    builds: tokio::sync::Semaphore,
+}
+
+impl Default for Hives {
+    fn default() -> Self {
+        Hives {
+            stacks: Mutex::default(),
+            builds: tokio::sync::Semaphore::new(BUILDS),
+        }
+    }
 }
 
 impl Hives {
+    /// Waits for a turn to build a stack.
+    pub(super) async fn building(&self) -> tokio::sync::SemaphorePermit<'_> {
+        self.builds.acquire().await.expect("never closed")
+    }
+
     pub(super) fn get(&self, key: &StackKey) -> Option<Arc<Stack>> {
         let mut stacks = self.stacks.lock().expect("hives");
         let i = stacks.iter().position(|(k, _)| k == key)?;

@@ -11,13 +11,13 @@ use strata_hive::data::{display, type_name};
 use strata_hive::{Hive, HiveName, RegPath, Stack};
 
 use super::files::{Image, foreign};
-use super::layers::{EntryKind, LayerIndex};
+use super::layers::{Entry, EntryKind, LayerIndex};
 use super::model::Ui;
 use super::visitor::Visitor;
 use crate::error::{ApiError, ApiResult, Code};
 
-/// Largest hive file read out of a layer.
-const MAX_HIVE: u64 = 256 << 20;
+/// Largest size of one hive's files together (base and deltas) read out of an image's layers.
+const MAX_STACK: u64 = 256 << 20;
 /// Data shown of one value (the rest is cut).
 const MAX_SHOWN: usize = 4096;
 
@@ -57,7 +57,7 @@ fn unprocessable(message: String) -> ApiError {
 }
 
 /// The entry at `path` of a layer, compared without case (a Windows layer).
-fn find<'a>(index: &'a LayerIndex, path: &str) -> Option<&'a super::layers::Entry> {
+fn find<'a>(index: &'a LayerIndex, path: &str) -> Option<&'a Entry> {
     let wanted = strata_hive::fold(path);
     index
         .entries
@@ -66,35 +66,41 @@ fn find<'a>(index: &'a LayerIndex, path: &str) -> Option<&'a super::layers::Entr
         .find(|e| e.kind == EntryKind::File && strata_hive::fold(&e.path) == wanted)
 }
 
-impl Ui {
-    /// The bytes of the file at `path` of layer `n`, when it has one.
-    async fn hive_file(
-        &self,
-        image: &Image,
-        indexes: &[Option<Arc<LayerIndex>>],
-        n: usize,
-        path: &str,
-    ) -> ApiResult<Option<Vec<u8>>> {
-        let index = indexes[n].as_ref().ok_or_else(|| foreign(&image.layers[n].digest))?;
-        let Some(entry) = find(index, path) else {
-            return Ok(None);
-        };
-        if entry.size > MAX_HIVE {
-            return Err(unprocessable(format!(
-                "{path} of layer {} is larger than {MAX_HIVE} bytes",
-                n + 1
-            )));
+/// The files of `hive` in layers `..=top` (layer, entry), base first; none when the bottom
+/// layer has no such hive. Their sizes together are bounded.
+fn hive_entries(
+    image: &Image,
+    indexes: &[Option<Arc<LayerIndex>>],
+    top: usize,
+    hive: HiveName,
+) -> ApiResult<Option<Vec<(usize, Entry)>>> {
+    let layer = |n: usize| indexes[n].as_deref().ok_or_else(|| foreign(&image.layers[n].digest));
+    let name = hive.layer_name();
+    let base = layer(0)?;
+    let Some(base) = find(base, &format!("Hives/{name}_BASE"))
+        .or_else(|| find(base, &format!("Files/Windows/System32/config/{}", hive.config_file())))
+    else {
+        return Ok(None);
+    };
+    let mut entries = vec![(0, base.clone())];
+    for n in 1..=top {
+        if let Some(delta) = find(layer(n)?, &format!("Hives/{name}_Delta")) {
+            entries.push((n, delta.clone()));
         }
-        let stream = super::layers::file(&self.app.blobs, &image.layers[n].digest, entry).await?;
-        Ok(Some(
-            strata_storage::stream::collect_limited(stream, MAX_HIVE)
-                .await?
-                .to_vec(),
-        ))
     }
+    let total: u64 = entries.iter().map(|(_, e)| e.size).sum();
+    if total > MAX_STACK {
+        return Err(unprocessable(format!(
+            "the {} hive's files are {total} bytes together, more than {MAX_STACK}",
+            hive.root()
+        )));
+    }
+    Ok(Some(entries))
+}
 
+impl Ui {
     /// The merged files of `hive` in the image's layers up to `top`; none when the bottom layer
-    /// has no such hive.
+    /// has no such hive. A few stacks are built at a time, each of bounded size.
     async fn hive_stack(
         &self,
         image: &Image,
@@ -106,33 +112,24 @@ impl Ui {
         if let Some(stack) = self.hives.get(&key) {
             return Ok(Some(stack));
         }
-        let name = hive.layer_name();
-        let base = match self.hive_file(image, indexes, 0, &format!("Hives/{name}_BASE")).await? {
-            Some(bytes) => bytes,
-            None => match self
-                .hive_file(
-                    image,
-                    indexes,
-                    0,
-                    &format!("Files/Windows/System32/config/{}", hive.config_file()),
-                )
-                .await?
-            {
-                Some(bytes) => bytes,
-                None => return Ok(None),
-            },
+        let Some(entries) = hive_entries(image, indexes, top, hive)? else {
+            return Ok(None);
         };
-        let parse = |bytes, n: usize| {
-            Hive::parse(bytes).map_err(|e| unprocessable(format!("the {} hive of layer {}: {e}", hive.root(), n + 1)))
-        };
-        let mut hives = vec![parse(base, 0)?];
-        for n in 1..=top {
-            if let Some(bytes) = self
-                .hive_file(image, indexes, n, &format!("Hives/{name}_Delta"))
+        let _building = self.hives.building().await;
+        // Built by another request while this one waited.
+        if let Some(stack) = self.hives.get(&key) {
+            return Ok(Some(stack));
+        }
+        let mut hives = Vec::with_capacity(entries.len());
+        for (n, entry) in &entries {
+            let stream = super::layers::file(&self.app.blobs, &image.layers[*n].digest, entry).await?;
+            let bytes = strata_storage::stream::collect_limited(stream, entry.size)
                 .await?
-            {
-                hives.push(parse(bytes, n)?);
-            }
+                .to_vec();
+            hives.push(
+                Hive::parse(bytes)
+                    .map_err(|e| unprocessable(format!("the {} hive of layer {}: {e}", hive.root(), n + 1)))?,
+            );
         }
         let stack = Arc::new(Stack::new(hives));
         self.hives.put(key, stack.clone());
@@ -157,16 +154,14 @@ impl Ui {
         let indexes = self.indexes(&image, top).await?;
         let path = RegPath::parse(key).map_err(|e| ApiError::new(Code::NameInvalid, e.to_string()))?;
         let mut hives = Vec::new();
-        let mut wanted = None;
         for hive in HiveName::ALL {
-            if let Some(stack) = self.hive_stack(&image, &indexes, top, hive).await? {
+            if hive_entries(&image, &indexes, top, hive)?.is_some() {
                 hives.push(hive.root());
-                if hive == path.hive {
-                    wanted = Some(stack);
-                }
             }
         }
-        let stack = wanted
+        let stack = self
+            .hive_stack(&image, &indexes, top, path.hive)
+            .await?
             .ok_or_else(|| ApiError::new(Code::BlobUnknown, format!("the image has no {} hive", path.hive.root())))?;
         let corrupt = |e: strata_hive::HiveError| unprocessable(format!("{}: {e}", path.hive.root()));
         let merged = stack
