@@ -87,6 +87,11 @@ impl ForeignPolicy {
         self.fetch.iter().any(|r| r.is_match(url)) && !self.denies(url)
     }
 
+    /// Whether the pull-through cache may download foreign layers at all.
+    pub fn fetches_any(&self) -> bool {
+        !self.fetch.is_empty()
+    }
+
     fn denies(&self, url: &str) -> bool {
         self.deny.iter().any(|r| r.is_match(url))
     }

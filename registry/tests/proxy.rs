@@ -653,7 +653,7 @@ async fn foreign_layers_the_upstream_lacks_come_from_their_urls_only_where_the_p
         .get(&format!("/v2/mirror/windows/base/blobs/{}", digest(good_seed)))
         .await;
     assert_eq!(refused.status(), StatusCode::NOT_FOUND);
-    assert!(refused.text().await.unwrap().contains("[foreign_layers] fetch"));
+    assert!(refused.text().await.unwrap().contains("BLOB_UNKNOWN"));
     assert_eq!(hit("/layers/good"), 0);
 
     let mut open = mirror_of(&upstream.base, Duration::from_secs(3600));
@@ -689,6 +689,13 @@ async fn foreign_layers_the_upstream_lacks_come_from_their_urls_only_where_the_p
         .get(&format!("/v2/mirror/windows/base/blobs/{}", digest(denied_seed)))
         .await;
     assert_eq!(denied.status(), StatusCode::NOT_FOUND);
+    assert!(
+        denied
+            .text()
+            .await
+            .unwrap()
+            .contains("[foreign_layers] fetch allows none of its URLs")
+    );
     assert_eq!(hit("/denied/layer"), 0);
     let corrupt_path = format!("/v2/mirror/windows/base/blobs/{}", digest(corrupt_seed));
     for attempt in 1..=2 {

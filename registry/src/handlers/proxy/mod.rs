@@ -286,6 +286,10 @@ async fn locate(
     {
         return Ok(Source::Upstream(size));
     }
+    // Without URLs to fetch from, nothing more to look for: a miss costs no manifest reads.
+    if !state.foreign.fetches_any() {
+        return Err(blob_unknown(digest));
+    }
     match foreign::descriptor(state, name, digest).await? {
         Some(layer) if layer.urls.iter().any(|u| state.foreign.fetches(u)) => Ok(Source::Foreign(Box::new(layer))),
         Some(_) => Err(ApiError::new(
