@@ -33,8 +33,16 @@ pub(super) async fn descriptor(
     revisions.sort_by_key(|r| std::cmp::Reverse(r.0));
     let limit = state.config.limits.max_manifest_bytes;
     for (_, manifest) in revisions.into_iter().take(MANIFESTS_SEARCHED) {
-        let Ok(bytes) = state.blobs.read_limited(&manifest, limit).await else {
-            continue;
+        // Through the manifest cache: a repeated search reads no manifest again.
+        let bytes = match state.manifests.get(&manifest) {
+            Some(bytes) => bytes,
+            None => match state.blobs.read_limited(&manifest, limit).await {
+                Ok(bytes) => {
+                    state.manifests.insert(manifest.clone(), bytes.clone());
+                    bytes
+                }
+                Err(_) => continue,
+            },
         };
         let Ok(parsed) = Manifest::parse(&bytes, None) else {
             continue;
