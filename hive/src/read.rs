@@ -312,8 +312,17 @@ impl<'h> KeyNode<'h> {
         if count == 0 {
             return Ok(Vec::new());
         }
-        let mut out = Vec::new();
-        self.list(self.u32(28), true, &mut out)?;
+        // Each subkey is a cell of at least NK_FIXED bytes: more cannot fit in the file. The
+        // lists are read only up to `count`, so an `ri` naming one long list many times
+        // cannot make the listing (or its memory) grow past what the file could hold.
+        if count > self.hive.len() / NK_FIXED {
+            return Err(HiveError::corrupt(
+                self.offset,
+                format!("{count} subkeys counted, more than the file can hold"),
+            ));
+        }
+        let mut out = Vec::with_capacity(count);
+        self.list(self.u32(28), true, count, &mut out)?;
         if out.len() != count {
             return Err(HiveError::corrupt(
                 self.offset,
@@ -323,7 +332,7 @@ impl<'h> KeyNode<'h> {
         Ok(out)
     }
 
-    fn list(&self, offset: u32, top: bool, out: &mut Vec<KeyNode<'h>>) -> Result<()> {
+    fn list(&self, offset: u32, top: bool, count: usize, out: &mut Vec<KeyNode<'h>>) -> Result<()> {
         let cell = self.hive.cell(offset)?;
         let n = u16_at(cell, 2).ok_or_else(|| HiveError::corrupt(offset, "subkey list too short"))? as usize;
         let (stride, nested) = match cell.get(..2) {
@@ -339,7 +348,12 @@ impl<'h> KeyNode<'h> {
         for i in 0..n {
             let element = u32_at(cell, 4 + i * stride).expect("checked");
             if nested {
-                self.list(element, false, out)?;
+                self.list(element, false, count, out)?;
+            } else if out.len() == count {
+                return Err(HiveError::corrupt(
+                    offset,
+                    format!("more than the {count} subkeys counted"),
+                ));
             } else {
                 out.push(KeyNode::at(self.hive, element)?);
             }

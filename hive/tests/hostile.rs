@@ -226,3 +226,44 @@ proptest! {
         let _ = read_all(b);
     }
 }
+
+#[test]
+fn an_ri_list_naming_one_long_list_many_times_is_refused_quickly() {
+    // The root's subkey list becomes an ri whose entries all name Wide's list of 400: listed
+    // without a bound, that is entries × 400 key nodes (and their memory).
+    let many: Vec<Key> = (0..400).map(|i| key(&format!("k{i}"), vec![], vec![])).collect();
+    let root = key(
+        "ROOT",
+        vec![],
+        vec![key("Wide", vec![], many), key("Other", vec![], vec![])],
+    );
+    let mut b = bytes_of(&root, false);
+    let hive = Hive::parse(b.clone()).unwrap();
+    let root_nk = at(hive.root().unwrap().offset());
+    let read = |b: &[u8], pos: usize| u32::from_le_bytes(b[pos..pos + 4].try_into().unwrap());
+    let wide_list = read(
+        &b,
+        at(hive.root().unwrap().subkey("Wide").unwrap().unwrap().offset()) + 28,
+    );
+    // The root's lh list of two (4 + 2 × 8 bytes) has room for an ri of three entries.
+    let root_list = read(&b, root_nk + 28);
+    b[at(root_list)..at(root_list) + 2].copy_from_slice(b"ri");
+    b[at(root_list) + 2..at(root_list) + 4].copy_from_slice(&3u16.to_le_bytes());
+    for i in 0..3 {
+        put32(&mut b, at(root_list) + 4 + i * 4, wide_list);
+    }
+    let started = std::time::Instant::now();
+    // As many subkeys counted as the file could hold: the listing stops there.
+    let most = u32::try_from(b.len() / 76).unwrap();
+    put32(&mut b, root_nk + 20, most);
+    let e = Hive::parse(b.clone()).unwrap().root().unwrap().subkeys().unwrap_err();
+    assert!(
+        e.to_string().contains(&format!("more than the {most} subkeys counted")),
+        "{e}"
+    );
+    // More than it could hold: refused before any list is read.
+    put32(&mut b, root_nk + 20, u32::MAX);
+    let e = Hive::parse(b).unwrap().root().unwrap().subkeys().unwrap_err();
+    assert!(e.to_string().contains("more than the file can hold"), "{e}");
+    assert!(started.elapsed().as_secs() < 2);
+}

@@ -59,11 +59,19 @@ fn unprocessable(message: String) -> ApiError {
 /// The entry at `path` of a layer, compared without case (a Windows layer).
 fn find<'a>(index: &'a LayerIndex, path: &str) -> Option<&'a Entry> {
     let wanted = strata_hive::fold(path);
+    // For an ASCII name (most of them) folding is ASCII case: no allocation per entry.
+    let same = |name: &str| {
+        if name.is_ascii() && path.is_ascii() {
+            name.eq_ignore_ascii_case(path)
+        } else {
+            strata_hive::fold(name) == wanted
+        }
+    };
     index
         .entries
         .iter()
         .rev()
-        .find(|e| e.kind == EntryKind::File && strata_hive::fold(&e.path) == wanted)
+        .find(|e| e.kind == EntryKind::File && same(&e.path))
 }
 
 /// The files of `hive` in layers `..=top` (layer, entry), base first; none when the bottom
