@@ -197,3 +197,110 @@ fn a_merged_delta_round_trips_through_the_writer() {
     assert_eq!(again.root().unwrap().unwrap().to_key().unwrap(), merged);
     assert_eq!(merged.semantics, Semantics::Normal);
 }
+
+mod generated {
+    use proptest::prelude::*;
+    use strata_hive::{Hive, Key, Semantics, Value, WriteOptions, fold, write};
+
+    fn name() -> impl Strategy<Value = String> {
+        prop_oneof!["[A-Za-z0-9 ._-]{1,12}", "[À-ÿ]{1,6}", "[а-я鍵🗝]{1,4}",]
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        (
+            prop_oneof![Just(String::new()), name()],
+            0u32..12,
+            prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..8),
+                proptest::collection::vec(any::<u8>(), 16_340..16_350),
+                proptest::collection::vec(any::<u8>(), 40_000..40_010),
+            ],
+            any::<bool>(),
+        )
+            .prop_map(|(name, kind, data, tombstone)| Value {
+                name,
+                kind: if tombstone { 0 } else { kind },
+                data: if tombstone { Vec::new() } else { data },
+                tombstone,
+            })
+    }
+
+    fn semantics() -> impl Strategy<Value = Semantics> {
+        prop_oneof![
+            Just(Semantics::Normal),
+            Just(Semantics::Tombstone),
+            Just(Semantics::SupersedeLocal),
+            Just(Semantics::SupersedeTree),
+        ]
+    }
+
+    /// Keys with distinct names at each level, as a hive requires; a tombstone holds nothing.
+    fn tree() -> impl Strategy<Value = Key> {
+        let leaf = (
+            name(),
+            proptest::collection::vec(value(), 0..4),
+            semantics(),
+            any::<bool>(),
+        )
+            .prop_map(|(name, values, semantics, inherit_class)| {
+                tidy(Key {
+                    name,
+                    values,
+                    semantics,
+                    inherit_class,
+                    ..Key::default()
+                })
+            });
+        leaf.prop_recursive(4, 40, 6, |inner| {
+            (
+                name(),
+                proptest::collection::vec(value(), 0..3),
+                proptest::collection::vec(inner, 0..6),
+                semantics(),
+            )
+                .prop_map(|(name, values, subkeys, semantics)| {
+                    tidy(Key {
+                        name,
+                        values,
+                        subkeys,
+                        semantics,
+                        last_written: 7,
+                        ..Key::default()
+                    })
+                })
+        })
+    }
+
+    fn tidy(mut key: Key) -> Key {
+        let mut seen = std::collections::HashSet::new();
+        key.values.retain(|v| seen.insert(fold(&v.name)));
+        let mut seen = std::collections::HashSet::new();
+        key.subkeys.retain(|k| seen.insert(fold(&k.name)));
+        if key.semantics == Semantics::Tombstone {
+            key.values.clear();
+            key.subkeys.clear();
+            key.inherit_class = false;
+        }
+        key
+    }
+
+    fn sorted(mut key: Key) -> Key {
+        key.subkeys = key.subkeys.into_iter().map(sorted).collect();
+        key.subkeys
+            .sort_by(|a, b| fold(&a.name).encode_utf16().cmp(fold(&b.name).encode_utf16()));
+        key
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+        /// Any tree the writer accepts reads back exactly, delta semantics included.
+        #[test]
+        fn written_trees_read_back_exactly(mut root in tree()) {
+            root.semantics = Semantics::Normal;
+            let bytes = write(&root, &WriteOptions { layered: true, ..WriteOptions::default() }).unwrap();
+            let hive = Hive::parse(bytes).unwrap();
+            prop_assert_eq!(Key::load(&hive.root().unwrap()).unwrap(), sorted(root));
+        }
+    }
+}
