@@ -12,25 +12,32 @@ use std::path::{Path, PathBuf};
 use strata_hive::{Hive, HiveError, HiveName, Key, RegPath, Semantics, Stack, Value, WriteOptions};
 
 use super::names::fold_key;
-use super::{RecordKind, beneath, read_sidecar};
+use super::{Record, RecordKind, beneath, read_sidecar};
 use crate::store::{Result, StoreError, io_error as io};
 
 /// Largest hive file read (Windows caps a hive at 2 GiB; images carry far less).
 pub const MAX_HIVE_BYTES: u64 = 1 << 30;
 
-/// A file of a Windows layer directory, found case-insensitively through its sidecar.
-fn layer_file(dir: &Path, path: &str) -> Result<Option<Vec<u8>>> {
-    let records = match read_sidecar(dir) {
-        Ok(records) => records,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io("read", dir.join(super::SIDECAR), e)),
-    };
-    let key = fold_key(path);
-    let Some(record) = records
-        .iter()
-        .rev()
-        .find(|r| fold_key(&r.path) == key && r.kind == RecordKind::File)
-    else {
+/// The records of the Windows layer in `dir` (none for a directory without a sidecar, such as
+/// a scratch layer nothing was written to yet).
+fn records(dir: &Path) -> Result<Vec<Record>> {
+    match read_sidecar(dir) {
+        Ok(records) => Ok(records),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(io("read", dir.join(super::SIDECAR), e)),
+    }
+}
+
+/// The file at the first of `paths` a layer has (compared case-insensitively, as Windows
+/// names are), read whole up to [`MAX_HIVE_BYTES`].
+fn layer_file(dir: &Path, records: &[Record], paths: &[String]) -> Result<Option<Vec<u8>>> {
+    let Some(record) = paths.iter().find_map(|path| {
+        let key = fold_key(path);
+        records
+            .iter()
+            .rev()
+            .find(|r| r.kind == RecordKind::File && fold_key(&r.path) == key)
+    }) else {
         return Ok(None);
     };
     let file = beneath::open_file(dir, record.disk_path()).map_err(|e| io("open", dir.join(record.disk_path()), e))?;
@@ -48,11 +55,11 @@ fn layer_file(dir: &Path, path: &str) -> Result<Option<Vec<u8>>> {
 }
 
 fn parse(bytes: Vec<u8>, what: &str) -> Result<Hive> {
-    Hive::parse(bytes).map_err(|e| StoreError::Invalid(format!("{what}: {e}")))
+    Hive::parse(bytes).map_err(|e| hive_error(what, &e))
 }
 
 /// A hive error as the store's, naming what was being read.
-pub fn hive_error(what: &str, e: &HiveError) -> StoreError {
+fn hive_error(what: &str, e: &HiveError) -> StoreError {
     StoreError::Invalid(format!("{what}: {e}"))
 }
 
@@ -67,15 +74,12 @@ pub fn stack(layers: &[PathBuf], upper: Option<&Path>, hive: HiveName) -> Result
     let Some(base_dir) = layers.first() else {
         return Ok(None);
     };
-    let base = match layer_file(base_dir, &format!("Hives/{}_BASE", hive.layer_name()))? {
-        Some(bytes) => bytes,
-        None => match layer_file(
-            base_dir,
-            &format!("Files/Windows/System32/config/{}", hive.config_file()),
-        )? {
-            Some(bytes) => bytes,
-            None => return Ok(None),
-        },
+    let base_paths = [
+        format!("Hives/{}_BASE", hive.layer_name()),
+        format!("Files/Windows/System32/config/{}", hive.config_file()),
+    ];
+    let Some(base) = layer_file(base_dir, &records(base_dir)?, &base_paths)? else {
+        return Ok(None);
     };
     let mut hives = vec![parse(base, &format!("{} of the base layer", hive.root()))?];
     let delta = delta_path(hive);
@@ -86,7 +90,7 @@ pub fn stack(layers: &[PathBuf], upper: Option<&Path>, hive: HiveName) -> Result
         .map(|(i, d)| (i, d.as_path()))
         .chain(upper.map(|u| (layers.len(), u)))
     {
-        if let Some(bytes) = layer_file(dir, &delta)? {
+        if let Some(bytes) = layer_file(dir, &records(dir)?, std::slice::from_ref(&delta))? {
             hives.push(parse(bytes, &format!("{delta} of layer {i}"))?);
         }
     }
@@ -122,7 +126,7 @@ struct Edit<'a> {
 impl<'a> Edit<'a> {
     fn open(layers: &'a [PathBuf], upper: &'a Path, hive: HiveName) -> Result<Self> {
         let lower = stack(layers, None, hive)?.ok_or_else(|| no_hive(hive))?;
-        let root = match layer_file(upper, &delta_path(hive))? {
+        let root = match layer_file(upper, &records(upper)?, &[delta_path(hive)])? {
             Some(bytes) => {
                 let parsed = parse(bytes, &format!("the container's {}", delta_path(hive)))?;
                 let root = parsed
@@ -309,4 +313,72 @@ fn require_key(layers: &[PathBuf], upper: &Path, path: &RegPath) -> Result<Vec<V
         .map_err(|e| hive_error(path.hive.root(), &e))?
         .ok_or_else(|| StoreError::NotFound(format!("{}: no such key", path.display())))?;
     key.values().map_err(|e| hive_error(path.hive.root(), &e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_hive::testing::{key, sz};
+
+    /// A layer directory holding `files` (path, bytes) with their sidecar records.
+    fn layer(dir: &Path, files: &[(&str, Vec<u8>)]) {
+        let mut records = Vec::new();
+        for (path, bytes) in files {
+            let file = dir.join(path);
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(&file, bytes).unwrap();
+            records.push(Record {
+                size: bytes.len() as u64,
+                ..super::super::scratch::new_file(path)
+            });
+        }
+        let lines: Vec<String> = records.iter().map(|r| serde_json::to_string(r).unwrap()).collect();
+        std::fs::write(dir.join(super::super::SIDECAR), lines.join("\n")).unwrap();
+    }
+
+    fn hive(value: &str, layered: bool) -> Vec<u8> {
+        let root = key("ROOT", vec![sz("From", value)], vec![]);
+        let options = WriteOptions {
+            layered,
+            ..WriteOptions::default()
+        };
+        strata_hive::write(&root, &options).unwrap()
+    }
+
+    fn from(stack: &Stack) -> String {
+        let v = stack.root().unwrap().unwrap().value("From").unwrap().unwrap();
+        strata_hive::data::display(v.kind, &v.data)
+    }
+
+    #[test]
+    fn the_base_is_hives_base_before_the_config_file_and_default_maps_to_defaultuser() {
+        let dir = tempfile::tempdir().unwrap();
+        let (base, top) = (dir.path().join("base"), dir.path().join("top"));
+        layer(
+            &base,
+            &[
+                ("Files/Windows/System32/config/SOFTWARE", hive("config", false)),
+                ("Hives/SOFTWARE_BASE", hive("base", false)),
+                ("Files/Windows/System32/config/default", hive("default", false)),
+            ],
+        );
+        layer(&top, &[("Hives/DEFAULTUSER_Delta", hive("delta", true))]);
+        let layers = [base.clone(), top];
+        assert_eq!(
+            from(&stack(&layers, None, HiveName::Software).unwrap().unwrap()),
+            "base"
+        );
+        let default = stack(&layers, None, HiveName::Default).unwrap().unwrap();
+        assert_eq!((default.len(), from(&default)), (2, "delta".to_owned()));
+        assert!(stack(&layers, None, HiveName::Sam).unwrap().is_none());
+        // A delta in the base layer is not one: only layers above add deltas.
+        layer(
+            &base,
+            &[
+                ("Hives/SYSTEM_BASE", hive("base", false)),
+                ("Hives/SYSTEM_Delta", hive("x", true)),
+            ],
+        );
+        assert_eq!(stack(&[base], None, HiveName::System).unwrap().unwrap().len(), 1);
+    }
 }

@@ -184,7 +184,7 @@ fn copy_tree(
 
 /// The record of a file new in the scratch layer, as Windows would make it: archive attribute,
 /// no metadata of its own yet.
-fn new_file(path: &str) -> Record {
+pub(super) fn new_file(path: &str) -> Record {
     Record {
         path: path.to_owned(),
         disk: None,
