@@ -12,8 +12,8 @@
 //! - the class is the nearest node's that does not inherit it; the last-written time is the
 //!   newest.
 //!
-//! A key path is resolved layer by layer this way, so a subkey's layers are those of its
-//! parent that still count.
+//! A key path is resolved level by level this way: a subkey's nodes are the children of its
+//! parent's nodes that still count.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -33,10 +33,10 @@ pub struct Stack {
 pub struct MergedKey<'s> {
     /// The nodes whose values and class count, nearest first (layer index, base = 0).
     local: Vec<(usize, KeyNode<'s>)>,
-    /// The nodes whose subkeys count, nearest first.
+    /// The nodes whose subkeys count, nearest first. A subkey's nodes are only ever the
+    /// children of these, so what a tombstone or a supersede-tree node cut off here stays cut
+    /// off all the way down.
     tree: Vec<(usize, KeyNode<'s>)>,
-    /// Layers under this one do not count for the subkeys.
-    floor: usize,
 }
 
 impl Stack {
@@ -66,7 +66,7 @@ impl Stack {
         for (layer, hive) in self.hives.iter().enumerate().rev() {
             nodes.push((layer, hive.root()?));
         }
-        Ok(MergedKey::resolve(nodes, 0))
+        Ok(MergedKey::resolve(nodes))
     }
 
     /// The merged key at `path` (names below the root, compared case-insensitively).
@@ -86,17 +86,16 @@ impl Stack {
 }
 
 impl<'s> MergedKey<'s> {
-    /// Resolves the nodes of one key (nearest first, all at or above `floor`).
-    fn resolve(nodes: Vec<(usize, KeyNode<'s>)>, floor: usize) -> Option<Self> {
+    /// Resolves the nodes of one key (nearest first).
+    fn resolve(nodes: Vec<(usize, KeyNode<'s>)>) -> Option<Self> {
         if nodes.first()?.1.semantics() == Semantics::Tombstone {
             return None;
         }
         let (mut local, mut tree) = (Vec::new(), Vec::new());
-        let (mut local_open, mut child_floor) = (true, floor);
+        let mut local_open = true;
         for (layer, node) in nodes {
             let semantics = node.semantics();
             if semantics == Semantics::Tombstone {
-                child_floor = layer + 1;
                 break;
             }
             if local_open {
@@ -105,18 +104,11 @@ impl<'s> MergedKey<'s> {
             tree.push((layer, node));
             match semantics {
                 Semantics::SupersedeLocal => local_open = false,
-                Semantics::SupersedeTree => {
-                    child_floor = layer;
-                    break;
-                }
+                Semantics::SupersedeTree => break,
                 _ => {}
             }
         }
-        Some(MergedKey {
-            local,
-            tree,
-            floor: child_floor,
-        })
+        Some(MergedKey { local, tree })
     }
 
     /// Its name, as the nearest layer spells it.
@@ -179,10 +171,7 @@ impl<'s> MergedKey<'s> {
                 children.entry(fold(&child.name())).or_default().push((*layer, child));
             }
         }
-        Ok(children
-            .into_values()
-            .filter_map(|nodes| Self::resolve(nodes, self.floor))
-            .collect())
+        Ok(children.into_values().filter_map(Self::resolve).collect())
     }
 
     /// The subkey named `name` (case-insensitively).
@@ -193,7 +182,7 @@ impl<'s> MergedKey<'s> {
                 nodes.push((*layer, child));
             }
         }
-        Ok(Self::resolve(nodes, self.floor))
+        Ok(Self::resolve(nodes))
     }
 
     /// Visits this key and every key below it, depth first in name order, with each one's depth

@@ -291,6 +291,136 @@ mod generated {
         key
     }
 
+    /// Trees over a few names (in two cases), so that layers overlap.
+    fn overlapping() -> impl Strategy<Value = Key> {
+        let name = || prop_oneof![Just("a"), Just("b"), Just("A"), Just("c")].prop_map(str::to_owned);
+        let value = (
+            prop_oneof![Just("x"), Just("X"), Just("y"), Just("")],
+            0u8..4,
+            any::<bool>(),
+        )
+            .prop_map(|(name, data, tombstone)| Value {
+                name: name.to_owned(),
+                kind: if tombstone { 0 } else { 4 },
+                data: if tombstone { Vec::new() } else { vec![data, 0, 0, 0] },
+                tombstone,
+            });
+        let class = proptest::option::of(prop_oneof![Just("K1"), Just("K2")]);
+        let node = move |subkeys: Vec<Key>| {
+            (
+                name(),
+                proptest::collection::vec(value.clone(), 0..3),
+                semantics(),
+                any::<bool>(),
+                class.clone(),
+                0u64..4,
+            )
+                .prop_map(move |(name, values, semantics, inherit_class, class, time)| {
+                    tidy(Key {
+                        name,
+                        values,
+                        subkeys: subkeys.clone(),
+                        semantics,
+                        inherit_class,
+                        class: class.map(|c| c.encode_utf16().flat_map(u16::to_le_bytes).collect()),
+                        last_written: time,
+                    })
+                })
+        };
+        let leaf = node(Vec::new());
+        leaf.prop_recursive(3, 30, 4, move |inner| {
+            let node = node.clone();
+            proptest::collection::vec(inner, 0..4).prop_flat_map(move |subkeys| node(subkeys))
+        })
+    }
+
+    /// The merge rules over owned trees, nodes nearest first: what the merge of hive files must
+    /// give.
+    fn reference(nodes: &[&Key]) -> Option<Key> {
+        if nodes.first()?.semantics == Semantics::Tombstone {
+            return None;
+        }
+        let (mut local, mut tree, mut open) = (Vec::new(), Vec::new(), true);
+        for n in nodes {
+            if n.semantics == Semantics::Tombstone {
+                break;
+            }
+            if open {
+                local.push(*n);
+            }
+            tree.push(*n);
+            match n.semantics {
+                Semantics::SupersedeLocal => open = false,
+                Semantics::SupersedeTree => break,
+                _ => {}
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut values: Vec<Value> = local
+            .iter()
+            .flat_map(|n| &n.values)
+            .filter(|v| seen.insert(fold(&v.name)) && !v.tombstone)
+            .cloned()
+            .collect();
+        values.sort_by_key(|v| fold(&v.name));
+        let mut children: std::collections::BTreeMap<String, Vec<&Key>> = std::collections::BTreeMap::new();
+        for n in &tree {
+            for c in &n.subkeys {
+                children.entry(fold(&c.name)).or_default().push(c);
+            }
+        }
+        Some(Key {
+            name: tree[0].name.clone(),
+            class: tree.iter().find(|n| !n.inherit_class).and_then(|n| n.class.clone()),
+            last_written: tree.iter().map(|n| n.last_written).max().unwrap_or(0),
+            semantics: Semantics::Normal,
+            inherit_class: false,
+            values,
+            subkeys: children.values().filter_map(|c| reference(c)).collect(),
+        })
+    }
+
+    /// What a base hive keeps: no layered semantics (a tombstone value is an empty REG_NONE).
+    fn plain(mut key: Key) -> Key {
+        key.semantics = Semantics::Normal;
+        key.inherit_class = false;
+        for v in &mut key.values {
+            v.tombstone = false;
+        }
+        key.subkeys = key.subkeys.into_iter().map(plain).collect();
+        key
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        /// The merge of a base hive and up to three delta hives, read from their files, is the
+        /// reference merge of the trees they were written from.
+        #[test]
+        fn the_merge_of_written_layers_is_the_reference_merge(
+            base in overlapping(),
+            deltas in proptest::collection::vec(overlapping(), 0..4),
+        ) {
+            let mut base = plain(base);
+            base.name = "ROOT".into();
+            let deltas: Vec<Key> = deltas
+                .into_iter()
+                .map(|mut d| {
+                    d.name = "ROOT".into();
+                    d.semantics = Semantics::Normal;
+                    d
+                })
+                .collect();
+            let mut hives = vec![Hive::parse(write(&base, &WriteOptions::default()).unwrap()).unwrap()];
+            for d in &deltas {
+                hives.push(Hive::parse(write(d, &WriteOptions { layered: true, ..WriteOptions::default() }).unwrap()).unwrap());
+            }
+            let merged = strata_hive::Stack::new(hives).root().unwrap().unwrap().to_key().unwrap();
+            let nearest_first: Vec<&Key> = deltas.iter().rev().chain([&base]).collect();
+            prop_assert_eq!(Some(merged), reference(&nearest_first));
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
 
