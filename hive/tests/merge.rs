@@ -330,7 +330,7 @@ mod generated {
         let leaf = node(Vec::new());
         leaf.prop_recursive(3, 30, 4, move |inner| {
             let node = node.clone();
-            proptest::collection::vec(inner, 0..4).prop_flat_map(move |subkeys| node(subkeys))
+            proptest::collection::vec(inner, 0..4).prop_flat_map(node)
         })
     }
 
