@@ -601,7 +601,14 @@ async fn the_registry_of_a_windows_image_is_its_layers_hives_merged() {
     let alice = sign_in(&r, "alice", "a-pass").await;
     let at = format!("/ui/r/windows/registry@{}", image.digest);
 
-    // The merged key, its values and subkeys; links from the file browser.
+    // The merged key, its values and subkeys; links from the image and its file browser.
+    let (_, image_page) = page(&r, Some(&alice), &at).await;
+    assert!(
+        image_page.contains("id=\"registry\""),
+        "a link to the registry on the image page"
+    );
+    let (_, linux) = page(&r, Some(&alice), "/ui/r/library/busybox:1.36").await;
+    assert!(!linux.contains("id=\"registry\""));
     let (status, files) = page(&r, Some(&alice), &format!("{at}?files=")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(files.contains("?registry=HKLM%5CSOFTWARE"), "a link to the registry");

@@ -228,8 +228,11 @@ pub(super) fn image(visitor: &Visitor, host: &str, view: &ImageView) -> Markup {
             @for (k, v) in &view.annotations { dt { (k) } dd { (v) } }
         }
         (pull_commands(host, &pull_ref))
-        @if view.image.is_some() {
-            p { a #browse href=(dir_link(name, &view.digest, None, "")) { "Browse the image's files" } }
+        @if let Some(image) = &view.image {
+            p {
+                a #browse href=(dir_link(name, &view.digest, None, "")) { "Browse the image's files" }
+                @if image.os == "windows" { " · " a #registry href=(key_link(name, &view.digest, None, "HKLM\\SOFTWARE")) { "its registry" } }
+            }
         }
         @if !view.platforms.is_empty() {
             h2 { "Platforms" }
