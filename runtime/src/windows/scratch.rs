@@ -183,7 +183,7 @@ fn copy_tree(
 }
 
 /// The record of a file new in the scratch layer, as Windows would make it: archive attribute,
-/// no metadata of its own yet.
+/// no metadata of its own yet (a directory changes the kind and attributes).
 pub(super) fn new_file(path: &str) -> Record {
     Record {
         path: path.to_owned(),
@@ -295,19 +295,9 @@ pub fn write_layer(upper: &Path, out: impl Write) -> Result<u64> {
     };
     for top in ["Files", "Hives"] {
         let dir = Record {
-            path: top.into(),
-            disk: None,
             kind: RecordKind::Dir,
             attributes: ATTR_DIRECTORY,
-            size: 0,
-            mtime: None,
-            creation_time: None,
-            security_descriptor: None,
-            sddl: None,
-            target: None,
-            eas: BTreeMap::new(),
-            streams: Vec::new(),
-            pax: Vec::new(),
+            ..new_file(top)
         };
         append(&mut builder, &dir, &mut std::io::empty())?;
     }
