@@ -60,10 +60,20 @@ impl Stack {
         &self.hives
     }
 
+    /// Adds `hive` on top (a container's delta over its image's).
+    pub fn push(&mut self, hive: Hive) {
+        self.hives.push(hive);
+    }
+
     /// The merged root key (`None` only for an empty stack).
     pub fn root(&self) -> Result<Option<MergedKey<'_>>> {
-        let mut nodes = Vec::with_capacity(self.hives.len());
-        for (layer, hive) in self.hives.iter().enumerate().rev() {
+        self.root_in(self.hives.len())
+    }
+
+    /// The merged root key of the first `files` hive files only (the layers up to one).
+    fn root_in(&self, files: usize) -> Result<Option<MergedKey<'_>>> {
+        let mut nodes = Vec::with_capacity(files);
+        for (layer, hive) in self.hives.iter().enumerate().take(files).rev() {
             nodes.push((layer, hive.root()?));
         }
         Ok(MergedKey::resolve(nodes))
@@ -71,10 +81,15 @@ impl Stack {
 
     /// The merged key at `path` (names below the root, compared case-insensitively).
     pub fn open<S: AsRef<str>>(&self, path: &[S]) -> Result<Option<MergedKey<'_>>> {
+        self.open_in(path, self.hives.len())
+    }
+
+    /// The merged key at `path` in the first `files` hive files only.
+    pub fn open_in<S: AsRef<str>>(&self, path: &[S], files: usize) -> Result<Option<MergedKey<'_>>> {
         if path.len() > MAX_DEPTH {
             return Err(HiveError::Invalid(format!("a key path deeper than {MAX_DEPTH} levels")));
         }
-        let mut key = self.root()?;
+        let mut key = self.root_in(files)?;
         for name in path {
             key = match key {
                 Some(k) => k.subkey(name.as_ref())?,
@@ -119,11 +134,6 @@ impl<'s> MergedKey<'s> {
     /// The newest last-written time of its nodes (FILETIME).
     pub fn last_written(&self) -> u64 {
         self.tree.iter().map(|(_, n)| n.last_written()).max().unwrap_or(0)
-    }
-
-    /// The layers it has a node in, nearest first.
-    pub fn layers(&self) -> Vec<usize> {
-        self.tree.iter().map(|(l, _)| *l).collect()
     }
 
     /// Its class: the nearest node's that does not inherit it.

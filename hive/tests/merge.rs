@@ -73,6 +73,9 @@ fn every_hive_written_reads_back_exactly() {
             expected.inherit_class = false;
         }
         assert_eq!(Key::load(&read.root().unwrap()).unwrap(), expected);
+        // The shared security descriptor: self-relative (revision 1, SE_SELF_RELATIVE set).
+        let sd = read.root().unwrap().security().expect("an sk cell");
+        assert_eq!((sd[0], u16::from_le_bytes([sd[2], sd[3]]) & 0x8000), (1, 0x8000));
     }
 
     // Many subkeys (an ri over lh lists), big and empty values, every type.

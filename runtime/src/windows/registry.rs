@@ -114,28 +114,34 @@ fn filetime_now() -> u64 {
 }
 
 /// A container's registry edit: the scratch layer's delta of one hive, loaded for a change and
-/// saved after it.
+/// saved after it. Each hive file is read once per edit.
 struct Edit<'a> {
-    layers: &'a [PathBuf],
     upper: &'a Path,
     hive: HiveName,
+    /// The image's hive files, then the scratch delta when there is one.
+    stack: Stack,
+    /// How many of them are the image's.
+    image_files: usize,
     /// The scratch delta's root.
     root: Key,
 }
 
 impl<'a> Edit<'a> {
-    fn open(layers: &'a [PathBuf], upper: &'a Path, hive: HiveName) -> Result<Self> {
-        let lower = stack(layers, None, hive)?.ok_or_else(|| no_hive(hive))?;
+    fn open(layers: &[PathBuf], upper: &'a Path, hive: HiveName) -> Result<Self> {
+        let mut stack = stack(layers, None, hive)?.ok_or_else(|| no_hive(hive))?;
+        let image_files = stack.len();
         let root = match layer_file(upper, &records(upper)?, &[delta_path(hive)])? {
             Some(bytes) => {
                 let parsed = parse(bytes, &format!("the container's {}", delta_path(hive)))?;
                 let root = parsed
                     .root()
+                    .and_then(|r| Key::load(&r))
                     .map_err(|e| hive_error("the container's delta hive", &e))?;
-                Key::load(&root).map_err(|e| hive_error("the container's delta hive", &e))?
+                stack.push(parsed);
+                root
             }
             None => {
-                let name = match lower.root().map_err(|e| hive_error(hive.root(), &e))? {
+                let name = match stack.root().map_err(|e| hive_error(hive.root(), &e))? {
                     Some(root) => root.name(),
                     None => "ROOT".to_owned(),
                 };
@@ -146,16 +152,39 @@ impl<'a> Edit<'a> {
             }
         };
         Ok(Edit {
-            layers,
             upper,
             hive,
+            stack,
+            image_files,
             root,
         })
     }
 
-    /// The image's registry under the scratch layer (what the container started with).
-    fn lower(&self) -> Result<Stack> {
-        stack(self.layers, None, self.hive)?.ok_or_else(|| no_hive(self.hive))
+    /// The values of key `path` as the container sees it; an error when it does not exist.
+    fn require(&self, path: &RegPath) -> Result<Vec<Value>> {
+        let key = self
+            .stack
+            .open(&path.keys)
+            .map_err(|e| hive_error(path.hive.root(), &e))?
+            .ok_or_else(|| StoreError::NotFound(format!("{}: no such key", path.display())))?;
+        key.values().map_err(|e| hive_error(path.hive.root(), &e))
+    }
+
+    /// Whether the image (under the scratch layer) has key `keys`, and, given `value`, that
+    /// value of it.
+    fn in_image(&self, keys: &[String], value: Option<&str>) -> Result<bool> {
+        let root = self.hive.root();
+        let Some(key) = self
+            .stack
+            .open_in(keys, self.image_files)
+            .map_err(|e| hive_error(root, &e))?
+        else {
+            return Ok(false);
+        };
+        match value {
+            None => Ok(true),
+            Some(name) => Ok(key.value(name).map_err(|e| hive_error(root, &e))?.is_some()),
+        }
     }
 
     /// The scratch node at `keys`, made (leading to a change, inheriting the class) where
@@ -248,16 +277,11 @@ pub fn delete_key(layers: &[PathBuf], upper: &Path, path: &RegPath) -> Result<()
         )));
     };
     let mut edit = Edit::open(layers, upper, path.hive)?;
-    require_key(layers, upper, path)?;
-    let below = !edit.replaces_below(&path.keys, false)
-        && edit
-            .lower()?
-            .open(&path.keys)
-            .map_err(|e| hive_error(path.hive.root(), &e))?
-            .is_some();
+    edit.require(path)?;
+    let below = !edit.replaces_below(&path.keys, false) && edit.in_image(&path.keys, None)?;
     let parent = edit.node(parents);
     if below {
-        // Hide the layers' key: a tombstone, empty.
+        // Hide the image's key: a tombstone, empty.
         let node = parent.subkey_or_insert(last);
         *node = Key {
             name: node.name.clone(),
@@ -273,8 +297,9 @@ pub fn delete_key(layers: &[PathBuf], upper: &Path, path: &RegPath) -> Result<()
 
 /// `strata reg delete KEY /v NAME`: deletes value `name` of key `path` in a container.
 pub fn delete_value(layers: &[PathBuf], upper: &Path, path: &RegPath, name: &str) -> Result<()> {
-    let key = require_key(layers, upper, path)?;
-    if key
+    let mut edit = Edit::open(layers, upper, path.hive)?;
+    if edit
+        .require(path)?
         .iter()
         .all(|v| strata_hive::fold(&v.name) != strata_hive::fold(name))
     {
@@ -283,15 +308,7 @@ pub fn delete_value(layers: &[PathBuf], upper: &Path, path: &RegPath, name: &str
             path.display()
         )));
     }
-    let mut edit = Edit::open(layers, upper, path.hive)?;
-    let below = !edit.replaces_below(&path.keys, true)
-        && edit
-            .lower()?
-            .open(&path.keys)
-            .and_then(|k| k.map(|k| k.value(name)).transpose())
-            .map_err(|e| hive_error(path.hive.root(), &e))?
-            .flatten()
-            .is_some();
+    let below = !edit.replaces_below(&path.keys, true) && edit.in_image(&path.keys, Some(name))?;
     let node = edit.node(&path.keys);
     if below {
         node.set_value(Value {
@@ -303,16 +320,6 @@ pub fn delete_value(layers: &[PathBuf], upper: &Path, path: &RegPath, name: &str
         node.remove_value(name);
     }
     edit.save()
-}
-
-/// The values of key `path` as the container sees it; an error when it does not exist.
-fn require_key(layers: &[PathBuf], upper: &Path, path: &RegPath) -> Result<Vec<Value>> {
-    let stack = stack(layers, Some(upper), path.hive)?.ok_or_else(|| no_hive(path.hive))?;
-    let key = stack
-        .open(&path.keys)
-        .map_err(|e| hive_error(path.hive.root(), &e))?
-        .ok_or_else(|| StoreError::NotFound(format!("{}: no such key", path.display())))?;
-    key.values().map_err(|e| hive_error(path.hive.root(), &e))
 }
 
 #[cfg(test)]
