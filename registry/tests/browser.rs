@@ -81,6 +81,18 @@ async fn shot(client: &Client, name: &str) {
     std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
 }
 
+/// Clicks the element `what` finds (the test fails naming it when there is none).
+async fn click(client: &Client, what: Locator<'_>) {
+    let described = format!("{what:?}");
+    client
+        .find(what)
+        .await
+        .unwrap_or_else(|e| panic!("{described}: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
+
 async fn text(client: &Client, css: &str) -> String {
     client.find(Locator::Css(css)).await.unwrap().text().await.unwrap()
 }
@@ -117,13 +129,7 @@ async fn sign_in(client: &Client, base: &str, user: &str, password: &str) {
         let input = client.find(Locator::Id(field)).await.unwrap();
         input.send_keys(value).await.unwrap();
     }
-    client
-        .find(Locator::Css("form.login button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(client, Locator::Css("form.login button[type=submit]")).await;
     eventually("signed in", || async {
         client.find(Locator::Css("nav.account .user")).await.is_ok()
     })
@@ -203,20 +209,8 @@ async fn a_visitor_browses_signs_in_deletes_and_sees_only_their_own() {
     assert!(client.current_url().await.unwrap().as_str().ends_with("/ui/?q=serv"));
 
     // The Windows index: both platforms, their builds and the hosts that run them.
-    client
-        .find(Locator::LinkText("windows/servercore"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    client
-        .find(Locator::LinkText("ltsc2022"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, Locator::LinkText("windows/servercore")).await;
+    click(&client, Locator::LinkText("ltsc2022")).await;
     let platforms = text(&client, "#platforms").await;
     for shown in [
         "10.0.20348.2113",
@@ -247,15 +241,9 @@ async fn a_visitor_browses_signs_in_deletes_and_sees_only_their_own() {
 
     // The image's files: the union, a directory, a file's text.
     client.goto(&format!("{base}/ui/r/library/busybox:1.36")).await.unwrap();
-    client.find(Locator::Id("browse")).await.unwrap().click().await.unwrap();
+    click(&client, Locator::Id("browse")).await;
     assert_eq!(first_cells(&client, "files").await, ["bin/", "etc/", "var/"]);
-    client
-        .find(Locator::LinkText("etc/"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, Locator::LinkText("etc/")).await;
     let etc = first_cells(&client, "files").await;
     assert!(
         etc.contains(&"hosts".to_string()) && !etc.contains(&"passwd".to_string()),
@@ -263,29 +251,11 @@ async fn a_visitor_browses_signs_in_deletes_and_sees_only_their_own() {
     );
     shot(&client, "05-files").await;
     // One layer's tree: what the upper layer did to /etc.
-    client
-        .find(Locator::LinkText("Layer 2"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, Locator::LinkText("Layer 2")).await;
     let deleted = text(&client, "#files tr.deleted").await;
     assert!(deleted.contains("passwd") && deleted.contains("deleted"), "{deleted}");
-    client
-        .find(Locator::LinkText("All layers"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    client
-        .find(Locator::LinkText("hosts"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, Locator::LinkText("All layers")).await;
+    click(&client, Locator::LinkText("hosts")).await;
     assert_eq!(text(&client, "#content").await, "127.0.0.1 localhost");
     assert_eq!(
         client.execute("return typeof window.pwned", vec![]).await.unwrap(),
@@ -300,13 +270,7 @@ async fn a_visitor_browses_signs_in_deletes_and_sees_only_their_own() {
         .await
         .unwrap();
     for link in ["Its registry", "Vendor", "App"] {
-        client
-            .find(Locator::LinkText(link))
-            .await
-            .unwrap_or_else(|e| panic!("{link}: {e}"))
-            .click()
-            .await
-            .unwrap();
+        click(&client, Locator::LinkText(link)).await;
     }
     assert_eq!(first_cells(&client, "values").await, ["Count", "New", "Version"]);
     assert!(text(&client, "#values").await.contains("3.0"));
@@ -330,22 +294,10 @@ async fn a_visitor_browses_signs_in_deletes_and_sees_only_their_own() {
     // Delete a tag through the confirmation page.
     client.goto(&format!("{base}/ui/r/library/busybox")).await.unwrap();
     assert_eq!(first_cells(&client, "tags").await, ["1.36", "latest"]);
-    client
-        .find(Locator::Css("a.danger[href$='busybox:latest?delete']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, Locator::Css("a.danger[href$='busybox:latest?delete']")).await;
     assert!(text(&client, "main").await.contains("will be deleted"));
     shot(&client, "06-confirm-delete").await;
-    client
-        .find(Locator::Css("button.danger"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, Locator::Css("button.danger")).await;
     eventually("back on the repository", || async {
         client.current_url().await.unwrap().path() == "/ui/r/library/busybox"
     })
@@ -366,13 +318,7 @@ async fn a_visitor_browses_signs_in_deletes_and_sees_only_their_own() {
     }
 
     // Sign out; bob sees only his repository, and alice's are not there for him.
-    client
-        .find(Locator::Css("nav.account button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, Locator::Css("nav.account button")).await;
     eventually("signed out", || async {
         client.find(Locator::LinkText("Sign in")).await.is_ok()
     })

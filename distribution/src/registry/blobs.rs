@@ -197,6 +197,17 @@ impl RegistryClient {
                     .body(chunk.clone())
             })
             .await?;
+        self.patched(response, session, end).await
+    }
+
+    /// A `PATCH`'s answer: the session's next location and the length the registry confirmed
+    /// (`end` when it does not say).
+    async fn patched(
+        &self,
+        response: reqwest::Response,
+        session: &UploadLocation,
+        end: u64,
+    ) -> Result<(UploadLocation, u64)> {
         if response.status() != StatusCode::ACCEPTED {
             return Err(Self::error(response, "upload a chunk").await);
         }
@@ -231,15 +242,7 @@ impl RegistryClient {
                     .body(reqwest::Body::wrap_stream(stream))
             })
             .await?;
-        if response.status() != StatusCode::ACCEPTED {
-            return Err(Self::error(response, "upload a chunk").await);
-        }
-        let confirmed = upload_end(response.headers()).unwrap_or(end);
-        let next = UploadLocation {
-            min_chunk: session.min_chunk,
-            ..self.location(&response)?
-        };
-        Ok((next, confirmed))
+        self.patched(response, session, end).await
     }
 
     /// How many bytes the session holds (`GET` on the session → `Range`).
