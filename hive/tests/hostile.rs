@@ -267,3 +267,35 @@ fn an_ri_list_naming_one_long_list_many_times_is_refused_quickly() {
     assert!(e.to_string().contains("more than the file can hold"), "{e}");
     assert!(started.elapsed().as_secs() < 2);
 }
+
+#[test]
+fn lf_and_li_subkey_lists_read_like_lh() {
+    // Windows and other writers use lf (name hints) and li (offsets only) lists too.
+    let b = base();
+    let c = cells(&b);
+    let names = |b: Vec<u8>| -> Vec<String> {
+        let hive = Hive::parse(b).unwrap();
+        let vendor = hive.root().unwrap().subkey("Vendor").unwrap().unwrap();
+        vendor
+            .subkeys()
+            .unwrap()
+            .iter()
+            .map(strata_hive::KeyNode::name)
+            .collect()
+    };
+    let expected = names(b.clone());
+    assert_eq!(expected, ["App", "Old"]);
+    let mut lf = b.clone();
+    lf[at(c.vendor_list)..at(c.vendor_list) + 2].copy_from_slice(b"lf");
+    assert_eq!(names(lf), expected);
+    let mut li = b;
+    let list = at(c.vendor_list);
+    let entries: Vec<u32> = (0..2)
+        .map(|i| u32::from_le_bytes(li[list + 4 + i * 8..list + 8 + i * 8].try_into().unwrap()))
+        .collect();
+    li[list..list + 2].copy_from_slice(b"li");
+    for (i, e) in entries.iter().enumerate() {
+        put32(&mut li, list + 4 + i * 4, *e);
+    }
+    assert_eq!(names(li), expected);
+}
