@@ -88,7 +88,7 @@ impl Context {
                     )));
                 }
                 return Ok(RegistrySource {
-                    layers: layers.image_dirs(&local_name(target))?,
+                    layers: layers.image_dirs(&image)?,
                     upper: None,
                 });
             }

@@ -475,15 +475,15 @@ impl LayerStore {
         serde_json::from_slice(&raw).map_err(|e| StoreError::Invalid(format!("{}: {e}", path.display())))
     }
 
-    /// The layer directories of image `name`, base first.
-    pub fn image_dirs(&self, name: &str) -> Result<Vec<PathBuf>> {
-        self.image(name)?
+    /// The layer directories of `image` (as [`LayerStore::image`] read it), base first.
+    pub fn image_dirs(&self, image: &ImageLayers) -> Result<Vec<PathBuf>> {
+        image
             .chain
             .iter()
             .map(|c| {
                 strata_storage::digest::parse_digest(c)
                     .map(|d| self.layer_dir(&d))
-                    .map_err(|e| StoreError::Invalid(format!("image {name}: chain id {c}: {e}")))
+                    .map_err(|e| StoreError::Invalid(format!("image {}: chain id {c}: {e}", image.name)))
             })
             .collect()
     }

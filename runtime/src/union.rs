@@ -90,7 +90,7 @@ impl Union {
         if image.os != "windows" {
             return LinuxUnion::open(store, name).map(Union::Linux);
         }
-        let dirs = store.image_dirs(name)?;
+        let dirs = store.image_dirs(&image)?;
         WindowsUnion::open(&dirs)
             .map(Union::Windows)
             .map_err(|e| StoreError::Invalid(format!("image {name}: Windows layer metadata: {e}")))
